@@ -1,0 +1,500 @@
+//! The participant HTTP API as an axum [`Router`] that any host application can mount.
+//! Shapes are documented in `docs/api.md`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::ingest::{Broker, IngestReply};
+use crate::model::{Appointment, Principal};
+use crate::mpan::is_valid_mpan_core;
+use crate::obfuscate;
+use crate::store::{MessageRecord, StoreError};
+
+/// The participant API routes, under `/api/v1`.
+pub fn router(broker: Broker) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/messages", post(post_messages))
+        .route("/api/v1/messages/{transaction_id}", get(get_message))
+        .route("/api/v1/messages/{transaction_id}/routing", get(get_routing))
+        .route("/api/v1/channels", get(list_channels))
+        .route("/api/v1/channels/{interface_id}/schemas/{version}", get(get_schema))
+        .route("/api/v1/queues", get(list_queues))
+        .route("/api/v1/participants/{dip_id}/queues/{name}/messages", get(peek_queue))
+        .route("/api/v1/admin/appointments", post(load_appointments))
+        .route("/api/v1/admin/appointments/{mpan}", get(appointment_history))
+        .with_state(broker)
+}
+
+/// An error answer: `{"errors": [...]}` with a status.
+#[derive(Debug)]
+pub struct Failure(StatusCode, ApiError);
+
+impl Failure {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self(status, ApiError::new(code, "", message))
+    }
+
+    fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such resource visible to you",
+        )
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the platform cannot answer now; retry",
+        )
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        error_response(self.0, vec![self.1])
+    }
+}
+
+fn error_response(status: StatusCode, errors: Vec<ApiError>) -> Response {
+    let mut response = (status, Json(json!({ "errors": errors }))).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// The authenticated caller.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<Broker> for Caller {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, broker: &Broker) -> Result<Self, Failure> {
+        // A principal established by the transport (mTLS) takes precedence.
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(Self(p.clone()));
+        }
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Failure::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::Unauthenticated,
+                    "send Authorization: Bearer <API key>",
+                )
+            })?;
+        broker.authenticate(token.trim()).await.map(Self).map_err(|e| {
+            let status = match e.code {
+                ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+                ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            Failure(status, e)
+        })
+    }
+}
+
+fn require_operator(caller: &Principal) -> Result<(), Failure> {
+    match caller {
+        Principal::Operator { .. } => Ok(()),
+        _ => Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "operator credentials required",
+        )),
+    }
+}
+
+async fn health(State(broker): State<Broker>) -> Result<Json<Value>, Failure> {
+    broker.store().api_key("health").await?;
+    Ok(Json(
+        json!({ "status": "ok", "store": broker.store().backend(), "environment": broker.config().environment }),
+    ))
+}
+
+async fn post_messages(State(broker): State<Broker>, Caller(caller): Caller, body: Body) -> Response {
+    let limit = broker.config().max_body_bytes;
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Failure::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                format!("the body exceeds {limit} bytes"),
+            )
+            .into_response();
+        }
+    };
+    match broker.ingest(&caller, &bytes).await {
+        IngestReply::Items { status, results } => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            Json(json!({ "results": results })),
+        )
+            .into_response(),
+        IngestReply::Failed { status, error } => error_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            vec![error],
+        ),
+    }
+}
+
+/// A message, if the caller sent it (itself or through a DCP it acts for) or is the operator.
+async fn visible_message(broker: &Broker, caller: &Principal, transaction_id: &str) -> Result<MessageRecord, Failure> {
+    let message = broker
+        .store()
+        .message(transaction_id)
+        .await?
+        .ok_or_else(Failure::not_found)?;
+    let allowed = match caller {
+        Principal::Operator { .. } => true,
+        other => {
+            let me = other.dip_id().unwrap_or_default();
+            message.sender_dip_id == me || message.dcp_dip_id.as_deref() == Some(me)
+        }
+    };
+    if allowed {
+        Ok(message)
+    } else {
+        Err(Failure::not_found())
+    }
+}
+
+fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+async fn get_message(
+    State(broker): State<Broker>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Failure> {
+    let m = visible_message(&broker, &caller, &id).await?;
+    let deliveries: Vec<Value> = broker
+        .store()
+        .message_deliveries(&id)
+        .await?
+        .into_iter()
+        .map(|d| json!({ "recipientDIPID": d.recipient_dip_id, "role": d.recipient_role, "queue": d.queue_id, "position": d.seq, "state": d.state }))
+        .collect();
+    Ok(Json(json!({
+        "transactionID": m.transaction_id,
+        "interfaceID": m.interface_id,
+        "schemaVersion": m.schema_version,
+        "eventCode": m.event_code,
+        "senderDIPID": m.sender_dip_id,
+        "senderRoleID": m.sender_role,
+        "senderUniqueReference": m.sender_unique_reference,
+        "DIPConnectionProviderID": m.dcp_dip_id,
+        "MPANCore": m.mpan,
+        "initialCorrelationID": m.correlation_id,
+        "transactionTimestamp": rfc3339(m.received_at),
+        "deliveries": deliveries,
+    })))
+}
+
+async fn get_routing(
+    State(broker): State<Broker>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Failure> {
+    let m = visible_message(&broker, &caller, &id).await?;
+    let decision: Value = serde_json::from_str(&m.routing).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Json(json!({ "transactionID": m.transaction_id, "decision": decision })))
+}
+
+async fn list_channels(State(broker): State<Broker>, Caller(_): Caller) -> Json<Value> {
+    let registry = broker.registry();
+    let mut channels: Vec<Value> = registry
+        .catalogue
+        .channels
+        .values()
+        .map(|c| {
+            let d = &c.channel;
+            json!({
+                "interfaceID": d.id, "publicationID": d.publication_id(), "name": d.name,
+                "businessProcess": d.business_process, "pattern": d.pattern, "eventCodes": d.event_codes,
+                "senderRoles": d.sender_roles, "recipientRoles": d.recipient_roles, "routing": d.routing,
+                "mpanRequired": d.mpan_required, "workflowStart": d.workflow_start,
+                "securityCategory": d.security_category, "schemaVersions": c.versions().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    channels.sort_by(|a, b| a["interfaceID"].as_str().cmp(&b["interfaceID"].as_str()));
+    Json(json!({ "channels": channels }))
+}
+
+async fn get_schema(
+    State(broker): State<Broker>,
+    Caller(_): Caller,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Json<Value>, Failure> {
+    let registry = broker.registry();
+    let channel = registry.channel(&id).ok_or_else(Failure::not_found)?;
+    let schema = channel
+        .channel
+        .schema
+        .iter()
+        .find(|s| s.version == version)
+        .ok_or_else(Failure::not_found)?;
+    Ok(Json(schema.schema.clone()))
+}
+
+async fn list_queues(State(broker): State<Broker>, Caller(caller): Caller) -> Result<Json<Value>, Failure> {
+    let registry = broker.registry();
+    let owners = match &caller {
+        Principal::Operator { .. } => {
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "participant credentials required",
+            ));
+        }
+        p => registry.acts_for(p.dip_id().unwrap_or_default()),
+    };
+    let mut queues = Vec::new();
+    for owner in &owners {
+        let endpoints = registry.endpoints_of(owner);
+        let mut ids: Vec<(String, String, Option<String>, Vec<String>)> = endpoints
+            .iter()
+            .map(|e| (e.id.clone(), e.name.clone(), e.url.clone(), e.channels.clone()))
+            .collect();
+        if !endpoints.iter().any(|e| e.channels.is_empty()) {
+            ids.push((
+                crate::model::Endpoint::make_id(owner, "default"),
+                "default".into(),
+                None,
+                vec![],
+            ));
+        }
+        let stats = broker
+            .store()
+            .queue_stats(&ids.iter().map(|i| i.0.clone()).collect::<Vec<_>>())
+            .await?;
+        for ((id, name, url, channels), stat) in ids.into_iter().zip(stats) {
+            queues.push(json!({
+                "queue": id, "dipID": owner, "name": name, "mode": if url.is_some() { "webhook" } else { "pull" },
+                "channels": channels, "pending": stat.pending,
+                "oldestEnqueuedAt": stat.oldest_enqueued_at.map(rfc3339),
+            }));
+        }
+    }
+    Ok(Json(json!({ "queues": queues })))
+}
+
+#[derive(Deserialize)]
+struct PeekParams {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The pending messages of a queue as the recipient will receive them (obfuscated), in
+/// FIFO order, without consuming them.
+async fn peek_queue(
+    State(broker): State<Broker>,
+    Caller(caller): Caller,
+    Path((dip_id, name)): Path<(String, String)>,
+    Query(params): Query<PeekParams>,
+) -> Result<Json<Value>, Failure> {
+    let registry = broker.registry();
+    let allowed = match &caller {
+        Principal::Operator { .. } => true,
+        p => registry.acts_for(p.dip_id().unwrap_or_default()).contains(&dip_id),
+    };
+    if !allowed {
+        return Err(Failure::not_found());
+    }
+    let queue = crate::model::Endpoint::make_id(&dip_id, &name);
+    let limit = params.limit.unwrap_or(50).clamp(1, 500);
+    let entries = broker
+        .store()
+        .pending_entries(&queue, params.after.unwrap_or(0), limit)
+        .await?;
+    let mut items = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let envelope = broker
+            .store()
+            .archived_envelope(&e.transaction_id)
+            .await?
+            .unwrap_or_default();
+        let payload: Value = serde_json::from_str(&envelope).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        items.push(json!({
+            "position": e.seq, "transactionID": e.transaction_id, "role": e.recipient_role,
+            "enqueuedAt": rfc3339(e.enqueued_at),
+            "body": [{ "payload": obfuscate::redact(&payload, &e.hidden) }],
+        }));
+    }
+    Ok(Json(
+        json!({ "queue": queue, "items": items, "next": entries.last().map(|e| e.seq) }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AppointmentRow {
+    mpan: String,
+    role: String,
+    #[serde(rename = "dipID")]
+    dip_id: Option<String>,
+    effective_from: String,
+}
+
+/// Bulk load of the MPAN appointment table: a JSON array of rows, or CSV with the header
+/// `mpan,role,dip_id,effective_from` (empty `dip_id` = de-appointment). All or nothing.
+async fn load_appointments(
+    State(broker): State<Broker>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(f) = require_operator(&caller) {
+        return f.into_response();
+    }
+    let is_csv = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    let rows = if is_csv {
+        parse_csv(&body)
+    } else {
+        parse_json_rows(&body)
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(errors) => return error_response(StatusCode::BAD_REQUEST, errors),
+    };
+    let registry = broker.registry();
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, r) in rows.into_iter().enumerate() {
+        let at = |f: &str| format!("/{i}/{f}");
+        if !is_valid_mpan_core(&r.mpan) {
+            errors.push(ApiError::new(
+                ErrorCode::InvalidMpan,
+                at("mpan"),
+                "13 digits with a valid check digit",
+            ));
+        }
+        if !registry.catalogue.roles.contains_key(&r.role) {
+            errors.push(ApiError::new(
+                ErrorCode::InvalidField,
+                at("role"),
+                format!("unknown role {}", r.role),
+            ));
+        }
+        let dip_id = r.dip_id.filter(|d| !d.is_empty());
+        if let Some(d) = &dip_id
+            && registry.participant(d).is_none()
+        {
+            errors.push(ApiError::new(
+                ErrorCode::UnknownRecipient,
+                at("dipID"),
+                format!("{d} is not a known participant"),
+            ));
+        }
+        match chrono::NaiveDate::parse_from_str(&r.effective_from, "%Y-%m-%d") {
+            Ok(_) => out.push(Appointment {
+                mpan: r.mpan,
+                role: r.role,
+                effective_from: r.effective_from,
+                dip_id,
+                source_transaction_id: None,
+            }),
+            Err(_) => errors.push(ApiError::new(
+                ErrorCode::InvalidField,
+                at("effectiveFrom"),
+                "a date YYYY-MM-DD",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return error_response(StatusCode::BAD_REQUEST, errors);
+    }
+    match broker.store().put_appointments(&out).await {
+        Ok(n) => (StatusCode::OK, Json(json!({ "loaded": n }))).into_response(),
+        Err(e) => Failure::from(e).into_response(),
+    }
+}
+
+fn parse_json_rows(body: &[u8]) -> Result<Vec<AppointmentRow>, Vec<ApiError>> {
+    serde_json::from_slice(body).map_err(|e| {
+        vec![ApiError::new(
+            ErrorCode::InvalidJson,
+            "",
+            format!("expected an array of {{mpan, role, dipID, effectiveFrom}}: {e}"),
+        )]
+    })
+}
+
+fn parse_csv(body: &[u8]) -> Result<Vec<AppointmentRow>, Vec<ApiError>> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| vec![ApiError::new(ErrorCode::InvalidRequest, "", "CSV must be UTF-8")])?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
+    if header != ["mpan", "role", "dip_id", "effective_from"] {
+        return Err(vec![ApiError::new(
+            ErrorCode::InvalidRequest,
+            "/0",
+            "the header must be mpan,role,dip_id,effective_from",
+        )]);
+    }
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() != 4 {
+            errors.push(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("/{i}"),
+                format!("line {}: four fields expected", i + 2),
+            ));
+            continue;
+        }
+        rows.push(AppointmentRow {
+            mpan: f[0].into(),
+            role: f[1].into(),
+            dip_id: Some(f[2].into()),
+            effective_from: f[3].into(),
+        });
+    }
+    if errors.is_empty() { Ok(rows) } else { Err(errors) }
+}
+
+async fn appointment_history(
+    State(broker): State<Broker>,
+    Caller(caller): Caller,
+    Path(mpan): Path<String>,
+) -> Result<Json<Value>, Failure> {
+    require_operator(&caller)?;
+    let rows = broker.store().appointments(std::slice::from_ref(&mpan)).await?;
+    let rows: Vec<Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let to = rows[i + 1..].iter().find(|n| n.role == a.role).map(|n| n.effective_from.clone());
+            json!({ "role": a.role, "dipID": a.dip_id, "effectiveFrom": a.effective_from, "effectiveTo": to, "sourceTransactionID": a.source_transaction_id })
+        })
+        .collect();
+    Ok(Json(json!({ "mpan": mpan, "appointments": rows })))
+}

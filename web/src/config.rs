@@ -1,0 +1,138 @@
+//! Server settings: defaults that work with no configuration, an optional TOML file, then
+//! environment variables and flags (highest precedence).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// Options shared by every command that opens the store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// PostgreSQL URL (`postgres://…`); without it the embedded SQLite store in the data folder is used.
+    #[arg(long, env = "DIP_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Folder of the embedded store.
+    #[arg(long, env = "DIP_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Settings file (TOML).
+    #[arg(long, env = "DIP_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// Options of commands that serve HTTP.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "DIP_LISTEN")]
+    pub listen: Option<String>,
+    /// The environment tag messages must carry (DEV, SIT, PREPROD, PROD…).
+    #[arg(long, env = "DIP_ENVIRONMENT")]
+    pub environment: Option<String>,
+}
+
+/// The settings file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    environment: Option<String>,
+    max_items: Option<usize>,
+    max_body_bytes: Option<usize>,
+    committers: Option<usize>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: String,
+    pub environment: String,
+    pub broker: broker_core::ingest::BrokerConfig,
+}
+
+impl Settings {
+    pub fn resolve(store: &StoreArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Self> {
+        let file: FileSettings = match &store.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let data_dir = store
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = store
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| sqlite_url(&data_dir));
+        let listen = serve
+            .and_then(|s| s.listen.clone())
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let environment = serve
+            .and_then(|s| s.environment.clone())
+            .or(file.environment)
+            .unwrap_or_else(|| "DEV".into());
+        let mut broker = broker_core::ingest::BrokerConfig {
+            environment: environment.clone(),
+            ..Default::default()
+        };
+        if let Some(n) = file.max_items {
+            broker.max_items = n;
+        }
+        if let Some(n) = file.max_body_bytes {
+            broker.max_body_bytes = n;
+        }
+        if let Some(n) = file.committers {
+            broker.committers = n;
+        }
+        Ok(Self {
+            database_url,
+            listen,
+            environment,
+            broker,
+        })
+    }
+
+    /// The URL with any password masked, for logs.
+    pub fn database_for_log(&self) -> String {
+        match (self.database_url.find("://"), self.database_url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => {
+                let creds = &self.database_url[s + 3..at];
+                match creds.split_once(':') {
+                    Some((user, _)) => format!("{}{user}:***{}", &self.database_url[..s + 3], &self.database_url[at..]),
+                    None => self.database_url.clone(),
+                }
+            }
+            _ => self.database_url.clone(),
+        }
+    }
+}
+
+pub fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("dip.db").display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        let s = Settings {
+            database_url: "postgres://dip:secret@db:5432/dip".into(),
+            listen: String::new(),
+            environment: String::new(),
+            broker: Default::default(),
+        };
+        assert_eq!(s.database_for_log(), "postgres://dip:***@db:5432/dip");
+    }
+}

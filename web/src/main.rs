@@ -1,0 +1,168 @@
+//! `dip`: the Data Integration Platform server and its tools.
+
+mod bench;
+mod config;
+mod server;
+
+use anyhow::{Context, bail};
+use broker_core::seed::{DirectoryData, seed_directory};
+use clap::{Parser, Subcommand};
+
+use config::{ServeArgs, Settings, StoreArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "dip",
+    version,
+    about = "DIP — Data Integration Platform for energy market messaging"
+)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the platform (embedded SQLite store in ./data unless a PostgreSQL URL is given).
+    Serve(ServeArgs),
+    /// Apply database migrations and add missing catalogue channels, then exit.
+    Migrate,
+    /// Serve with the demo directory loaded: participants for every role, endpoints,
+    /// MPAN appointments, and their API keys printed.
+    Demo(ServeArgs),
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage the MPAN appointment table.
+    Appointments {
+        #[command(subcommand)]
+        command: AppointmentsCommand,
+    },
+    /// Benchmarks that print throughput and latency.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key for a participant or DCP (`--dip-id`) or an operator key (`--operator`); the key is printed once.
+    Create {
+        #[arg(long, conflicts_with = "operator", required_unless_present = "operator")]
+        dip_id: Option<String>,
+        #[arg(long)]
+        operator: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppointmentsCommand {
+    /// Load appointment rows from a CSV file with header `mpan,role,dip_id,effective_from`.
+    Load { file: std::path::PathBuf },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(serve) => {
+            let settings = Settings::resolve(&cli.store, Some(&serve))?;
+            let store = server::open_store(&settings).await?;
+            server::serve(&settings, store).await
+        }
+        Command::Migrate => {
+            let settings = Settings::resolve(&cli.store, None)?;
+            server::open_store(&settings).await?;
+            println!("migrations applied to {}", settings.database_for_log());
+            Ok(())
+        }
+        Command::Demo(serve) => {
+            let settings = Settings::resolve(&cli.store, Some(&serve))?;
+            let demo = DirectoryData::demo()?;
+            if settings.environment != demo.environment {
+                bail!(
+                    "the demo directory is for the {} environment, not {}",
+                    demo.environment,
+                    settings.environment
+                );
+            }
+            let store = server::open_store(&settings).await?;
+            seed_directory(store.as_ref(), &demo).await?;
+            print_demo_keys(&demo, &settings.listen);
+            server::serve(&settings, store).await
+        }
+        Command::Keys {
+            command: KeysCommand::Create { dip_id, operator },
+        } => {
+            let settings = Settings::resolve(&cli.store, None)?;
+            let store = server::open_store(&settings).await?;
+            if let Some(d) = &dip_id
+                && !store.participants().await?.iter().any(|p| &p.dip_id == d)
+            {
+                bail!("no participant or DCP {d}");
+            }
+            let key = broker_core::auth::generate_api_key();
+            let name = operator
+                .clone()
+                .unwrap_or_else(|| format!("{} key", dip_id.as_deref().unwrap_or_default()));
+            let record = broker_core::auth::record_for(&key, dip_id.as_deref(), &name).context("generated key")?;
+            store.put_api_key(&record).await?;
+            println!("{key}");
+            Ok(())
+        }
+        Command::Appointments {
+            command: AppointmentsCommand::Load { file },
+        } => {
+            let settings = Settings::resolve(&cli.store, None)?;
+            let store = server::open_store(&settings).await?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let registry = broker_core::registry::Registry::load(store.as_ref()).await?;
+            let rows = broker_core::appointments::parse_csv(&text)
+                .and_then(|rows| broker_core::appointments::validate(rows, &registry))
+                .map_err(|errors| {
+                    let lines: Vec<String> = errors
+                        .iter()
+                        .map(|e| format!("{} {}: {}", e.code, e.path, e.message))
+                        .collect();
+                    anyhow::anyhow!("{} rejected, nothing loaded:\n{}", file.display(), lines.join("\n"))
+                })?;
+            let n = store.put_appointments(&rows).await?;
+            println!("{n} appointment rows loaded");
+            Ok(())
+        }
+        Command::Bench { command } => bench::run(command).await,
+    }
+}
+
+fn print_demo_keys(demo: &DirectoryData, listen: &str) {
+    println!(
+        "\nDIP demo — participant API on http://{listen}/api/v1 (environment {})\n",
+        demo.environment
+    );
+    println!("{:<12} {:<5} {:<44} {:<14} API key", "DIP ID", "MPID", "name", "roles");
+    for p in &demo.participants {
+        let roles = if p.roles.is_empty() {
+            "DCP".to_owned()
+        } else {
+            p.roles.join(",")
+        };
+        println!(
+            "{:<12} {:<5} {:<44} {:<14} {}",
+            p.dip_id, p.mpid, p.name, roles, p.api_key
+        );
+    }
+    for k in &demo.operator_keys {
+        println!("{:<12} {:<5} {:<44} {:<14} {}", "operator", "", k.name, "", k.api_key);
+    }
+    println!("\nTry: curl -H 'Authorization: Bearer <key>' http://{listen}/api/v1/channels\n");
+}

@@ -1,0 +1,68 @@
+//! Opening the store and serving the platform.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use broker_core::catalogue::CatalogueData;
+use broker_core::ingest::Broker;
+use broker_core::store::{self, Store};
+
+use crate::config::Settings;
+
+/// Opens the configured store, applies migrations and adds catalogue channels it lacks.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("opening the store at {}", settings.database_for_log()))?;
+    store.migrate().await.context("applying migrations")?;
+    let added = broker_core::seed::seed_catalogue(store.as_ref(), &CatalogueData::seed()?).await?;
+    if added > 0 {
+        tracing::info!(added, "catalogue channels added");
+    }
+    Ok(store)
+}
+
+/// The whole application: the participant API, and a landing page until the portal lands.
+pub fn app(broker: Broker) -> Router {
+    broker_core::api::router(broker).route(
+        "/",
+        axum::routing::get(|| async {
+            "DIP — Data Integration Platform. Participant API under /api/v1 (see docs/api.md).\n"
+        }),
+    )
+}
+
+/// Serves until interrupted (SIGINT or SIGTERM), finishing requests in flight.
+pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<()> {
+    let broker = Broker::start(store, settings.broker.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        store = ?broker.store().backend(),
+        environment = %settings.environment,
+        "DIP serving"
+    );
+    axum::serve(listener, app(broker))
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}
