@@ -132,18 +132,22 @@ async fn health(State(broker): State<Broker>) -> Result<Json<Value>, Failure> {
     ))
 }
 
-async fn post_messages(State(broker): State<Broker>, Caller(caller): Caller, body: Body) -> Response {
+/// Reads a request body up to the platform's limit (`BrokerConfig::max_body_bytes`).
+async fn read_body(broker: &Broker, body: Body) -> Result<Bytes, Failure> {
     let limit = broker.config().max_body_bytes;
-    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("the body exceeds {limit} bytes"),
+        )
+    })
+}
+
+async fn post_messages(State(broker): State<Broker>, Caller(caller): Caller, body: Body) -> Response {
+    let bytes = match read_body(&broker, body).await {
         Ok(b) => b,
-        Err(_) => {
-            return Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                format!("the body exceeds {limit} bytes"),
-            )
-            .into_response();
-        }
+        Err(f) => return f.into_response(),
     };
     match broker.ingest(&caller, &bytes).await {
         IngestReply::Items { status, results } => (
@@ -366,11 +370,17 @@ async fn load_appointments(
     State(broker): State<Broker>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Err(f) = require_operator(&caller) {
         return f.into_response();
     }
+    // An initial load is large: the platform's body limit applies rather than the
+    // framework's 2 MiB default, and an oversized body gets the API's error shape.
+    let body = match read_body(&broker, body).await {
+        Ok(b) => b,
+        Err(f) => return f.into_response(),
+    };
     let is_csv = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

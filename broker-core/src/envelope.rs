@@ -326,7 +326,7 @@ pub fn check_item<'r>(
         }
         if def.mpan_required
             && mpan.is_none()
-            && m0.map_or(true, |m| !m.contains_key("MPANCore") || m["MPANCore"].is_null())
+            && m0.is_none_or(|m| !m.contains_key("MPANCore") || m["MPANCore"].is_null())
         {
             c.push(
                 ErrorCode::MissingField,

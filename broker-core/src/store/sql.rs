@@ -249,6 +249,10 @@ macro_rules! impl_sql_store {
 
             async fn appointments(&self, mpans: &[String]) -> $crate::store::Result<Vec<$crate::model::Appointment>> {
                 use sqlx::Row;
+                // Each MPAN once and in order, so that rows stay ordered across chunks.
+                let mut mpans: Vec<&String> = mpans.iter().collect();
+                mpans.sort();
+                mpans.dedup();
                 let mut out = Vec::new();
                 for chunk in mpans.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
@@ -572,11 +576,15 @@ macro_rules! impl_sql_store {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 rows: &[$crate::model::Appointment],
             ) -> $crate::store::Result<u64> {
-                // One row per key (the last wins), in key order so that writers never deadlock.
+                // One row per key, in key order so that writers never deadlock. The last one
+                // wins, except that a de-appointment never replaces an appointment (below).
                 let mut by_key: std::collections::BTreeMap<(&str, &str, &str), &$crate::model::Appointment> =
                     std::collections::BTreeMap::new();
                 for a in rows {
-                    by_key.insert((&a.mpan, &a.role, &a.effective_from), a);
+                    let slot = by_key.entry((&a.mpan, &a.role, &a.effective_from)).or_insert(a);
+                    if a.dip_id.is_some() || slot.dip_id.is_none() {
+                        *slot = a;
+                    }
                 }
                 let rows: Vec<&$crate::model::Appointment> = by_key.into_values().collect();
                 let now = $crate::store::sql::now_micros();
