@@ -12,10 +12,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::appointments;
 use crate::error::{ApiError, ErrorCode};
 use crate::ingest::{Broker, IngestReply};
-use crate::model::{Appointment, Principal};
-use crate::mpan::is_valid_mpan_core;
+use crate::model::Principal;
 use crate::obfuscate;
 use crate::store::{MessageRecord, StoreError};
 
@@ -354,16 +354,6 @@ async fn peek_queue(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AppointmentRow {
-    mpan: String,
-    role: String,
-    #[serde(rename = "dipID")]
-    dip_id: Option<String>,
-    effective_from: String,
-}
-
 /// Bulk load of the MPAN appointment table: a JSON array of rows, or CSV with the header
 /// `mpan,role,dip_id,effective_from` (empty `dip_id` = de-appointment). All or nothing.
 async fn load_appointments(
@@ -386,109 +376,19 @@ async fn load_appointments(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/csv"));
     let rows = if is_csv {
-        parse_csv(&body)
+        std::str::from_utf8(&body)
+            .map_err(|_| vec![ApiError::new(ErrorCode::InvalidRequest, "", "CSV must be UTF-8")])
+            .and_then(appointments::parse_csv)
     } else {
-        parse_json_rows(&body)
+        appointments::parse_json(&body)
     };
-    let rows = match rows {
-        Ok(rows) => rows,
-        Err(errors) => return error_response(StatusCode::BAD_REQUEST, errors),
-    };
-    let registry = broker.registry();
-    let mut errors = Vec::new();
-    let mut out = Vec::with_capacity(rows.len());
-    for (i, r) in rows.into_iter().enumerate() {
-        let at = |f: &str| format!("/{i}/{f}");
-        if !is_valid_mpan_core(&r.mpan) {
-            errors.push(ApiError::new(
-                ErrorCode::InvalidMpan,
-                at("mpan"),
-                "13 digits with a valid check digit",
-            ));
-        }
-        if !registry.catalogue.roles.contains_key(&r.role) {
-            errors.push(ApiError::new(
-                ErrorCode::InvalidField,
-                at("role"),
-                format!("unknown role {}", r.role),
-            ));
-        }
-        let dip_id = r.dip_id.filter(|d| !d.is_empty());
-        if let Some(d) = &dip_id
-            && registry.participant(d).is_none()
-        {
-            errors.push(ApiError::new(
-                ErrorCode::UnknownRecipient,
-                at("dipID"),
-                format!("{d} is not a known participant"),
-            ));
-        }
-        match chrono::NaiveDate::parse_from_str(&r.effective_from, "%Y-%m-%d") {
-            Ok(_) => out.push(Appointment {
-                mpan: r.mpan,
-                role: r.role,
-                effective_from: r.effective_from,
-                dip_id,
-                source_transaction_id: None,
-            }),
-            Err(_) => errors.push(ApiError::new(
-                ErrorCode::InvalidField,
-                at("effectiveFrom"),
-                "a date YYYY-MM-DD",
-            )),
-        }
+    match rows.and_then(|rows| appointments::validate(rows, &broker.registry())) {
+        Err(errors) => error_response(StatusCode::BAD_REQUEST, errors),
+        Ok(rows) => match broker.store().put_appointments(&rows).await {
+            Ok(n) => (StatusCode::OK, Json(json!({ "loaded": n }))).into_response(),
+            Err(e) => Failure::from(e).into_response(),
+        },
     }
-    if !errors.is_empty() {
-        return error_response(StatusCode::BAD_REQUEST, errors);
-    }
-    match broker.store().put_appointments(&out).await {
-        Ok(n) => (StatusCode::OK, Json(json!({ "loaded": n }))).into_response(),
-        Err(e) => Failure::from(e).into_response(),
-    }
-}
-
-fn parse_json_rows(body: &[u8]) -> Result<Vec<AppointmentRow>, Vec<ApiError>> {
-    serde_json::from_slice(body).map_err(|e| {
-        vec![ApiError::new(
-            ErrorCode::InvalidJson,
-            "",
-            format!("expected an array of {{mpan, role, dipID, effectiveFrom}}: {e}"),
-        )]
-    })
-}
-
-fn parse_csv(body: &[u8]) -> Result<Vec<AppointmentRow>, Vec<ApiError>> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| vec![ApiError::new(ErrorCode::InvalidRequest, "", "CSV must be UTF-8")])?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
-    if header != ["mpan", "role", "dip_id", "effective_from"] {
-        return Err(vec![ApiError::new(
-            ErrorCode::InvalidRequest,
-            "/0",
-            "the header must be mpan,role,dip_id,effective_from",
-        )]);
-    }
-    let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        if f.len() != 4 {
-            errors.push(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("/{i}"),
-                format!("line {}: four fields expected", i + 2),
-            ));
-            continue;
-        }
-        rows.push(AppointmentRow {
-            mpan: f[0].into(),
-            role: f[1].into(),
-            dip_id: Some(f[2].into()),
-            effective_from: f[3].into(),
-        });
-    }
-    if errors.is_empty() { Ok(rows) } else { Err(errors) }
 }
 
 async fn appointment_history(

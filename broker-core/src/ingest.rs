@@ -281,6 +281,9 @@ impl Broker {
         let received = chrono::Utc::now();
         let mut results: Vec<ItemResult> = Vec::with_capacity(items.len());
         let mut ready: Vec<(usize, Prepared)> = Vec::new();
+        // Items the caller may send but that fail later checks: each may be the resend of
+        // a message accepted before the directory or catalogue changed.
+        let mut authorised_rejects: Vec<(usize, Key)> = Vec::new();
         for (index, item) in items.iter().enumerate() {
             let reference = item
                 .pointer(&format!("{PAYLOAD}/CommonBlock/S1/senderUniqueReference"))
@@ -296,7 +299,10 @@ impl Broker {
             });
             match prepare(item, principal, &registry, &self.inner.config.environment, received) {
                 Ok(p) => ready.push((index, p)),
-                Err(errors) => results[index].errors = errors,
+                Err(Rejection { errors, key }) => {
+                    results[index].errors = errors;
+                    authorised_rejects.extend(key.map(|k| (index, k)));
+                }
             }
         }
 
@@ -335,7 +341,25 @@ impl Broker {
                     batch.push(message);
                     batch_index.push(index);
                 }
-                Err(errors) => results[index].errors = errors,
+                Err(errors) => {
+                    results[index].errors = errors;
+                    authorised_rejects.push((index, p.key));
+                }
+            }
+        }
+
+        // A resend of an accepted message is a duplicate even if it would now be refused.
+        for (index, key) in authorised_rejects {
+            match self.inner.store.original(&key.sender, &key.reference).await {
+                Ok(Some(original)) if original.content_hash == key.content_hash => {
+                    let r = &mut results[index];
+                    r.status = ItemStatus::Duplicate;
+                    r.transaction_id = Some(original.transaction_id);
+                    r.initial_correlation_id = original.correlation_id;
+                    r.errors.clear();
+                }
+                Ok(_) => {}
+                Err(e) => return unavailable(&e),
             }
         }
 
@@ -476,8 +500,29 @@ fn is_retryable(e: &StoreError) -> bool {
     }
 }
 
+/// The idempotency key of an authorised item and the hash of its payload.
+#[derive(Clone)]
+struct Key {
+    sender: String,
+    reference: String,
+    content_hash: String,
+}
+
+/// Why an item was refused; `key` is set once the caller was authorised to send it.
+struct Rejection {
+    errors: Vec<ApiError>,
+    key: Option<Key>,
+}
+
+impl From<Vec<ApiError>> for Rejection {
+    fn from(errors: Vec<ApiError>) -> Self {
+        Self { errors, key: None }
+    }
+}
+
 /// An item that passed validation and authorisation, ready to be routed.
 struct Prepared<'r> {
+    key: Key,
     header: Header,
     channel: &'r CompiledChannel,
     payload: Value,
@@ -491,28 +536,38 @@ fn prepare<'r>(
     registry: &'r Registry,
     environment: &str,
     received: chrono::DateTime<chrono::Utc>,
-) -> Result<Prepared<'r>, Vec<ApiError>> {
+) -> Result<Prepared<'r>, Rejection> {
     let (header, channel) = envelope::check_item(item, registry, environment)?;
     let errors = envelope::authorise(principal, &header, channel, registry);
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(errors.into());
     }
     let payload = item.get("payload").cloned().unwrap_or(Value::Null);
+    let key = Key {
+        sender: header.sender_dip_id.clone(),
+        reference: header.sender_unique_reference.clone(),
+        content_hash: envelope::content_hash(&payload),
+    };
+    let reject = |errors| Rejection {
+        errors,
+        key: Some(key.clone()),
+    };
     let date = match &channel.channel.applicable_date {
         Some(ptr) => match envelope::date_at(&payload, ptr) {
             Some(d) => (d, ptr.clone()),
             None => {
-                return Err(vec![ApiError::new(
+                return Err(reject(vec![ApiError::new(
                     ErrorCode::InvalidField,
                     format!("{PAYLOAD}{ptr}"),
                     "the routing date must be a date or date-time",
-                )]);
+                )]));
             }
         },
         None => (received.date_naive(), "receipt".to_owned()),
     };
-    let appointments = appointment_changes(channel, &header, &payload, registry)?;
+    let appointments = appointment_changes(channel, &header, &payload, registry).map_err(reject)?;
     Ok(Prepared {
+        key,
         header,
         channel,
         payload,
@@ -585,7 +640,6 @@ impl Prepared<'_> {
         } else {
             self.header.sender_correlation_id.clone()
         };
-        let content_hash = envelope::content_hash(&self.payload);
         if let Some(cb) = self.payload.get_mut("CommonBlock").and_then(Value::as_object_mut) {
             let a0 = cb.entry("A0").or_insert_with(|| json!({}));
             if let Some(a0) = a0.as_object_mut() {
@@ -626,7 +680,7 @@ impl Prepared<'_> {
         NewMessage {
             sender_dip_id: self.header.sender_dip_id,
             sender_unique_reference: self.header.sender_unique_reference,
-            content_hash,
+            content_hash: self.key.content_hash,
             interface_id: def.id.clone(),
             schema_version: self.header.schema_version,
             event_code: self.header.event_codes.first().cloned().unwrap_or_default(),

@@ -1898,6 +1898,34 @@ async fn transaction_ids_unique_and_time_ordered(db: Db) {
 // 7. Duplicates
 // ---------------------------------------------------------------------------------------
 
+/// A sender whose first answer was lost resends: it gets the original transaction even
+/// when the message would now be refused (here its only recipient was de-appointed).
+async fn resend_after_routing_change_is_duplicate(db: Db) {
+    let s = TestServer::start(db).await;
+    let key = s.key(REGS_N);
+    let op = s.operator_key();
+    let mpan = fresh_mpan("160000100077");
+    let load = |rows: Value| load_appointments(&s, &op, "application/json", rows.to_string());
+    let (status, body) =
+        load(json!([{ "mpan": mpan, "role": "SUP", "dipID": SUP1, "effectiveFrom": "2024-01-01" }])).await;
+    assert_eq!(status, 200, "{body}");
+    let tx = send_one(&s, &key, if006("rc", &mpan)).await;
+    let (status, body) =
+        load(json!([{ "mpan": mpan, "role": "SUP", "dipID": null, "effectiveFrom": "2024-06-01" }])).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = s.post(&key, &json!([if006("rc", &mpan)])).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(results(&body)[0]["status"], "duplicate");
+    assert_eq!(results(&body)[0]["transactionID"], json!(tx));
+    assert_eq!(results(&body)[0]["errors"], json!([]));
+    // A new reference is routed afresh, and finds nobody.
+    let (status, body) = s.post(&key, &json!([if006("rc-new", &mpan)])).await;
+    assert_eq!(status, 400, "{body}");
+    rejected(&results(&body)[0], &[("NO_RECIPIENTS", "/payload/CommonBlock")]);
+    assert_eq!(deliveries(&s, &key, &tx).await.len(), 1);
+}
+
 async fn sequential_resend_is_duplicate(db: Db) {
     let s = TestServer::start(db).await;
     let key = s.key(SUP1);
@@ -2103,6 +2131,7 @@ both_stores!(
     correlation_ids,
     transaction_ids_unique_and_time_ordered,
     sequential_resend_is_duplicate,
+    resend_after_routing_change_is_duplicate,
     reused_reference_with_other_payload_conflicts,
     same_reference_twice_in_one_request,
     concurrent_identical_requests,

@@ -135,6 +135,17 @@ pub enum CommitOutcome {
     },
 }
 
+/// The stored original of a sender's reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Original {
+    /// Its transaction id.
+    pub transaction_id: String,
+    /// Its correlation id.
+    pub correlation_id: Option<String>,
+    /// Its content hash.
+    pub content_hash: String,
+}
+
 /// A stored message's operational record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageRecord {
@@ -236,6 +247,8 @@ pub trait Store: Send + Sync + 'static {
     /// are in the order of `batch`; an item whose sender reference is already stored (or
     /// appears earlier in the batch) is a duplicate and writes nothing.
     async fn commit_messages(&self, batch: &[NewMessage]) -> Result<Vec<CommitOutcome>>;
+    /// The message stored for a sender's reference, if any.
+    async fn original(&self, sender_dip_id: &str, reference: &str) -> Result<Option<Original>>;
     /// A message's operational record.
     async fn message(&self, transaction_id: &str) -> Result<Option<MessageRecord>>;
     /// A message's archived envelope.

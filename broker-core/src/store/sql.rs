@@ -5,6 +5,10 @@
 /// Rows per multi-row INSERT: keeps every statement under both databases' bind limits.
 pub(super) const CHUNK: usize = 500;
 
+/// The stored original of a (sender, reference) key.
+pub(super) const ORIGINAL: &str = "SELECT transaction_id, correlation_id, content_hash FROM messages \
+     WHERE sender_dip_id = $1 AND sender_unique_reference = $2";
+
 pub(super) fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -341,14 +345,11 @@ macro_rules! impl_sql_store {
                         outcomes[i] = Some(CommitOutcome::Accepted);
                         continue;
                     }
-                    let r = sqlx::query(
-                        "SELECT transaction_id, correlation_id, content_hash FROM messages \
-                         WHERE sender_dip_id = $1 AND sender_unique_reference = $2",
-                    )
-                    .bind(&m.sender_dip_id)
-                    .bind(&m.sender_unique_reference)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    let r = sqlx::query($crate::store::sql::ORIGINAL)
+                        .bind(&m.sender_dip_id)
+                        .bind(&m.sender_unique_reference)
+                        .fetch_one(&mut *tx)
+                        .await?;
                     outcomes[i] = Some(CommitOutcome::Duplicate {
                         transaction_id: r.get(0),
                         correlation_id: r.get(1),
@@ -461,6 +462,24 @@ macro_rules! impl_sql_store {
                     .into_iter()
                     .map(|o| o.expect("every outcome decided"))
                     .collect())
+            }
+
+            async fn original(
+                &self,
+                sender_dip_id: &str,
+                reference: &str,
+            ) -> $crate::store::Result<Option<$crate::store::Original>> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::sql::ORIGINAL)
+                    .bind(sender_dip_id)
+                    .bind(reference)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.map(|r| $crate::store::Original {
+                    transaction_id: r.get(0),
+                    correlation_id: r.get(1),
+                    content_hash: r.get(2),
+                }))
             }
 
             async fn message(
