@@ -449,17 +449,7 @@ async fn load_appointments(
     content_type: &str,
     body: impl Into<reqwest::Body>,
 ) -> (u16, Value) {
-    let r = s
-        .http
-        .post(format!("{}/api/v1/admin/appointments", s.base))
-        .bearer_auth(key)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    s.post_to("/api/v1/admin/appointments", key, content_type, body).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -758,53 +748,19 @@ async fn missing_fields(db: Db) {
         &[("MISSING_FIELD", "/payload/CommonBlock")],
     )
     .await;
-    expect_invalid(
-        &s,
-        without(if031("r"), "/payload/CommonBlock/S1"),
-        &[("MISSING_FIELD", "/payload/CommonBlock/S1")],
-    )
-    .await;
-    expect_invalid(
-        &s,
-        without(if031("r"), "/payload/CommonBlock/S0"),
-        &[("MISSING_FIELD", "/payload/CommonBlock/S0")],
-    )
-    .await;
-    for field in ["senderDIPID", "senderRoleID", "senderTimestamp", "environmentTag"] {
-        let path = format!("{CB}/S1/{field}");
+    // Absent sections and fields; IF-031 also needs an MPAN.
+    let absent = ["S1", "S0", "S0/schemaVersion", "S0/eventCode", "M0/MPANCore"]
+        .into_iter()
+        .map(|f| format!("{CB}/{f}"))
+        .chain(["senderDIPID", "senderRoleID", "senderTimestamp", "environmentTag"].map(|f| format!("{CB}/S1/{f}")));
+    for path in absent {
         expect_invalid(&s, without(if031("r"), &path), &[("MISSING_FIELD", &path)]).await;
     }
-    expect_invalid(
-        &s,
-        with(if031("r"), "/payload/CommonBlock/S1/senderDIPID", json!("")),
-        &[("MISSING_FIELD", "/payload/CommonBlock/S1/senderDIPID")],
-    )
-    .await;
-    expect_invalid(
-        &s,
-        with(if031("r"), "/payload/CommonBlock/S0/interfaceID", Value::Null),
-        &[("MISSING_FIELD", "/payload/CommonBlock/S0/interfaceID")],
-    )
-    .await;
-    expect_invalid(
-        &s,
-        without(if031("r"), "/payload/CommonBlock/S0/schemaVersion"),
-        &[("MISSING_FIELD", "/payload/CommonBlock/S0/schemaVersion")],
-    )
-    .await;
-    expect_invalid(
-        &s,
-        without(if031("r"), "/payload/CommonBlock/S0/eventCode"),
-        &[("MISSING_FIELD", "/payload/CommonBlock/S0/eventCode")],
-    )
-    .await;
-    // IF-031 needs an MPAN.
-    expect_invalid(
-        &s,
-        without(if031("r"), "/payload/CommonBlock/M0/MPANCore"),
-        &[("MISSING_FIELD", "/payload/CommonBlock/M0/MPANCore")],
-    )
-    .await;
+    // Empty or null counts as absent.
+    for (field, value) in [("S1/senderDIPID", json!("")), ("S0/interfaceID", Value::Null)] {
+        let path = format!("{CB}/{field}");
+        expect_invalid(&s, with(if031("r"), &path, value), &[("MISSING_FIELD", &path)]).await;
+    }
 
     // Without a reference the result cannot echo it.
     let (status, body) = s

@@ -125,19 +125,30 @@ impl TestServer {
         self.demo.operator_keys[0].api_key.clone()
     }
 
-    /// POSTs raw bytes to the messages endpoint.
-    pub async fn post_raw(&self, key: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    /// POSTs a body of a content type to a path.
+    pub async fn post_to(
+        &self,
+        path: &str,
+        key: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let r = self
             .http
-            .post(format!("{}/api/v1/messages", self.base))
+            .post(format!("{}{path}", self.base))
             .bearer_auth(key)
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(body)
             .send()
             .await
             .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs raw bytes to the messages endpoint.
+    pub async fn post_raw(&self, key: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        self.post_to("/api/v1/messages", key, "application/json", body).await
     }
 
     /// POSTs JSON to the messages endpoint.
