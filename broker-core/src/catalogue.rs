@@ -211,6 +211,10 @@ fn check_channel(c: &Channel, roles: &BTreeMap<String, Role>) -> Result<(), Cata
     if !(1..=4).contains(&c.security_category) {
         return fail("security_category must be 1 to 4".into());
     }
+    let d = &c.delivery;
+    if d.retry_initial_ms == 0 || d.retry_max_ms < d.retry_initial_ms || d.stale_after_secs == 0 {
+        return fail("delivery: need 0 < retry_initial_ms <= retry_max_ms and stale_after_secs > 0".into());
+    }
     if c.schema.is_empty() {
         return fail("no schema version".into());
     }

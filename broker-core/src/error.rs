@@ -63,6 +63,17 @@ pub enum ErrorCode {
     NoRecipients,
     /// The `senderUniqueReference` was used before for a different payload.
     DuplicateReferenceConflict,
+    // Delivery.
+    /// The recipient refused a message without saying why (return to sender).
+    RecipientRejected,
+    /// The message waited longer than its channel allows and was dead-lettered.
+    Stale,
+    /// Another consumer holds the pull lease of the queue.
+    QueueLeased,
+    /// The pull lease expired or was taken over; the messages will be offered again.
+    LeaseLost,
+    /// The queue is delivered by webhook, so it cannot be pulled.
+    NotPullQueue,
 }
 
 impl ErrorCode {
@@ -95,6 +106,11 @@ impl ErrorCode {
             Self::TargetingNotAllowed => "TARGETING_NOT_ALLOWED",
             Self::NoRecipients => "NO_RECIPIENTS",
             Self::DuplicateReferenceConflict => "DUPLICATE_REFERENCE_CONFLICT",
+            Self::RecipientRejected => "RECIPIENT_REJECTED",
+            Self::Stale => "STALE",
+            Self::QueueLeased => "QUEUE_LEASED",
+            Self::LeaseLost => "LEASE_LOST",
+            Self::NotPullQueue => "NOT_PULL_QUEUE",
         }
     }
 

@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     pub commit_queue: usize,
     /// How long a request may wait for room in the commit queue.
     pub commit_wait: Duration,
+    /// The DIP ID the platform sends its own messages (return to sender) under.
+    pub platform_dip_id: String,
 }
 
 impl Default for BrokerConfig {
@@ -56,6 +58,7 @@ impl Default for BrokerConfig {
             committers: 4,
             commit_queue: 1024,
             commit_wait: Duration::from_secs(2),
+            platform_dip_id: "0000000000".into(),
         }
     }
 }
@@ -434,6 +437,26 @@ impl Broker {
     }
 }
 
+/// The `D0` block the platform adds to a message (`WIRE.md`).
+pub(crate) fn transaction_wrapper(
+    transaction_id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    channel: &crate::model::Channel,
+    correlation_id: Option<&str>,
+    replay: bool,
+    environment: &str,
+) -> Value {
+    json!({
+        "transactionID": transaction_id,
+        "transactionTimestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "publicationID": channel.publication_id(),
+        "initialCorrelationID": correlation_id,
+        "replayIndicator": replay,
+        "serviceTicketURL": null,
+        "environmentTag": environment,
+    })
+}
+
 fn unavailable(e: &StoreError) -> IngestReply {
     tracing::error!(error = %e, "store failure; request refused");
     IngestReply::Failed {
@@ -652,15 +675,14 @@ impl Prepared<'_> {
             }
             cb.insert(
                 "D0".into(),
-                json!({
-                    "transactionID": transaction_id,
-                    "transactionTimestamp": received.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    "publicationID": def.publication_id(),
-                    "initialCorrelationID": correlation_id,
-                    "replayIndicator": false,
-                    "serviceTicketURL": null,
-                    "environmentTag": environment,
-                }),
+                transaction_wrapper(
+                    &transaction_id,
+                    received,
+                    def,
+                    correlation_id.as_deref(),
+                    false,
+                    environment,
+                ),
             );
         }
         let received_at = received.timestamp_micros();

@@ -131,6 +131,35 @@ pub struct Channel {
     pub appointment_update: Option<AppointmentUpdate>,
     /// Accepted schema versions.
     pub schema: Vec<SchemaVersion>,
+    /// Retry schedule and staleness limit of deliveries on this channel.
+    #[serde(default)]
+    pub delivery: DeliveryPolicy,
+}
+
+/// How deliveries of a channel are retried (spec 5.5.8, 5.5.13): exponential back-off
+/// with jitter from `retry_initial_ms` up to `retry_max_ms`, until the message has waited
+/// `stale_after_secs` in the queue; it is then dead-lettered and reported to its sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryPolicy {
+    /// First retry delay.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay.
+    pub retry_max_ms: u64,
+    /// Age in the queue after which an undelivered message is stale.
+    pub stale_after_secs: u64,
+}
+
+impl Default for DeliveryPolicy {
+    /// Retries from 1 s up to 5 min; messages are kept for a recipient 14 days (spec 5.4,
+    /// durable subscriptions) before they are dead-lettered.
+    fn default() -> Self {
+        Self {
+            retry_initial_ms: 1_000,
+            retry_max_ms: 300_000,
+            stale_after_secs: 14 * 86_400,
+        }
+    }
 }
 
 impl Channel {

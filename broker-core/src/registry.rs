@@ -92,6 +92,13 @@ impl Registry {
         self.endpoints.get(dip_id).map_or(&[], Vec::as_slice)
     }
 
+    /// The endpoint behind a queue id (`<dip_id>/<name>`); `None` for the implicit
+    /// `default` pull queue of a participant without endpoints.
+    pub fn endpoint(&self, queue_id: &str) -> Option<&Endpoint> {
+        let (dip_id, _) = queue_id.split_once('/')?;
+        self.endpoints_of(dip_id).iter().find(|e| e.id == queue_id)
+    }
+
     /// The logical queue that receives `channel` for `dip_id`: the endpoint the channel is
     /// assigned to, else the endpoint taking unassigned channels, else the participant's
     /// implicit `default` pull queue.

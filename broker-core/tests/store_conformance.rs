@@ -767,6 +767,11 @@ async fn an_accepted_message_writes_record_archive_deliveries_and_appointments(d
         hidden: d.hidden.clone(),
         state: "pending".into(),
         enqueued_at: m.received_at,
+        attempts: 0,
+        last_attempt_at: None,
+        last_outcome: None,
+        settled_at: None,
+        replay_id: None,
     };
     // Deliveries come back by recipient, then queue.
     let expected = vec![entry(&m.deliveries[1]), entry(&m.deliveries[0])];

@@ -30,6 +30,16 @@ pub struct ServeArgs {
     /// The environment tag messages must carry (DEV, SIT, PREPROD, PROD…).
     #[arg(long, env = "DIP_ENVIRONMENT")]
     pub environment: Option<String>,
+    /// This node's name in queue leases (unique per running process; random by default).
+    #[arg(long, env = "DIP_NODE_ID")]
+    pub node_id: Option<String>,
+    /// How long a queue lease lasts without renewal, in milliseconds (a dead node's
+    /// queues wait this long before another node takes them).
+    #[arg(long, env = "DIP_LEASE_TTL_MS")]
+    pub lease_ttl_ms: Option<u64>,
+    /// Longest wait for a webhook's answer, in milliseconds.
+    #[arg(long, env = "DIP_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
 }
 
 /// The settings file.
@@ -43,6 +53,19 @@ struct FileSettings {
     max_items: Option<usize>,
     max_body_bytes: Option<usize>,
     committers: Option<usize>,
+    #[serde(default)]
+    delivery: DeliverySettings,
+}
+
+/// The `[delivery]` table of the settings file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliverySettings {
+    node_id: Option<String>,
+    lease_ttl_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+    sweep_interval_ms: Option<u64>,
 }
 
 /// Resolved settings.
@@ -52,6 +75,7 @@ pub struct Settings {
     pub listen: String,
     pub environment: String,
     pub broker: broker_core::ingest::BrokerConfig,
+    pub delivery: broker_core::delivery::DeliveryConfig,
 }
 
 impl Settings {
@@ -94,11 +118,33 @@ impl Settings {
         if let Some(n) = file.committers {
             broker.committers = n;
         }
+        let ms = std::time::Duration::from_millis;
+        let mut delivery = broker_core::delivery::DeliveryConfig::default();
+        let d = file.delivery;
+        if let Some(id) = serve.and_then(|s| s.node_id.clone()).or(d.node_id) {
+            delivery.node_id = id;
+        }
+        if let Some(n) = serve.and_then(|s| s.lease_ttl_ms).or(d.lease_ttl_ms) {
+            delivery.lease_ttl = ms(n.max(100));
+        }
+        if let Some(n) = serve.and_then(|s| s.request_timeout_ms).or(d.request_timeout_ms) {
+            delivery.request_timeout = ms(n.max(1));
+        }
+        if let Some(n) = d.connect_timeout_ms {
+            delivery.connect_timeout = ms(n.max(1));
+        }
+        if let Some(n) = d.sweep_interval_ms {
+            delivery.sweep_interval = ms(n.max(100));
+        }
+        if delivery.lease_ttl <= delivery.request_timeout {
+            anyhow::bail!("the lease TTL must be longer than the request timeout, or no webhook could ever be sent");
+        }
         Ok(Self {
             database_url,
             listen,
             environment,
             broker,
+            delivery,
         })
     }
 
@@ -132,6 +178,7 @@ mod tests {
             listen: String::new(),
             environment: String::new(),
             broker: Default::default(),
+            delivery: Default::default(),
         };
         assert_eq!(s.database_for_log(), "postgres://dip:***@db:5432/dip");
     }

@@ -36,6 +36,7 @@ pub fn app(broker: Broker) -> Router {
 /// Serves until interrupted (SIGINT or SIGTERM), finishing requests in flight.
 pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<()> {
     let broker = Broker::start(store, settings.broker.clone()).await?;
+    let delivery = broker_core::delivery::start(broker.clone(), settings.delivery.clone())?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -43,11 +44,13 @@ pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result
         address = %listener.local_addr()?,
         store = ?broker.store().backend(),
         environment = %settings.environment,
+        node = %settings.delivery.node_id,
         "DIP serving"
     );
     axum::serve(listener, app(broker))
         .with_graceful_shutdown(shutdown())
         .await?;
+    delivery.stop().await;
     Ok(())
 }
 

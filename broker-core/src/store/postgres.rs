@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use super::sql::impl_sql_store;
-use super::{Backend, Result, StoreError};
+use super::{ALL_QUEUES, Backend, Notifier, Result, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -15,7 +15,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    notifier: Notifier,
+    listening: std::sync::Arc<std::sync::Once>,
 }
+
+/// The channel on which commits name the queues they filled.
+const CHANNEL: &str = "dip_enqueued";
 
 impl PostgresStore {
     const BACKEND: Backend = Backend::Postgres;
@@ -28,7 +33,11 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.application_name("dip"))
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            notifier: super::notifier(),
+            listening: std::sync::Arc::new(std::sync::Once::new()),
+        })
     }
 
     /// The connection pool, for components that need PostgreSQL itself (LISTEN/NOTIFY).
@@ -47,6 +56,60 @@ impl PostgresStore {
     async fn run_migrations(&self) -> Result<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Tells every node (delivered on commit) which queues received entries.
+    async fn notify_in_tx(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, queues: &[String]) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(super::sql::notification(queues))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Relays other nodes' commit notifications to local subscribers (once per store). A
+    /// lost connection may have dropped notifications, so reconnecting announces `*`.
+    fn listen(&self) {
+        let pool = self.pool.clone();
+        let notifier = self.notifier.clone();
+        self.listening.call_once(move || {
+            tokio::spawn(async move {
+                loop {
+                    let mut listener = match PgListener::connect_with(&pool).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot listen for queue notifications; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
+                    if let Err(e) = listener.listen(CHANNEL).await {
+                        tracing::warn!(error = %e, "LISTEN failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    let _ = notifier.send(std::sync::Arc::new(vec![ALL_QUEUES.to_owned()]));
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(n)) => {
+                                let queues = n.payload().split('\n').map(str::to_owned).collect();
+                                if notifier.send(std::sync::Arc::new(queues)).is_err() {
+                                    // Nobody listens any more.
+                                }
+                            }
+                            Ok(None) => {
+                                let _ = notifier.send(std::sync::Arc::new(vec![ALL_QUEUES.to_owned()]));
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "queue notifications interrupted");
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        });
     }
 }
 

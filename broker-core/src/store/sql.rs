@@ -9,6 +9,35 @@ pub(super) const CHUNK: usize = 500;
 pub(super) const ORIGINAL: &str = "SELECT transaction_id, correlation_id, content_hash FROM messages \
      WHERE sender_dip_id = $1 AND sender_unique_reference = $2";
 
+/// Columns of a queue entry, in the order `queue_entry` reads them (table alias `q`).
+pub(super) const ENTRY: &str = "q.queue_id, q.seq, q.transaction_id, q.recipient_dip_id, q.recipient_role, \
+     q.hidden, q.state, q.enqueued_at, q.attempts, q.last_attempt_at, q.last_outcome, q.settled_at, q.replay_id";
+
+/// Number of columns in [`ENTRY`].
+pub(super) const ENTRY_LEN: usize = 13;
+
+/// A queue entry to create.
+pub(super) struct NewEntry<'a> {
+    pub queue_id: &'a str,
+    pub transaction_id: &'a str,
+    pub recipient_dip_id: &'a str,
+    pub recipient_role: &'a str,
+    pub hidden: String,
+    pub enqueued_at: i64,
+    pub replay_id: Option<&'a str>,
+}
+
+/// The notification payload naming queues that received entries; `*` when it would not
+/// fit PostgreSQL's 8000-byte limit.
+pub(super) fn notification(queues: &[String]) -> String {
+    let text = queues.join("\n");
+    if text.len() > 7000 {
+        super::ALL_QUEUES.to_owned()
+    } else {
+        text
+    }
+}
+
 pub(super) fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
@@ -285,183 +314,10 @@ macro_rules! impl_sql_store {
                 &self,
                 batch: &[$crate::store::NewMessage],
             ) -> $crate::store::Result<Vec<$crate::store::CommitOutcome>> {
-                use sqlx::Row;
-                use std::collections::{BTreeMap, HashMap, HashSet};
-                use $crate::store::CommitOutcome;
-
-                // First occurrence of each idempotency key; later ones are duplicates of it.
-                let mut first: HashMap<(&str, &str), usize> = HashMap::new();
-                let mut unique: Vec<usize> = Vec::new();
-                for (i, m) in batch.iter().enumerate() {
-                    let key = (m.sender_dip_id.as_str(), m.sender_unique_reference.as_str());
-                    if !first.contains_key(&key) {
-                        first.insert(key, i);
-                        unique.push(i);
-                    }
-                }
-                // Keys in one order in every transaction, so concurrent writers never deadlock.
-                unique.sort_by(|&a, &b| {
-                    (&batch[a].sender_dip_id, &batch[a].sender_unique_reference)
-                        .cmp(&(&batch[b].sender_dip_id, &batch[b].sender_unique_reference))
-                });
-
                 let mut tx = self.writer().begin().await?;
-                let mut inserted: HashSet<String> = HashSet::new();
-                for chunk in unique.chunks($crate::store::sql::CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO messages (transaction_id, sender_dip_id, sender_unique_reference, \
-                         content_hash, interface_id, schema_version, event_code, sender_role, dcp_dip_id, \
-                         mpan, correlation_id, received_at, routing) ",
-                    );
-                    qb.push_values(chunk, |mut b, &i| {
-                        let m = &batch[i];
-                        b.push_bind(&m.transaction_id)
-                            .push_bind(&m.sender_dip_id)
-                            .push_bind(&m.sender_unique_reference)
-                            .push_bind(&m.content_hash)
-                            .push_bind(&m.interface_id)
-                            .push_bind(&m.schema_version)
-                            .push_bind(&m.event_code)
-                            .push_bind(&m.sender_role)
-                            .push_bind(&m.dcp_dip_id)
-                            .push_bind(&m.mpan)
-                            .push_bind(&m.correlation_id)
-                            .push_bind(m.received_at)
-                            .push_bind(&m.routing);
-                    });
-                    qb.push(
-                        " ON CONFLICT (sender_dip_id, sender_unique_reference) DO NOTHING \
-                         RETURNING transaction_id",
-                    );
-                    for r in qb.build().fetch_all(&mut *tx).await? {
-                        inserted.insert(r.get(0));
-                    }
-                }
-
-                let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; batch.len()];
-                for &i in &unique {
-                    let m = &batch[i];
-                    if inserted.contains(&m.transaction_id) {
-                        outcomes[i] = Some(CommitOutcome::Accepted);
-                        continue;
-                    }
-                    let r = sqlx::query($crate::store::sql::ORIGINAL)
-                        .bind(&m.sender_dip_id)
-                        .bind(&m.sender_unique_reference)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    outcomes[i] = Some(CommitOutcome::Duplicate {
-                        transaction_id: r.get(0),
-                        correlation_id: r.get(1),
-                        content_hash: r.get(2),
-                    });
-                }
-                // Items repeating a key earlier in the batch duplicate that item.
-                for (i, m) in batch.iter().enumerate() {
-                    if outcomes[i].is_some() {
-                        continue;
-                    }
-                    let f = first[&(m.sender_dip_id.as_str(), m.sender_unique_reference.as_str())];
-                    outcomes[i] = Some(match &outcomes[f] {
-                        Some(CommitOutcome::Accepted) => CommitOutcome::Duplicate {
-                            transaction_id: batch[f].transaction_id.clone(),
-                            correlation_id: batch[f].correlation_id.clone(),
-                            content_hash: batch[f].content_hash.clone(),
-                        },
-                        other => other.clone().expect("first occurrence decided above"),
-                    });
-                }
-
-                // Accepted messages in receipt (transaction id) order: that is their queue order.
-                let mut accepted: Vec<&$crate::store::NewMessage> = batch
-                    .iter()
-                    .zip(&outcomes)
-                    .filter(|(_, o)| matches!(o, Some(CommitOutcome::Accepted)))
-                    .map(|(m, _)| m)
-                    .collect();
-                accepted.sort_by(|a, b| a.transaction_id.cmp(&b.transaction_id));
-
-                for chunk in accepted.chunks($crate::store::sql::CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO archive (transaction_id, interface_id, received_at, retain_until, envelope) ",
-                    );
-                    qb.push_values(chunk, |mut b, m| {
-                        b.push_bind(&m.transaction_id)
-                            .push_bind(&m.interface_id)
-                            .push_bind(m.received_at)
-                            .push_bind(m.retain_until)
-                            .push_bind(&m.envelope);
-                    });
-                    qb.build().execute(&mut *tx).await?;
-                }
-
-                // Reserve queue positions: one counter row per queue, locked in queue order.
-                let mut per_queue: BTreeMap<&str, i64> = BTreeMap::new();
-                for m in &accepted {
-                    for d in &m.deliveries {
-                        *per_queue.entry(d.queue_id.as_str()).or_default() += 1;
-                    }
-                }
-                let mut next_seq: HashMap<String, i64> = HashMap::new();
-                let queues: Vec<(&str, i64)> = per_queue.into_iter().collect();
-                for chunk in queues.chunks($crate::store::sql::CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO queue_counters (queue_id, last_seq) ");
-                    qb.push_values(chunk, |mut b, (q, n)| {
-                        b.push_bind(*q).push_bind(*n);
-                    });
-                    qb.push(
-                        " ON CONFLICT (queue_id) DO UPDATE SET \
-                         last_seq = queue_counters.last_seq + excluded.last_seq \
-                         RETURNING queue_id, last_seq",
-                    );
-                    let counts: HashMap<&str, i64> = chunk.iter().copied().collect();
-                    for r in qb.build().fetch_all(&mut *tx).await? {
-                        let q: String = r.get(0);
-                        let last: i64 = r.get(1);
-                        let n = counts.get(q.as_str()).copied().unwrap_or(0);
-                        next_seq.insert(q, last - n + 1);
-                    }
-                }
-
-                let mut entries = Vec::new();
-                for m in &accepted {
-                    for d in &m.deliveries {
-                        let seq = next_seq.get_mut(&d.queue_id).ok_or_else(|| {
-                            $crate::store::StoreError::Corrupt(format!("no position for {}", d.queue_id))
-                        })?;
-                        entries.push((*seq, m, d));
-                        *seq += 1;
-                    }
-                }
-                for chunk in entries.chunks($crate::store::sql::CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO queue_entries (queue_id, seq, transaction_id, recipient_dip_id, \
-                         recipient_role, hidden, state, enqueued_at) ",
-                    );
-                    qb.push_values(chunk, |mut b, (seq, m, d)| {
-                        b.push_bind(&d.queue_id)
-                            .push_bind(*seq)
-                            .push_bind(&m.transaction_id)
-                            .push_bind(&d.recipient_dip_id)
-                            .push_bind(&d.recipient_role)
-                            .push_bind($crate::store::sql::encode_list(&d.hidden))
-                            .push_bind("pending")
-                            .push_bind(m.received_at);
-                    });
-                    qb.build().execute(&mut *tx).await?;
-                }
-
-                let appointments: Vec<$crate::model::Appointment> = accepted
-                    .iter()
-                    .flat_map(|m| m.appointments.iter().cloned())
-                    .collect();
-                Self::upsert_appointments(&mut tx, &appointments).await?;
-
-                tx.commit().await?;
-                Ok(outcomes
-                    .into_iter()
-                    .map(|o| o.expect("every outcome decided"))
-                    .collect())
+                let (outcomes, queues) = Self::insert_messages(&mut tx, batch).await?;
+                self.finish(tx, queues).await?;
+                Ok(outcomes)
             }
 
             async fn original(
@@ -524,11 +380,11 @@ macro_rules! impl_sql_store {
                 &self,
                 transaction_id: &str,
             ) -> $crate::store::Result<Vec<$crate::store::QueueEntry>> {
-                let rows = sqlx::query(
-                    "SELECT queue_id, seq, transaction_id, recipient_dip_id, recipient_role, hidden, \
-                     state, enqueued_at FROM queue_entries WHERE transaction_id = $1 \
-                     ORDER BY recipient_dip_id, queue_id",
-                )
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM queue_entries q WHERE q.transaction_id = $1 \
+                     ORDER BY q.recipient_dip_id, q.queue_id, q.seq",
+                    $crate::store::sql::ENTRY
+                ))
                 .bind(transaction_id)
                 .fetch_all(self.reader())
                 .await?;
@@ -541,11 +397,11 @@ macro_rules! impl_sql_store {
                 after_seq: i64,
                 limit: i64,
             ) -> $crate::store::Result<Vec<$crate::store::QueueEntry>> {
-                let rows = sqlx::query(
-                    "SELECT queue_id, seq, transaction_id, recipient_dip_id, recipient_role, hidden, \
-                     state, enqueued_at FROM queue_entries \
-                     WHERE queue_id = $1 AND seq > $2 AND state = 'pending' ORDER BY seq LIMIT $3",
-                )
+                let rows = sqlx::query(&format!(
+                    "SELECT {} FROM queue_entries q \
+                     WHERE q.queue_id = $1 AND q.seq > $2 AND q.state = 'pending' ORDER BY q.seq LIMIT $3",
+                    $crate::store::sql::ENTRY
+                ))
                 .bind(queue_id)
                 .bind(after_seq)
                 .bind(limit)
@@ -573,9 +429,739 @@ macro_rules! impl_sql_store {
                 }
                 Ok(out)
             }
+
+            async fn next_outbound(
+                &self,
+                queue_id: &str,
+                after_seq: i64,
+                limit: i64,
+            ) -> $crate::store::Result<Vec<$crate::store::Outbound>> {
+                use sqlx::Row;
+                let rows = sqlx::query(&format!(
+                    "SELECT {}, a.interface_id, a.envelope, m.sender_dip_id, m.sender_unique_reference, \
+                     m.sender_role, m.correlation_id, m.mpan, m.received_at \
+                     FROM queue_entries q JOIN archive a ON a.transaction_id = q.transaction_id \
+                     LEFT JOIN messages m ON m.transaction_id = q.transaction_id \
+                     WHERE q.queue_id = $1 AND q.seq > $2 AND q.state = 'pending' ORDER BY q.seq LIMIT $3",
+                    $crate::store::sql::ENTRY
+                ))
+                .bind(queue_id)
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await?;
+                let n = $crate::store::sql::ENTRY_LEN;
+                rows.iter()
+                    .map(|r| {
+                        let sender: Option<String> = r.get(n + 2);
+                        Ok($crate::store::Outbound {
+                            entry: Self::queue_entry(r)?,
+                            interface_id: r.get(n),
+                            envelope: r.get(n + 1),
+                            origin: sender.map(|sender_dip_id| $crate::store::Origin {
+                                sender_dip_id,
+                                sender_unique_reference: r.get(n + 3),
+                                sender_role: r.get(n + 4),
+                                correlation_id: r.get(n + 5),
+                                mpan: r.get(n + 6),
+                                received_at: r.get(n + 7),
+                            }),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn settle(
+                &self,
+                settlements: &[$crate::store::Settlement],
+                reports: &[$crate::store::NewMessage],
+            ) -> $crate::store::Result<()> {
+                use $crate::store::EntryState;
+                let mut sorted: Vec<&$crate::store::Settlement> = settlements.iter().collect();
+                sorted.sort_by(|a, b| (&a.queue_id, a.seq).cmp(&(&b.queue_id, b.seq)));
+                let mut tx = self.writer().begin().await?;
+                for chunk in sorted.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE queue_entries SET state = v.column3, settled_at = v.column4, \
+                         attempts = queue_entries.attempts + v.column6, \
+                         last_attempt_at = CASE WHEN v.column6 > 0 THEN v.column4 ELSE queue_entries.last_attempt_at END, \
+                         last_outcome = v.column5 FROM (",
+                    );
+                    qb.push_values(chunk, |mut b, st| {
+                        let attempted: i64 = if st.state == EntryState::Dead { 0 } else { 1 };
+                        b.push_bind(&st.queue_id)
+                            .push_bind(st.seq)
+                            .push_bind(st.state.as_str())
+                            .push_bind(st.at)
+                            .push_bind(&st.outcome)
+                            .push_bind(attempted);
+                    });
+                    qb.push(
+                        ") AS v WHERE queue_entries.queue_id = v.column1 AND queue_entries.seq = v.column2 \
+                         AND queue_entries.state = 'pending'",
+                    );
+                    qb.build().execute(&mut *tx).await?;
+                }
+                // A recipient that answered is reachable, whatever it answered.
+                let mut answered: std::collections::BTreeMap<&str, (i64, &str)> = std::collections::BTreeMap::new();
+                for st in settlements
+                    .iter()
+                    .filter(|st| matches!(st.state, EntryState::Delivered | EntryState::Returned))
+                {
+                    let slot = answered.entry(&st.queue_id).or_insert((st.at, &st.outcome));
+                    if st.at >= slot.0 {
+                        *slot = (st.at, &st.outcome);
+                    }
+                }
+                for (queue, (at, outcome)) in answered {
+                    sqlx::query(
+                        "UPDATE queue_status SET last_attempt_at = $2, last_outcome = $3, last_success_at = $2, \
+                         failing_since = NULL, retry_at = NULL WHERE queue_id = $1",
+                    )
+                    .bind(queue)
+                    .bind(at)
+                    .bind(outcome)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let queues = if reports.is_empty() {
+                    vec![]
+                } else {
+                    Self::insert_messages(&mut tx, reports).await?.1
+                };
+                self.finish(tx, queues).await
+            }
+
+            async fn record_failure(&self, f: &$crate::store::AttemptFailure) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query(
+                    "UPDATE queue_entries SET attempts = attempts + 1, last_attempt_at = $3, last_outcome = $4 \
+                     WHERE queue_id = $1 AND seq = $2 AND state = 'pending'",
+                )
+                .bind(&f.queue_id)
+                .bind(f.seq)
+                .bind(f.at)
+                .bind(&f.outcome)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE queue_status SET last_attempt_at = $2, last_outcome = $3, \
+                     failing_since = COALESCE(failing_since, $2), retry_at = $4 WHERE queue_id = $1",
+                )
+                .bind(&f.queue_id)
+                .bind(f.at)
+                .bind(&f.outcome)
+                .bind(f.retry_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn pending_by_transaction(
+                &self,
+                queue_id: &str,
+                transaction_ids: &[String],
+            ) -> $crate::store::Result<Vec<$crate::store::QueueEntry>> {
+                let mut out = Vec::new();
+                for chunk in transaction_ids.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM queue_entries q WHERE q.state = 'pending' AND q.queue_id = ",
+                        $crate::store::sql::ENTRY
+                    ));
+                    qb.push_bind(queue_id).push(" AND q.transaction_id IN (");
+                    let mut list = qb.separated(", ");
+                    for t in chunk {
+                        list.push_bind(t);
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(self.writer()).await? {
+                        out.push(Self::queue_entry(&r)?);
+                    }
+                }
+                out.sort_by_key(|e| e.seq);
+                Ok(out)
+            }
+
+            async fn queue_health(
+                &self,
+                queue_ids: &[String],
+            ) -> $crate::store::Result<Vec<$crate::store::QueueHealth>> {
+                use sqlx::Row;
+                let mut out = Vec::with_capacity(queue_ids.len());
+                for q in queue_ids {
+                    let r = sqlx::query(
+                        "SELECT (SELECT COUNT(*) FROM queue_entries WHERE queue_id = $1 AND state = 'pending'), \
+                         (SELECT MIN(enqueued_at) FROM queue_entries WHERE queue_id = $1 AND state = 'pending'), \
+                         (SELECT COUNT(*) FROM queue_entries WHERE queue_id = $1 AND state = 'dead'), \
+                         s.owner, COALESCE(s.lease_until, 0), s.last_attempt_at, s.last_outcome, s.last_success_at, \
+                         s.failing_since, s.retry_at \
+                         FROM (SELECT 1 AS one) AS x LEFT JOIN queue_status s ON s.queue_id = $1",
+                    )
+                    .bind(q)
+                    .fetch_one(self.reader())
+                    .await?;
+                    out.push($crate::store::QueueHealth {
+                        queue_id: q.clone(),
+                        pending: r.get(0),
+                        oldest_enqueued_at: r.get(1),
+                        dead: r.get(2),
+                        owner: r.get(3),
+                        lease_until: r.get(4),
+                        last_attempt_at: r.get(5),
+                        last_outcome: r.get(6),
+                        last_success_at: r.get(7),
+                        failing_since: r.get(8),
+                        retry_at: r.get(9),
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn queue_ids(&self) -> $crate::store::Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT queue_id FROM queue_counters ORDER BY queue_id")
+                    .fetch_all(self.reader())
+                    .await?)
+            }
+
+            async fn claim_queues(
+                &self,
+                owner: &str,
+                queue_ids: &[String],
+                now: i64,
+                until: i64,
+            ) -> $crate::store::Result<Vec<String>> {
+                let mut ids: Vec<&String> = queue_ids.iter().collect();
+                ids.sort();
+                ids.dedup();
+                let mut held = Vec::new();
+                for chunk in ids.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO queue_status (queue_id, owner, lease_until) ");
+                    qb.push_values(chunk, |mut b, q| {
+                        b.push_bind(*q).push_bind(owner).push_bind(until);
+                    });
+                    qb.push(
+                        " ON CONFLICT (queue_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until \
+                         WHERE queue_status.owner IS NULL OR queue_status.owner = excluded.owner \
+                         OR queue_status.lease_until < ",
+                    );
+                    qb.push_bind(now).push(" RETURNING queue_id");
+                    held.extend(qb.build_query_scalar::<String>().fetch_all(self.writer()).await?);
+                }
+                Ok(held)
+            }
+
+            async fn renew_leases(&self, owner: &str, until: i64) -> $crate::store::Result<Vec<String>> {
+                Ok(
+                    sqlx::query_scalar("UPDATE queue_status SET lease_until = $2 WHERE owner = $1 RETURNING queue_id")
+                        .bind(owner)
+                        .bind(until)
+                        .fetch_all(self.writer())
+                        .await?,
+                )
+            }
+
+            async fn release_queue(&self, owner: &str, queue_id: &str) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE queue_status SET owner = NULL, lease_until = 0 WHERE queue_id = $1 AND owner = $2")
+                    .bind(queue_id)
+                    .bind(owner)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn lease(&self, queue_id: &str) -> $crate::store::Result<Option<(String, i64)>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT owner, lease_until FROM queue_status WHERE queue_id = $1")
+                    .bind(queue_id)
+                    .fetch_optional(self.writer())
+                    .await?;
+                Ok(row.and_then(|r| {
+                    let owner: Option<String> = r.get(0);
+                    owner.map(|o| (o, r.get(1)))
+                }))
+            }
+
+            async fn claimable_queues(&self, now: i64) -> $crate::store::Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT c.queue_id FROM queue_counters c LEFT JOIN queue_status s ON s.queue_id = c.queue_id \
+                     WHERE (s.owner IS NULL OR s.lease_until < $1) AND EXISTS (SELECT 1 FROM queue_entries e \
+                     WHERE e.queue_id = c.queue_id AND e.state = 'pending') ORDER BY c.queue_id",
+                )
+                .bind(now)
+                .fetch_all(self.reader())
+                .await?)
+            }
+
+            async fn dead_letters(
+                &self,
+                f: &$crate::store::DeadLetterFilter,
+            ) -> $crate::store::Result<Vec<$crate::store::DeadLetter>> {
+                use sqlx::Row;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {}, a.interface_id, m.sender_dip_id, m.sender_unique_reference \
+                     FROM queue_entries q JOIN archive a ON a.transaction_id = q.transaction_id \
+                     LEFT JOIN messages m ON m.transaction_id = q.transaction_id WHERE q.state = 'dead'",
+                    $crate::store::sql::ENTRY
+                ));
+                if let Some(recipients) = &f.recipients {
+                    if recipients.is_empty() {
+                        return Ok(vec![]);
+                    }
+                    qb.push(" AND q.recipient_dip_id IN (");
+                    let mut list = qb.separated(", ");
+                    for r in recipients.iter().take($crate::store::sql::CHUNK) {
+                        list.push_bind(r);
+                    }
+                    qb.push(")");
+                }
+                if let Some(v) = &f.queue_id {
+                    qb.push(" AND q.queue_id = ").push_bind(v);
+                }
+                if let Some(v) = f.seq {
+                    qb.push(" AND q.seq = ").push_bind(v);
+                }
+                if let Some(v) = &f.interface_id {
+                    qb.push(" AND a.interface_id = ").push_bind(v);
+                }
+                if let Some(v) = &f.sender_dip_id {
+                    qb.push(" AND m.sender_dip_id = ").push_bind(v);
+                }
+                if let Some(v) = f.from {
+                    qb.push(" AND q.settled_at >= ").push_bind(v);
+                }
+                if let Some(v) = f.to {
+                    qb.push(" AND q.settled_at < ").push_bind(v);
+                }
+                qb.push(" ORDER BY q.settled_at, q.queue_id, q.seq LIMIT ").push_bind(f.limit.max(0));
+                let n = $crate::store::sql::ENTRY_LEN;
+                qb.build()
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok($crate::store::DeadLetter {
+                            entry: Self::queue_entry(r)?,
+                            interface_id: r.get(n),
+                            sender_dip_id: r.get(n + 1),
+                            sender_unique_reference: r.get(n + 2),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn redrive(&self, entries: &[(String, i64)], at: i64) -> $crate::store::Result<Vec<(String, i64, i64)>> {
+                use sqlx::Row;
+                let mut sorted: Vec<&(String, i64)> = entries.iter().collect();
+                sorted.sort();
+                sorted.dedup();
+                let mut tx = self.writer().begin().await?;
+                let mut revived: Vec<(String, i64, String, String, String, String, Option<String>)> = Vec::new();
+                for (queue, seq) in sorted {
+                    let row = sqlx::query(
+                        "UPDATE queue_entries SET state = 'redriven', settled_at = $3 \
+                         WHERE queue_id = $1 AND seq = $2 AND state = 'dead' \
+                         RETURNING transaction_id, recipient_dip_id, recipient_role, hidden, replay_id",
+                    )
+                    .bind(queue)
+                    .bind(seq)
+                    .bind(at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(r) = row {
+                        revived.push((queue.clone(), *seq, r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
+                    }
+                }
+                let new: Vec<$crate::store::sql::NewEntry<'_>> = revived
+                    .iter()
+                    .map(|(queue, _, tx_id, dip, role, hidden, replay)| $crate::store::sql::NewEntry {
+                        queue_id: queue,
+                        transaction_id: tx_id,
+                        recipient_dip_id: dip,
+                        recipient_role: role,
+                        hidden: hidden.clone(),
+                        enqueued_at: at,
+                        replay_id: replay.as_deref(),
+                    })
+                    .collect();
+                let seqs = Self::enqueue(&mut tx, &new).await?;
+                let mut queues: Vec<String> = revived.iter().map(|r| r.0.clone()).collect();
+                queues.dedup();
+                let out = revived.iter().zip(seqs).map(|(r, s)| (r.0.clone(), r.1, s)).collect();
+                drop(new);
+                self.finish(tx, queues).await?;
+                Ok(out)
+            }
+
+            async fn replay_candidates(
+                &self,
+                interface_id: &str,
+                recipients: &[String],
+                from: i64,
+                to: i64,
+                limit: i64,
+            ) -> $crate::store::Result<Vec<$crate::store::ReplayCandidate>> {
+                use sqlx::Row;
+                if recipients.is_empty() {
+                    return Ok(vec![]);
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT m.transaction_id, m.received_at, q.recipient_dip_id, q.recipient_role, q.hidden, a.envelope \
+                     FROM messages m JOIN queue_entries q ON q.transaction_id = m.transaction_id \
+                     JOIN archive a ON a.transaction_id = m.transaction_id \
+                     WHERE q.replay_id IS NULL AND q.state <> 'redriven' AND m.interface_id = ",
+                );
+                qb.push_bind(interface_id)
+                    .push(" AND m.received_at >= ")
+                    .push_bind(from)
+                    .push(" AND m.received_at <= ")
+                    .push_bind(to)
+                    .push(" AND q.recipient_dip_id IN (");
+                let mut list = qb.separated(", ");
+                for r in recipients.iter().take($crate::store::sql::CHUNK) {
+                    list.push_bind(r);
+                }
+                qb.push(") ORDER BY m.received_at, m.transaction_id, q.recipient_dip_id LIMIT ")
+                    .push_bind(limit.max(0));
+                qb.build()
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        let hidden: String = r.get(4);
+                        Ok($crate::store::ReplayCandidate {
+                            transaction_id: r.get(0),
+                            received_at: r.get(1),
+                            recipient_dip_id: r.get(2),
+                            recipient_role: r.get(3),
+                            hidden: $crate::store::sql::decode_list(&hidden)?,
+                            envelope: r.get(5),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn record_replay(
+                &self,
+                replay: &$crate::store::ReplayRecord,
+                copies: &[$crate::store::ReplayCopy],
+            ) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query(
+                    "INSERT INTO replays (id, requested_by, recipient, interface_id, request, dry_run, messages, \
+                     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&replay.id)
+                .bind(&replay.requested_by)
+                .bind(&replay.recipient)
+                .bind(&replay.interface_id)
+                .bind(&replay.request)
+                .bind(replay.dry_run)
+                .bind(replay.messages)
+                .bind(replay.created_at)
+                .execute(&mut *tx)
+                .await?;
+                let archived: Vec<(&str, &str, i64, i64, &str)> = copies
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.transaction_id.as_str(),
+                            c.interface_id.as_str(),
+                            replay.created_at,
+                            c.retain_until,
+                            c.envelope.as_str(),
+                        )
+                    })
+                    .collect();
+                Self::archive(&mut tx, &archived).await?;
+                let entries: Vec<$crate::store::sql::NewEntry<'_>> = copies
+                    .iter()
+                    .map(|c| $crate::store::sql::NewEntry {
+                        queue_id: &c.delivery.queue_id,
+                        transaction_id: &c.transaction_id,
+                        recipient_dip_id: &c.delivery.recipient_dip_id,
+                        recipient_role: &c.delivery.recipient_role,
+                        hidden: $crate::store::sql::encode_list(&c.delivery.hidden),
+                        enqueued_at: replay.created_at,
+                        replay_id: Some(&replay.id),
+                    })
+                    .collect();
+                Self::enqueue(&mut tx, &entries).await?;
+                let mut queues: Vec<String> = copies.iter().map(|c| c.delivery.queue_id.clone()).collect();
+                queues.sort();
+                queues.dedup();
+                drop(entries);
+                self.finish(tx, queues).await
+            }
+
+            async fn replays(&self, limit: i64) -> $crate::store::Result<Vec<$crate::store::ReplayRecord>> {
+                use sqlx::Row;
+                Ok(sqlx::query(
+                    "SELECT id, requested_by, recipient, interface_id, request, dry_run, messages, created_at \
+                     FROM replays ORDER BY created_at DESC, id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await?
+                .into_iter()
+                .map(|r| $crate::store::ReplayRecord {
+                    id: r.get(0),
+                    requested_by: r.get(1),
+                    recipient: r.get(2),
+                    interface_id: r.get(3),
+                    request: r.get(4),
+                    dry_run: r.get(5),
+                    messages: r.get(6),
+                    created_at: r.get(7),
+                })
+                .collect())
+            }
+
+            fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<String>>> {
+                self.listen();
+                self.notifier.subscribe()
+            }
         }
 
         impl $store {
+            /// Inserts messages with their archive copies, queue entries and appointment
+            /// changes; returns the outcomes and the queues that received entries.
+            async fn insert_messages(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                batch: &[$crate::store::NewMessage],
+            ) -> $crate::store::Result<(Vec<$crate::store::CommitOutcome>, Vec<String>)> {
+                use sqlx::Row;
+                use std::collections::{HashMap, HashSet};
+                use $crate::store::CommitOutcome;
+
+                // First occurrence of each idempotency key; later ones are duplicates of it.
+                let mut first: HashMap<(&str, &str), usize> = HashMap::new();
+                let mut unique: Vec<usize> = Vec::new();
+                for (i, m) in batch.iter().enumerate() {
+                    let key = (m.sender_dip_id.as_str(), m.sender_unique_reference.as_str());
+                    if !first.contains_key(&key) {
+                        first.insert(key, i);
+                        unique.push(i);
+                    }
+                }
+                // Keys in one order in every transaction, so concurrent writers never deadlock.
+                unique.sort_by(|&a, &b| {
+                    (&batch[a].sender_dip_id, &batch[a].sender_unique_reference)
+                        .cmp(&(&batch[b].sender_dip_id, &batch[b].sender_unique_reference))
+                });
+
+                let mut inserted: HashSet<String> = HashSet::new();
+                for chunk in unique.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO messages (transaction_id, sender_dip_id, sender_unique_reference, \
+                         content_hash, interface_id, schema_version, event_code, sender_role, dcp_dip_id, \
+                         mpan, correlation_id, received_at, routing) ",
+                    );
+                    qb.push_values(chunk, |mut b, &i| {
+                        let m = &batch[i];
+                        b.push_bind(&m.transaction_id)
+                            .push_bind(&m.sender_dip_id)
+                            .push_bind(&m.sender_unique_reference)
+                            .push_bind(&m.content_hash)
+                            .push_bind(&m.interface_id)
+                            .push_bind(&m.schema_version)
+                            .push_bind(&m.event_code)
+                            .push_bind(&m.sender_role)
+                            .push_bind(&m.dcp_dip_id)
+                            .push_bind(&m.mpan)
+                            .push_bind(&m.correlation_id)
+                            .push_bind(m.received_at)
+                            .push_bind(&m.routing);
+                    });
+                    qb.push(
+                        " ON CONFLICT (sender_dip_id, sender_unique_reference) DO NOTHING \
+                         RETURNING transaction_id",
+                    );
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        inserted.insert(r.get(0));
+                    }
+                }
+
+                let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; batch.len()];
+                for &i in &unique {
+                    let m = &batch[i];
+                    if inserted.contains(&m.transaction_id) {
+                        outcomes[i] = Some(CommitOutcome::Accepted);
+                        continue;
+                    }
+                    let r = sqlx::query($crate::store::sql::ORIGINAL)
+                        .bind(&m.sender_dip_id)
+                        .bind(&m.sender_unique_reference)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    outcomes[i] = Some(CommitOutcome::Duplicate {
+                        transaction_id: r.get(0),
+                        correlation_id: r.get(1),
+                        content_hash: r.get(2),
+                    });
+                }
+                // Items repeating a key earlier in the batch duplicate that item.
+                for (i, m) in batch.iter().enumerate() {
+                    if outcomes[i].is_some() {
+                        continue;
+                    }
+                    let f = first[&(m.sender_dip_id.as_str(), m.sender_unique_reference.as_str())];
+                    outcomes[i] = Some(match &outcomes[f] {
+                        Some(CommitOutcome::Accepted) => CommitOutcome::Duplicate {
+                            transaction_id: batch[f].transaction_id.clone(),
+                            correlation_id: batch[f].correlation_id.clone(),
+                            content_hash: batch[f].content_hash.clone(),
+                        },
+                        other => other.clone().expect("first occurrence decided above"),
+                    });
+                }
+
+                // Accepted messages in receipt (transaction id) order: that is their queue order.
+                let mut accepted: Vec<&$crate::store::NewMessage> = batch
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| matches!(o, Some(CommitOutcome::Accepted)))
+                    .map(|(m, _)| m)
+                    .collect();
+                accepted.sort_by(|a, b| a.transaction_id.cmp(&b.transaction_id));
+
+                let archived: Vec<(&str, &str, i64, i64, &str)> = accepted
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.transaction_id.as_str(),
+                            m.interface_id.as_str(),
+                            m.received_at,
+                            m.retain_until,
+                            m.envelope.as_str(),
+                        )
+                    })
+                    .collect();
+                Self::archive(tx, &archived).await?;
+                let entries: Vec<$crate::store::sql::NewEntry<'_>> = accepted
+                    .iter()
+                    .flat_map(|m| {
+                        m.deliveries.iter().map(move |d| $crate::store::sql::NewEntry {
+                            queue_id: &d.queue_id,
+                            transaction_id: &m.transaction_id,
+                            recipient_dip_id: &d.recipient_dip_id,
+                            recipient_role: &d.recipient_role,
+                            hidden: $crate::store::sql::encode_list(&d.hidden),
+                            enqueued_at: m.received_at,
+                            replay_id: None,
+                        })
+                    })
+                    .collect();
+                Self::enqueue(tx, &entries).await?;
+                let appointments: Vec<$crate::model::Appointment> = accepted
+                    .iter()
+                    .flat_map(|m| m.appointments.iter().cloned())
+                    .collect();
+                Self::upsert_appointments(tx, &appointments).await?;
+                let mut queues: Vec<String> = entries.iter().map(|e| e.queue_id.to_owned()).collect();
+                queues.sort();
+                queues.dedup();
+                Ok((
+                    outcomes
+                        .into_iter()
+                        .map(|o| o.expect("every outcome decided"))
+                        .collect(),
+                    queues,
+                ))
+            }
+
+
+            /// Commits, telling every node which queues received entries.
+            async fn finish(&self, mut tx: sqlx::Transaction<'_, $db>, queues: Vec<String>) -> $crate::store::Result<()> {
+                if !queues.is_empty() {
+                    Self::notify_in_tx(&mut tx, &queues).await?;
+                }
+                tx.commit().await?;
+                if !queues.is_empty() {
+                    let _ = self.notifier.send(std::sync::Arc::new(queues));
+                }
+                Ok(())
+            }
+
+            async fn archive(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                rows: &[(&str, &str, i64, i64, &str)],
+            ) -> $crate::store::Result<()> {
+                for chunk in rows.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO archive (transaction_id, interface_id, received_at, retain_until, envelope) ",
+                    );
+                    qb.push_values(chunk, |mut b, r| {
+                        b.push_bind(r.0).push_bind(r.1).push_bind(r.2).push_bind(r.3).push_bind(r.4);
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Appends entries to their queues in the order given. Each queue's counter row
+            /// is locked (in queue order, so writers never deadlock) until commit, which
+            /// makes positions follow commit order.
+            async fn enqueue(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                entries: &[$crate::store::sql::NewEntry<'_>],
+            ) -> $crate::store::Result<Vec<i64>> {
+                use sqlx::Row;
+                use std::collections::{BTreeMap, HashMap};
+                let mut per_queue: BTreeMap<&str, i64> = BTreeMap::new();
+                for e in entries {
+                    *per_queue.entry(e.queue_id).or_default() += 1;
+                }
+                let mut next_seq: HashMap<String, i64> = HashMap::new();
+                let queues: Vec<(&str, i64)> = per_queue.into_iter().collect();
+                for chunk in queues.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO queue_counters (queue_id, last_seq) ");
+                    qb.push_values(chunk, |mut b, (q, n)| {
+                        b.push_bind(*q).push_bind(*n);
+                    });
+                    qb.push(
+                        " ON CONFLICT (queue_id) DO UPDATE SET \
+                         last_seq = queue_counters.last_seq + excluded.last_seq \
+                         RETURNING queue_id, last_seq",
+                    );
+                    let counts: HashMap<&str, i64> = chunk.iter().copied().collect();
+                    for r in qb.build().fetch_all(&mut **tx).await? {
+                        let q: String = r.get(0);
+                        let last: i64 = r.get(1);
+                        let n = counts.get(q.as_str()).copied().unwrap_or(0);
+                        next_seq.insert(q, last - n + 1);
+                    }
+                }
+                let mut seqs = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let seq = next_seq.get_mut(e.queue_id).ok_or_else(|| {
+                        $crate::store::StoreError::Corrupt(format!("no position for {}", e.queue_id))
+                    })?;
+                    seqs.push(*seq);
+                    *seq += 1;
+                }
+                let rows: Vec<(i64, &$crate::store::sql::NewEntry<'_>)> = seqs.iter().copied().zip(entries).collect();
+                for chunk in rows.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO queue_entries (queue_id, seq, transaction_id, recipient_dip_id, \
+                         recipient_role, hidden, state, enqueued_at, replay_id) ",
+                    );
+                    qb.push_values(chunk, |mut b, (seq, e)| {
+                        b.push_bind(e.queue_id)
+                            .push_bind(*seq)
+                            .push_bind(e.transaction_id)
+                            .push_bind(e.recipient_dip_id)
+                            .push_bind(e.recipient_role)
+                            .push_bind(&e.hidden)
+                            .push_bind("pending")
+                            .push_bind(e.enqueued_at)
+                            .push_bind(e.replay_id);
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(seqs)
+            }
+
             fn queue_entry(r: &<$db as sqlx::Database>::Row) -> $crate::store::Result<$crate::store::QueueEntry> {
                 use sqlx::Row;
                 let hidden: String = r.get(5);
@@ -588,6 +1174,11 @@ macro_rules! impl_sql_store {
                     hidden: $crate::store::sql::decode_list(&hidden)?,
                     state: r.get(6),
                     enqueued_at: r.get(7),
+                    attempts: r.get(8),
+                    last_attempt_at: r.get(9),
+                    last_outcome: r.get(10),
+                    settled_at: r.get(11),
+                    replay_id: r.get(12),
                 })
             }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::sql::impl_sql_store;
-use super::{Backend, Result, StoreError};
+use super::{Backend, Notifier, Result, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -18,6 +18,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    notifier: Notifier,
 }
 
 impl SqliteStore {
@@ -47,7 +48,11 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            notifier: super::notifier(),
+        })
     }
 
     fn writer(&self) -> &SqlitePool {
@@ -62,6 +67,13 @@ impl SqliteStore {
         MIGRATOR.run(&self.write).await?;
         Ok(())
     }
+
+    /// One process owns an embedded database, so commits are announced in-process only.
+    async fn notify_in_tx(_tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, _queues: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    fn listen(&self) {}
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite);

@@ -1,22 +1,22 @@
 //! The participant HTTP API as an axum [`Router`] that any host application can mount.
 //! Shapes are documented in `docs/api.md`.
 
+mod delivery;
+
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::appointments;
 use crate::error::{ApiError, ErrorCode};
 use crate::ingest::{Broker, IngestReply};
 use crate::model::Principal;
-use crate::obfuscate;
 use crate::store::{MessageRecord, StoreError};
 
 /// The participant API routes, under `/api/v1`.
@@ -28,10 +28,9 @@ pub fn router(broker: Broker) -> Router {
         .route("/api/v1/messages/{transaction_id}/routing", get(get_routing))
         .route("/api/v1/channels", get(list_channels))
         .route("/api/v1/channels/{interface_id}/schemas/{version}", get(get_schema))
-        .route("/api/v1/queues", get(list_queues))
-        .route("/api/v1/participants/{dip_id}/queues/{name}/messages", get(peek_queue))
         .route("/api/v1/admin/appointments", post(load_appointments))
         .route("/api/v1/admin/appointments/{mpan}", get(appointment_history))
+        .merge(delivery::routes())
         .with_state(broker)
 }
 
@@ -40,11 +39,11 @@ pub fn router(broker: Broker) -> Router {
 pub struct Failure(StatusCode, ApiError);
 
 impl Failure {
-    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self(status, ApiError::new(code, "", message))
     }
 
-    fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
@@ -70,7 +69,7 @@ impl IntoResponse for Failure {
     }
 }
 
-fn error_response(status: StatusCode, errors: Vec<ApiError>) -> Response {
+pub(crate) fn error_response(status: StatusCode, errors: Vec<ApiError>) -> Response {
     let mut response = (status, Json(json!({ "errors": errors }))).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
         response
@@ -114,7 +113,7 @@ impl FromRequestParts<Broker> for Caller {
     }
 }
 
-fn require_operator(caller: &Principal) -> Result<(), Failure> {
+pub(crate) fn require_operator(caller: &Principal) -> Result<(), Failure> {
     match caller {
         Principal::Operator { .. } => Ok(()),
         _ => Err(Failure::new(
@@ -133,7 +132,7 @@ async fn health(State(broker): State<Broker>) -> Result<Json<Value>, Failure> {
 }
 
 /// Reads a request body up to the platform's limit (`BrokerConfig::max_body_bytes`).
-async fn read_body(broker: &Broker, body: Body) -> Result<Bytes, Failure> {
+pub(crate) async fn read_body(broker: &Broker, body: Body) -> Result<Bytes, Failure> {
     let limit = broker.config().max_body_bytes;
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         Failure::new(
@@ -183,7 +182,7 @@ async fn visible_message(broker: &Broker, caller: &Principal, transaction_id: &s
     }
 }
 
-fn rfc3339(micros: i64) -> String {
+pub(crate) fn rfc3339(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
@@ -200,7 +199,14 @@ async fn get_message(
         .message_deliveries(&id)
         .await?
         .into_iter()
-        .map(|d| json!({ "recipientDIPID": d.recipient_dip_id, "role": d.recipient_role, "queue": d.queue_id, "position": d.seq, "state": d.state }))
+        .map(|d| {
+            json!({
+                "recipientDIPID": d.recipient_dip_id, "role": d.recipient_role, "queue": d.queue_id,
+                "position": d.seq, "state": d.state, "attempts": d.attempts, "lastOutcome": d.last_outcome,
+                "lastAttemptAt": d.last_attempt_at.map(rfc3339), "settledAt": d.settled_at.map(rfc3339),
+                "replayID": d.replay_id,
+            })
+        })
         .collect();
     Ok(Json(json!({
         "transactionID": m.transaction_id,
@@ -263,95 +269,6 @@ async fn get_schema(
         .find(|s| s.version == version)
         .ok_or_else(Failure::not_found)?;
     Ok(Json(schema.schema.clone()))
-}
-
-async fn list_queues(State(broker): State<Broker>, Caller(caller): Caller) -> Result<Json<Value>, Failure> {
-    let registry = broker.registry();
-    let owners = match &caller {
-        Principal::Operator { .. } => {
-            return Err(Failure::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::Forbidden,
-                "participant credentials required",
-            ));
-        }
-        p => registry.acts_for(p.dip_id().unwrap_or_default()),
-    };
-    let mut queues = Vec::new();
-    for owner in &owners {
-        let endpoints = registry.endpoints_of(owner);
-        let mut ids: Vec<(String, String, Option<String>, Vec<String>)> = endpoints
-            .iter()
-            .map(|e| (e.id.clone(), e.name.clone(), e.url.clone(), e.channels.clone()))
-            .collect();
-        if !endpoints.iter().any(|e| e.channels.is_empty()) {
-            ids.push((
-                crate::model::Endpoint::make_id(owner, "default"),
-                "default".into(),
-                None,
-                vec![],
-            ));
-        }
-        let stats = broker
-            .store()
-            .queue_stats(&ids.iter().map(|i| i.0.clone()).collect::<Vec<_>>())
-            .await?;
-        for ((id, name, url, channels), stat) in ids.into_iter().zip(stats) {
-            queues.push(json!({
-                "queue": id, "dipID": owner, "name": name, "mode": if url.is_some() { "webhook" } else { "pull" },
-                "channels": channels, "pending": stat.pending,
-                "oldestEnqueuedAt": stat.oldest_enqueued_at.map(rfc3339),
-            }));
-        }
-    }
-    Ok(Json(json!({ "queues": queues })))
-}
-
-#[derive(Deserialize)]
-struct PeekParams {
-    after: Option<i64>,
-    limit: Option<i64>,
-}
-
-/// The pending messages of a queue as the recipient will receive them (obfuscated), in
-/// FIFO order, without consuming them.
-async fn peek_queue(
-    State(broker): State<Broker>,
-    Caller(caller): Caller,
-    Path((dip_id, name)): Path<(String, String)>,
-    Query(params): Query<PeekParams>,
-) -> Result<Json<Value>, Failure> {
-    let registry = broker.registry();
-    let allowed = match &caller {
-        Principal::Operator { .. } => true,
-        p => registry.acts_for(p.dip_id().unwrap_or_default()).contains(&dip_id),
-    };
-    if !allowed {
-        return Err(Failure::not_found());
-    }
-    let queue = crate::model::Endpoint::make_id(&dip_id, &name);
-    let limit = params.limit.unwrap_or(50).clamp(1, 500);
-    let entries = broker
-        .store()
-        .pending_entries(&queue, params.after.unwrap_or(0), limit)
-        .await?;
-    let mut items = Vec::with_capacity(entries.len());
-    for e in &entries {
-        let envelope = broker
-            .store()
-            .archived_envelope(&e.transaction_id)
-            .await?
-            .unwrap_or_default();
-        let payload: Value = serde_json::from_str(&envelope).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        items.push(json!({
-            "position": e.seq, "transactionID": e.transaction_id, "role": e.recipient_role,
-            "enqueuedAt": rfc3339(e.enqueued_at),
-            "body": [{ "payload": obfuscate::redact(&payload, &e.hidden) }],
-        }));
-    }
-    Ok(Json(
-        json!({ "queue": queue, "items": items, "next": entries.last().map(|e| e.seq) }),
-    ))
 }
 
 /// Bulk load of the MPAN appointment table: a JSON array of rows, or CSV with the header

@@ -1,0 +1,243 @@
+//! The node's dispatcher: leases webhook queues and runs one worker per leased queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::task::JoinSet;
+
+use super::DeliveryConfig;
+use super::worker::Worker;
+use crate::ingest::Broker;
+use crate::store::ALL_QUEUES;
+
+/// What the dispatcher and its workers share.
+pub(super) struct Ctx {
+    pub broker: Broker,
+    pub http: reqwest::Client,
+    pub config: DeliveryConfig,
+    /// Origin of the lease deadlines (milliseconds since).
+    pub epoch: Instant,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The local deadline of a lease taken or renewed at `start_ms`: a margin short of
+    /// its expiry in the database, so that clock drift never lets two nodes overlap.
+    fn deadline(&self, start_ms: u64) -> u64 {
+        let ttl = u64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+        start_ms.saturating_add(ttl / 10 * 9)
+    }
+}
+
+/// A running worker as the dispatcher sees it.
+struct Running {
+    wake: Arc<Notify>,
+    deadline: Arc<AtomicU64>,
+}
+
+/// Stops a node's delivery.
+pub struct DeliveryHandle {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeliveryHandle {
+    /// Stops every worker after its current attempt, records what was delivered and gives
+    /// the queues up so that another node takes them at once.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+pub(super) fn start(broker: Broker, config: DeliveryConfig) -> Result<DeliveryHandle, reqwest::Error> {
+    let http = reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .connect_timeout(config.connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .user_agent(concat!("dip/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        broker,
+        http,
+        config,
+        epoch: Instant::now(),
+        shutdown: shutdown_rx,
+    });
+    let task = tokio::spawn(Dispatcher::new(ctx).run());
+    Ok(DeliveryHandle { shutdown, task })
+}
+
+struct Dispatcher {
+    ctx: Arc<Ctx>,
+    workers: HashMap<String, Running>,
+    tasks: JoinSet<(String, bool)>,
+    /// Queues another node held when last asked, and when to ask again.
+    elsewhere: HashMap<String, Instant>,
+}
+
+impl Dispatcher {
+    fn new(ctx: Arc<Ctx>) -> Self {
+        Self {
+            ctx,
+            workers: HashMap::new(),
+            tasks: JoinSet::new(),
+            elsewhere: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        let mut notices = self.ctx.broker.store().subscribe();
+        let mut shutdown = self.ctx.shutdown.clone();
+        let mut sweep = tokio::time::interval(self.ctx.config.sweep_interval);
+        let mut renew = tokio::time::interval((self.ctx.config.lease_ttl / 6).max(Duration::from_millis(100)));
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                notice = notices.recv() => match notice {
+                    Ok(queues) if queues.iter().any(|q| q == ALL_QUEUES) => self.sweep().await,
+                    Ok(queues) => self.wake(&queues).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.sweep().await,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = sweep.tick() => self.sweep().await,
+                _ = renew.tick() => self.renew().await,
+                Some(done) = self.tasks.join_next() => {
+                    if let Ok((queue, more)) = done {
+                        self.workers.remove(&queue);
+                        // A worker that gave an idle queue up may have just missed a wake.
+                        if more {
+                            self.claim(vec![queue]).await;
+                        }
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        // Workers see the shutdown too; wait for them to record their work and let go.
+        for running in self.workers.values() {
+            running.wake.notify_one();
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Wakes the workers of `queues`, starting those this node can lease.
+    async fn wake(&mut self, queues: &[String]) {
+        let mut claim = Vec::new();
+        for q in queues {
+            match self.workers.get(q) {
+                Some(running) => running.wake.notify_one(),
+                None => claim.push(q.clone()),
+            }
+        }
+        if !claim.is_empty() {
+            self.claim(claim).await;
+        }
+    }
+
+    /// Leases every queue with work that nobody holds.
+    async fn sweep(&mut self) {
+        let now = super::now_micros();
+        match self.ctx.broker.store().claimable_queues(now).await {
+            Ok(queues) => {
+                self.elsewhere.clear();
+                let free: Vec<String> = queues.into_iter().filter(|q| !self.workers.contains_key(q)).collect();
+                if !free.is_empty() {
+                    self.claim(free).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "delivery sweep failed"),
+        }
+    }
+
+    async fn claim(&mut self, queues: Vec<String>) {
+        let registry = self.ctx.broker.registry();
+        let now = Instant::now();
+        let webhook: Vec<String> = queues
+            .into_iter()
+            .filter(|q| !self.workers.contains_key(q))
+            .filter(|q| self.elsewhere.get(q).is_none_or(|until| *until <= now))
+            .filter(|q| registry.endpoint(q).is_some_and(|e| e.url.is_some()))
+            .collect();
+        if webhook.is_empty() {
+            return;
+        }
+        let start_ms = self.ctx.now_ms();
+        let now_us = super::now_micros();
+        let until = now_us.saturating_add(i64::try_from(self.ctx.config.lease_ttl.as_micros()).unwrap_or(i64::MAX));
+        let held = match self
+            .ctx
+            .broker
+            .store()
+            .claim_queues(&self.ctx.config.node_id, &webhook, now_us, until)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot lease queues");
+                return;
+            }
+        };
+        for q in webhook {
+            if held.contains(&q) {
+                let running = Running {
+                    wake: Arc::new(Notify::new()),
+                    deadline: Arc::new(AtomicU64::new(self.ctx.deadline(start_ms))),
+                };
+                let worker = Worker::new(
+                    self.ctx.clone(),
+                    q.clone(),
+                    running.wake.clone(),
+                    running.deadline.clone(),
+                );
+                self.tasks.spawn(worker.run());
+                self.workers.insert(q, running);
+            } else {
+                // Held elsewhere: the sweep takes it over if that node dies.
+                self.elsewhere.insert(q, now + Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// Extends this node's leases; a worker whose lease was lost stops.
+    async fn renew(&mut self) {
+        if self.workers.is_empty() {
+            return;
+        }
+        let start_ms = self.ctx.now_ms();
+        let until = super::now_micros()
+            .saturating_add(i64::try_from(self.ctx.config.lease_ttl.as_micros()).unwrap_or(i64::MAX));
+        match self
+            .ctx
+            .broker
+            .store()
+            .renew_leases(&self.ctx.config.node_id, until)
+            .await
+        {
+            Ok(held) => {
+                for (queue, running) in &self.workers {
+                    if held.contains(queue) {
+                        running.deadline.store(self.ctx.deadline(start_ms), Ordering::Release);
+                    } else {
+                        running.deadline.store(0, Ordering::Release);
+                        running.wake.notify_one();
+                    }
+                }
+            }
+            // Workers stop by themselves when their deadline passes.
+            Err(e) => tracing::warn!(error = %e, "cannot renew queue leases"),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Delivery (spec 5.4, 5.5.8–5.5.13): per-recipient FIFO queues drained by webhook
+//! workers, with retries, dead letters and return to sender; pull for participants
+//! without a webhook.
+//!
+//! Each webhook queue is delivered by one worker at a time across every node: a node
+//! holds a lease on the queue (a row of `queue_status`) and renews it while it works.
+//! Workers wake when a commit queues entries (in-process, and through PostgreSQL
+//! LISTEN/NOTIFY from other nodes); a slow sweep only picks up queues whose lease holder
+//! died. No database transaction is open during an HTTP call: an entry is read, sent,
+//! and its outcome written afterwards, deliveries in batches.
+
+mod dispatcher;
+pub mod pull;
+pub mod report;
+pub mod webhook;
+mod worker;
+
+use std::time::Duration;
+
+pub use dispatcher::DeliveryHandle;
+
+use crate::ingest::Broker;
+use crate::model::DeliveryPolicy;
+use crate::store::{EntryState, NewMessage, Origin, Outbound, QueueEntry, Settlement};
+use report::{ErrorItem, Reason, Report};
+
+/// How a node delivers.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// This node's name in queue leases; unique per running process.
+    pub node_id: String,
+    /// Longest wait for a recipient's answer.
+    pub request_timeout: Duration,
+    /// Longest wait to connect to a recipient.
+    pub connect_timeout: Duration,
+    /// How long a queue lease lasts without renewal. A node that dies holds its queues
+    /// this long; a worker sends only while its lease outlasts `request_timeout`.
+    pub lease_ttl: Duration,
+    /// How often to look for queues with work that nobody holds (a dead node's).
+    pub sweep_interval: Duration,
+    /// A worker with nothing to do gives its queue up after this long.
+    pub idle_release: Duration,
+    /// Deliveries recorded per write.
+    pub flush_every: usize,
+    /// Entries read per query.
+    pub fetch: i64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            node_id: format!("node-{}", uuid::Uuid::new_v4().simple()),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+            sweep_interval: Duration::from_secs(5),
+            idle_release: Duration::from_secs(30),
+            flush_every: 256,
+            fetch: 256,
+        }
+    }
+}
+
+/// Starts delivering every webhook queue this node can lease.
+pub fn start(broker: Broker, config: DeliveryConfig) -> Result<DeliveryHandle, reqwest::Error> {
+    dispatcher::start(broker, config)
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// The channel's delivery policy (the default when the channel has been removed).
+fn policy(broker: &Broker, interface_id: &str) -> DeliveryPolicy {
+    broker
+        .registry()
+        .channel(interface_id)
+        .map(|c| c.channel.delivery.clone())
+        .unwrap_or_default()
+}
+
+/// When an entry goes stale, microseconds since the epoch.
+fn stale_at(broker: &Broker, out: &Outbound) -> i64 {
+    let limit = policy(broker, &out.interface_id).stale_after_secs;
+    out.entry
+        .enqueued_at
+        .saturating_add(i64::try_from(limit).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000))
+}
+
+/// The dead-lettering of an entry that is stale at `now`, with the report to its sender.
+fn expire(broker: &Broker, out: &Outbound, now: i64) -> Option<(Settlement, Option<NewMessage>)> {
+    if now < stale_at(broker, out) {
+        return None;
+    }
+    let limit = policy(broker, &out.interface_id).stale_after_secs;
+    let errors = vec![ErrorItem {
+        code: crate::error::ErrorCode::Stale.as_str().into(),
+        path: String::new(),
+        message: format!(
+            "not delivered within {limit} s after {} attempt(s); last outcome: {}",
+            out.entry.attempts,
+            out.entry.last_outcome.as_deref().unwrap_or("none")
+        ),
+    }];
+    let settlement = Settlement {
+        queue_id: out.entry.queue_id.clone(),
+        seq: out.entry.seq,
+        state: EntryState::Dead,
+        at: now,
+        outcome: format!("stale after {limit} s"),
+    };
+    Some((
+        settlement,
+        returned(
+            broker,
+            out.origin.as_ref(),
+            &out.entry,
+            &out.interface_id,
+            Reason::DeadLetter,
+            None,
+            errors,
+            "",
+        ),
+    ))
+}
+
+/// The report to the sender about one delivery (none for replay copies, which have no
+/// origin, and for reports).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn returned(
+    broker: &Broker,
+    origin: Option<&Origin>,
+    entry: &QueueEntry,
+    interface_id: &str,
+    reason: Reason,
+    http_status: Option<u16>,
+    errors: Vec<ErrorItem>,
+    discriminator: &str,
+) -> Option<NewMessage> {
+    let config = broker.config();
+    Report {
+        reason,
+        origin: origin?,
+        transaction_id: &entry.transaction_id,
+        interface_id,
+        recipient_dip_id: &entry.recipient_dip_id,
+        recipient_role: &entry.recipient_role,
+        http_status,
+        attempts: entry.attempts,
+        last_outcome: entry.last_outcome.as_deref(),
+        errors,
+        discriminator,
+    }
+    .into_message(&broker.registry(), &config.environment, &config.platform_dip_id)
+}
+
+/// The delay before retry number `failures` (1 for the first retry): exponential from
+/// the policy's initial delay, capped, with jitter over the upper half so that many
+/// queues failing together do not retry in step.
+fn backoff(policy: &DeliveryPolicy, failures: i64) -> Duration {
+    let exp = u32::try_from(failures.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let base = policy
+        .retry_initial_ms
+        .saturating_mul(1u64 << exp)
+        .min(policy.retry_max_ms);
+    let jitter = rand::random_range(0..=base / 2);
+    Duration::from_millis(base - base / 2 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = DeliveryPolicy {
+            retry_initial_ms: 100,
+            retry_max_ms: 1000,
+            stale_after_secs: 60,
+        };
+        for _ in 0..100 {
+            let first = backoff(&p, 1).as_millis();
+            assert!((50..=100).contains(&first), "{first}");
+            let third = backoff(&p, 3).as_millis();
+            assert!((200..=400).contains(&third), "{third}");
+            let late = backoff(&p, 40).as_millis();
+            assert!((500..=1000).contains(&late), "{late}");
+        }
+    }
+}

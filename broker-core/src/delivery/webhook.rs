@@ -1,0 +1,169 @@
+//! One webhook call and how its answer is read (`WIRE.md`, outbound).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::delivery::report::ErrorItem;
+use crate::error::ErrorCode;
+use crate::obfuscate;
+use crate::store::Outbound;
+
+/// Most bytes of a recipient's error answer the platform reads and relays.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// How a recipient answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// 2xx: delivered.
+    Delivered {
+        /// Status.
+        status: u16,
+    },
+    /// 4xx other than 408 and 429: the recipient refuses the data; returned to the
+    /// sender and not retried.
+    Rejected {
+        /// Status.
+        status: u16,
+        /// The recipient's errors, or one describing the answer.
+        errors: Vec<ErrorItem>,
+    },
+    /// 408, 429, 5xx, 3xx, timeout or connection failure: retried later.
+    Retry {
+        /// What happened, for the operational view.
+        outcome: String,
+        /// The recipient's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+}
+
+impl Answer {
+    /// A short description for the queue's last outcome.
+    pub fn outcome(&self) -> String {
+        match self {
+            Self::Delivered { status } | Self::Rejected { status, .. } => format!("HTTP {status}"),
+            Self::Retry { outcome, .. } => outcome.clone(),
+        }
+    }
+}
+
+/// The outbound body: the archived envelope as the recipient may see it (obfuscated), in
+/// a one-item array.
+pub fn body(out: &Outbound) -> Result<Vec<u8>, serde_json::Error> {
+    if out.entry.hidden.is_empty() {
+        // The archive holds canonical JSON already: no need to parse it again.
+        let mut body = Vec::with_capacity(out.envelope.len() + 16);
+        body.extend_from_slice(b"[{\"payload\":");
+        body.extend_from_slice(out.envelope.as_bytes());
+        body.extend_from_slice(b"}]");
+        return Ok(body);
+    }
+    let payload: Value = serde_json::from_str(&out.envelope)?;
+    serde_json::to_vec(&serde_json::json!([{ "payload": obfuscate::redact(&payload, &out.entry.hidden) }]))
+}
+
+/// POSTs one entry to a webhook and reads the answer.
+pub async fn send(http: &reqwest::Client, url: &str, out: &Outbound, body: Vec<u8>) -> Answer {
+    let request = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-DIP-Transaction-ID", &out.entry.transaction_id)
+        .header("X-DIP-Queue", &out.entry.queue_id)
+        .header("X-DIP-Sequence", out.entry.seq.to_string())
+        .body(body);
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let outcome = if e.is_timeout() {
+                "timeout".to_owned()
+            } else if e.is_connect() {
+                "connection failed".to_owned()
+            } else {
+                format!("request failed: {}", without_url(&e))
+            };
+            return Answer::Retry {
+                outcome,
+                retry_after: None,
+            };
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        // Drain the body so that the connection returns to the pool.
+        let _ = response.bytes().await;
+        return Answer::Delivered {
+            status: status.as_u16(),
+        };
+    }
+    if status.is_client_error() && status != StatusCode::REQUEST_TIMEOUT && status != StatusCode::TOO_MANY_REQUESTS {
+        let errors = read_errors(response).await;
+        return Answer::Rejected {
+            status: status.as_u16(),
+            errors,
+        };
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let outcome = if status.is_redirection() {
+        format!("HTTP {} (redirects are not followed)", status.as_u16())
+    } else {
+        format!("HTTP {}", status.as_u16())
+    };
+    Answer::Retry { outcome, retry_after }
+}
+
+/// A reqwest error's text without the URL, which may carry credentials.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    text
+}
+
+/// The recipient's `{"errors": [...]}`, or one error describing its answer.
+async fn read_errors(mut response: reqwest::Response) -> Vec<ErrorItem> {
+    let status = response.status().as_u16();
+    let mut bytes = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_ERROR_BODY {
+            bytes.truncate(MAX_ERROR_BODY);
+            break;
+        }
+    }
+    if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&bytes)
+        && let Some(Value::Array(items)) = body.get("errors")
+    {
+        let errors: Vec<ErrorItem> = items
+            .iter()
+            .take(100)
+            .map(|e| {
+                let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+                ErrorItem {
+                    code: text("code"),
+                    path: text("path"),
+                    message: text("message"),
+                }
+            })
+            .collect();
+        if !errors.is_empty() {
+            return errors;
+        }
+    }
+    let text: String = String::from_utf8_lossy(&bytes).chars().take(500).collect();
+    vec![ErrorItem {
+        code: ErrorCode::RecipientRejected.as_str().into(),
+        path: String::new(),
+        message: if text.trim().is_empty() {
+            format!("the recipient answered HTTP {status}")
+        } else {
+            format!("the recipient answered HTTP {status}: {}", text.trim())
+        },
+    }]
+}

@@ -1,0 +1,242 @@
+//! Replay (spec 5.5.11, `WIRE.md`): a recipient asks for the messages of a channel again,
+//! by transaction id or time range. Each replayed message is a new queue entry carrying a
+//! new `D0` (`replayIndicator` true, `R-` ids) with the original `D0` beside it, so that
+//! downstream processes recognise it and are not triggered again. Only messages the
+//! recipient was sent are replayed, obfuscated as they were; every request is recorded.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::ingest::{Broker, transaction_wrapper};
+use crate::model::Principal;
+use crate::store::{Delivery, ReplayCopy, ReplayRecord, StoreError};
+
+/// Most messages one replay may select; larger ranges are refused, to be split.
+pub const MAX_REPLAY: i64 = 100_000;
+
+/// How long replayed copies are archived.
+const COPY_RETENTION_DAYS: i64 = 14;
+
+/// A replay request.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Channel.
+    #[serde(rename = "interfaceID")]
+    pub interface_id: String,
+    /// First message to replay.
+    #[serde(rename = "startTransactionID", default)]
+    pub start_transaction_id: Option<String>,
+    /// Replay messages received from this time.
+    #[serde(default)]
+    pub from_time: Option<DateTime<Utc>>,
+    /// Last message to replay.
+    #[serde(rename = "endTransactionID", default)]
+    pub end_transaction_id: Option<String>,
+    /// Replay messages received until this time.
+    #[serde(default)]
+    pub to_time: Option<DateTime<Utc>>,
+    /// The recipient to replay for (a DCP acting for several participants, or the
+    /// operator, names one); the caller itself by default.
+    #[serde(rename = "recipientDIPID", default)]
+    pub recipient_dip_id: Option<String>,
+    /// Only count what would be replayed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a replay did (or, dry, would do).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayOutcome {
+    /// Replay id.
+    #[serde(rename = "replayID")]
+    pub replay_id: String,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Recipient.
+    #[serde(rename = "recipientDIPID")]
+    pub recipient_dip_id: String,
+    /// The queue the copies go to.
+    pub queue: String,
+    /// Messages selected.
+    pub messages: i64,
+    /// Effective start of the range.
+    pub from: String,
+    /// Effective end of the range.
+    pub to: String,
+    /// Transaction ids of the copies, in order (empty on a dry run).
+    #[serde(rename = "replayTransactionIDs")]
+    pub replay_transaction_ids: Vec<String>,
+}
+
+/// Why a replay was refused.
+#[derive(Debug)]
+pub enum ReplayError {
+    /// The request is wrong (400).
+    Invalid(ApiError),
+    /// The caller may not replay for that recipient (403).
+    Forbidden(ApiError),
+    /// The store failed (503).
+    Store(StoreError),
+}
+
+impl From<StoreError> for ReplayError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> ReplayError {
+    ReplayError::Invalid(ApiError::new(ErrorCode::InvalidField, path, message))
+}
+
+fn micros_to_text(t: i64) -> String {
+    DateTime::from_timestamp_micros(t)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+/// Runs (or counts) a replay for `caller`.
+pub async fn replay(
+    broker: &Broker,
+    caller: &Principal,
+    request: &ReplayRequest,
+) -> Result<ReplayOutcome, ReplayError> {
+    let registry = broker.registry();
+    let store = broker.store();
+    let Some(channel) = registry.channel(&request.interface_id) else {
+        return Err(ReplayError::Invalid(ApiError::new(
+            ErrorCode::UnknownInterface,
+            "/interfaceID",
+            format!("no channel {}", request.interface_id),
+        )));
+    };
+    let recipient = match (caller, &request.recipient_dip_id) {
+        (Principal::Operator { .. }, Some(r)) => r.clone(),
+        (Principal::Operator { .. }, None) => {
+            return Err(invalid(
+                "/recipientDIPID",
+                "the operator must name the recipient to replay for",
+            ));
+        }
+        (p, named) => {
+            let me = p.dip_id().unwrap_or_default();
+            let r = named.clone().unwrap_or_else(|| me.to_owned());
+            if !registry.acts_for(me).contains(&r) {
+                return Err(ReplayError::Forbidden(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "/recipientDIPID",
+                    format!("you do not act for {r}"),
+                )));
+            }
+            r
+        }
+    };
+    if registry.participant(&recipient).is_none() {
+        return Err(invalid("/recipientDIPID", format!("no participant {recipient}")));
+    }
+
+    // The range: the earliest of the two starts, the latest of the two ends (spec 5.5.11).
+    let received = |id: &Option<String>, path: &'static str| {
+        let id = id.clone();
+        async move {
+            match id {
+                None => Ok(None),
+                Some(id) => match store.message(&id).await? {
+                    Some(m) if m.interface_id == request.interface_id => Ok(Some(m.received_at)),
+                    _ => Err(invalid(path, format!("no message {id} on {}", request.interface_id))),
+                },
+            }
+        }
+    };
+    let start_tx = received(&request.start_transaction_id, "/startTransactionID").await?;
+    let end_tx = received(&request.end_transaction_id, "/endTransactionID").await?;
+    let from_time = request.from_time.map(|t| t.timestamp_micros());
+    let to_time = request.to_time.map(|t| t.timestamp_micros());
+    let from = match (start_tx, from_time) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => {
+            return Err(invalid("", "give startTransactionID or fromTime"));
+        }
+    };
+    let now = Utc::now();
+    let to = match (end_tx, to_time) {
+        (Some(a), Some(b)) => a.max(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => now.timestamp_micros(),
+    };
+    if from > to {
+        return Err(invalid("", "the range ends before it starts"));
+    }
+
+    let recipients = vec![recipient.clone()];
+    let candidates = store
+        .replay_candidates(&request.interface_id, &recipients, from, to, MAX_REPLAY + 1)
+        .await?;
+    if i64::try_from(candidates.len()).unwrap_or(i64::MAX) > MAX_REPLAY {
+        return Err(invalid("", format!("more than {MAX_REPLAY} messages; split the range")));
+    }
+    let queue = registry.queue_for(&recipient, &request.interface_id);
+    let environment = &broker.config().environment;
+    let mut copies = Vec::new();
+    if !request.dry_run {
+        for c in &candidates {
+            let mut payload: Value =
+                serde_json::from_str(&c.envelope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let Some(cb) = payload.get_mut("CommonBlock").and_then(Value::as_object_mut) else {
+                return Err(StoreError::Corrupt(format!("archived {} has no CommonBlock", c.transaction_id)).into());
+            };
+            let original = cb.get("D0").cloned().unwrap_or(Value::Null);
+            let correlation = original
+                .get("initialCorrelationID")
+                .and_then(Value::as_str)
+                .map(|c| format!("R-{c}"));
+            let id = format!("R-{}", uuid::Uuid::now_v7());
+            cb.insert(
+                "D0".into(),
+                transaction_wrapper(&id, now, &channel.channel, correlation.as_deref(), true, environment),
+            );
+            cb.insert("originalD0".into(), original);
+            copies.push(ReplayCopy {
+                transaction_id: id,
+                interface_id: request.interface_id.clone(),
+                envelope: serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                retain_until: now.timestamp_micros() + COPY_RETENTION_DAYS * 86_400_000_000,
+                delivery: Delivery {
+                    queue_id: queue.clone(),
+                    recipient_dip_id: recipient.clone(),
+                    recipient_role: c.recipient_role.clone(),
+                    hidden: c.hidden.clone(),
+                },
+            });
+        }
+    }
+    let record = ReplayRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        requested_by: match caller {
+            Principal::Operator { name } => format!("operator:{name}"),
+            p => format!("participant:{}", p.dip_id().unwrap_or_default()),
+        },
+        recipient: recipient.clone(),
+        interface_id: request.interface_id.clone(),
+        request: serde_json::to_string(request).unwrap_or_default(),
+        dry_run: request.dry_run,
+        messages: i64::try_from(candidates.len()).unwrap_or(i64::MAX),
+        created_at: now.timestamp_micros(),
+    };
+    store.record_replay(&record, &copies).await?;
+    Ok(ReplayOutcome {
+        replay_id: record.id,
+        dry_run: request.dry_run,
+        recipient_dip_id: recipient,
+        queue,
+        messages: record.messages,
+        from: micros_to_text(from),
+        to: micros_to_text(to),
+        replay_transaction_ids: copies.into_iter().map(|c| c.transaction_id).collect(),
+    })
+}
