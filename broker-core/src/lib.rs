@@ -34,4 +34,5 @@ pub mod registry;
 pub mod replay;
 pub mod routing;
 pub mod seed;
+pub mod sink;
 pub mod store;
