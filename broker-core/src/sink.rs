@@ -134,7 +134,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn receive(State(state): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let queue = header("x-dip-queue");
     {
         let mut in_flight = lock(&state.in_flight);
@@ -171,7 +177,11 @@ async fn receive(State(state): State<Arc<State_>>, headers: HeaderMap, body: Byt
         seq: header("x-dip-sequence").parse().unwrap_or(-1),
         queue: queue.clone(),
         body: if state.keep_bodies { parsed } else { None },
-        latency_us: sent_at.map_or(-1, |t| (arrived_at - t.with_timezone(&chrono::Utc)).num_microseconds().unwrap_or(-1)),
+        latency_us: sent_at.map_or(-1, |t| {
+            (arrived_at - t.with_timezone(&chrono::Utc))
+                .num_microseconds()
+                .unwrap_or(-1)
+        }),
         status,
     });
     state.arrived.notify_waiters();

@@ -10,77 +10,11 @@ use broker_core::ingest::BrokerConfig;
 use broker_core::mpan::with_check_digit;
 use serde_json::{Value, json};
 
-// Demo participants (broker-core/demo/demo.toml).
-const SUP1: &str = "1000000001"; // splits channels over `registration` and `default`
-const SUP2: &str = "1000000002"; // nominated DCP 1000000090
-const SUP3: &str = "1000000003";
-const REGS_N: &str = "1000000011";
-const LDSO_P: &str = "1000000021";
-const MS_KEY: &str = "1000000031"; // MSS and MSA
-const SDS_O: &str = "1000000041"; // nominated DCP 1000000090
-const DS_Q: &str = "1000000042"; // SDS, ADS, UMDS
-const MDS: &str = "1000000051"; // MDS, LSS, VAS
-const LSS: &str = "1000000052"; // LSS, VAS
-const DCP: &str = "1000000090";
-
-/// Smart MPAN whose supplier changes from SUP1 to SUP2 on 2024-10-15.
-const MPAN_COS: &str = "1600001000010";
-/// Smart MPAN: SUP1, LDSO_P, REGS_N, MSS 1000000032, SDS DS_Q, all from 2024-04-01.
-const MPAN_SMART: &str = "1600001000020";
-
 const CB: &str = "/payload/CommonBlock";
 
 // ---------------------------------------------------------------------------------------
 // Message builders
 // ---------------------------------------------------------------------------------------
-
-/// An item with event code, MPAN and primary recipients set.
-#[allow(clippy::too_many_arguments)]
-fn msg(
-    interface: &str,
-    sender: &str,
-    role: &str,
-    reference: &str,
-    event: &str,
-    mpan: Option<&str>,
-    targets: &[&str],
-    custom: Value,
-) -> Value {
-    let mut it = item(interface, sender, role, reference, custom);
-    set(&mut it, "/payload/CommonBlock/S0/eventCode", json!(event));
-    if let Some(m) = mpan {
-        set(&mut it, "/payload/CommonBlock/M0/MPANCore", json!(m));
-    }
-    set(&mut it, "/payload/CommonBlock/A0/primaryRecipients", json!(targets));
-    it
-}
-
-/// IF-031 Supplier Service Appointment Request: SUP1 to its Registration Service
-/// (targeted; starts a workflow; event codes restricted).
-fn if031(reference: &str) -> Value {
-    msg(
-        "IF-031",
-        SUP1,
-        "SUP",
-        reference,
-        "SupplierServiceAppointmentRequest",
-        Some(MPAN_SMART),
-        &[REGS_N],
-        if031_block(),
-    )
-}
-
-fn if031_block() -> Value {
-    json!({
-        "mpanCore": MPAN_SMART,
-        "supplierId": "AURA",
-        "serviceRole": "MSS",
-        "serviceProviderId": "KYST",
-        "serviceProviderDIPID": MS_KEY,
-        "effectiveFromDate": "2025-02-01",
-        "contractReference": "C-1"
-    })
-}
 
 /// IF-032 Registration Service response: REGS_N back to SUP1 (targeted; not a workflow start).
 fn if032(reference: &str, correlation: Option<&str>) -> Value {
@@ -220,32 +154,6 @@ fn if006(reference: &str, mpan: &str) -> Value {
             "serviceProviderId": "KYST"
         }),
     )
-}
-
-/// The spec 5.5.12 worked example IF-909: the MSS targets a Registration Service; every
-/// supplier always gets a copy without three fields.
-fn if909(reference: &str) -> Value {
-    msg(
-        "IF-909",
-        MS_KEY,
-        "MSS",
-        reference,
-        "[NotificationOfDataServiceAppointment]",
-        Some(MPAN_COS),
-        &[REGS_N],
-        if909_block(),
-    )
-}
-
-fn if909_block() -> Value {
-    json!({
-        "mpanCore": MPAN_COS,
-        "contractReferenceMeteringService": "MS-42",
-        "supplierId": "AURA",
-        "meteringServiceId": "KYST",
-        "meteringServiceEffectiveFromDate": "2025-01-01T00:00:00Z",
-        "appointmentCode": "A"
-    })
 }
 
 /// A valid MPAN core that the demo appointment table does not know.

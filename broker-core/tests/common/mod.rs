@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use broker_core::catalogue::CatalogueData;
+use broker_core::delivery::{DeliveryConfig, DeliveryHandle};
 use broker_core::ingest::{Broker, BrokerConfig};
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::store::{self, Store};
@@ -84,6 +85,7 @@ pub struct TestServer {
     pub broker: Broker,
     pub demo: DirectoryData,
     pub db: TestStore,
+    pub delivery: Option<DeliveryHandle>,
 }
 
 impl TestServer {
@@ -109,7 +111,46 @@ impl TestServer {
             broker,
             demo,
             db,
+            delivery: None,
         }
+    }
+
+    /// The platform delivering webhooks with short timeouts and leases, for tests.
+    pub async fn delivering(db: Db) -> Self {
+        let mut s = Self::start(db).await;
+        s.delivery = Some(broker_core::delivery::start(s.broker.clone(), fast_delivery()).expect("start delivery"));
+        s
+    }
+
+    /// Points a participant's endpoint at `url` (`None`: pull) for `channels` (empty: all
+    /// others) and reloads the registry.
+    pub async fn endpoint(&self, dip_id: &str, name: &str, url: Option<String>, channels: &[&str]) {
+        self.broker
+            .store()
+            .put_endpoint(&broker_core::model::Endpoint {
+                id: format!("{dip_id}/{name}"),
+                dip_id: dip_id.into(),
+                name: name.into(),
+                url,
+                channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+            })
+            .await
+            .expect("put endpoint");
+        self.broker.reload().await.expect("reload");
+    }
+
+    /// Changes a channel's delivery policy and reloads the registry.
+    pub async fn policy(&self, interface: &str, policy: broker_core::model::DeliveryPolicy) {
+        let mut channel = self
+            .broker
+            .registry()
+            .channel(interface)
+            .expect("channel")
+            .channel
+            .clone();
+        channel.delivery = policy;
+        self.broker.store().put_channel(&channel).await.expect("put channel");
+        self.broker.reload().await.expect("reload");
     }
 
     /// The demo API key of a participant.
@@ -170,6 +211,18 @@ impl TestServer {
     }
 }
 
+/// Delivery settings that make retries and hand-overs quick enough for tests.
+pub fn fast_delivery() -> DeliveryConfig {
+    DeliveryConfig {
+        request_timeout: std::time::Duration::from_millis(300),
+        connect_timeout: std::time::Duration::from_millis(300),
+        lease_ttl: std::time::Duration::from_secs(3),
+        sweep_interval: std::time::Duration::from_millis(200),
+        idle_release: std::time::Duration::from_secs(1),
+        ..DeliveryConfig::default()
+    }
+}
+
 /// A message item with a well-formed CommonBlock; `custom` is the CustomBlock.
 pub fn item(interface: &str, sender: &str, role: &str, reference: &str, custom: Value) -> Value {
     json!({
@@ -215,4 +268,96 @@ macro_rules! both_stores {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Db::Postgres).await } )*
         }
     };
+}
+
+// Demo participants (broker-core/demo/demo.toml).
+pub const SUP1: &str = "1000000001"; // splits channels over `registration` and `default`
+pub const SUP2: &str = "1000000002"; // nominated DCP 1000000090
+pub const SUP3: &str = "1000000003";
+pub const REGS_N: &str = "1000000011";
+pub const LDSO_P: &str = "1000000021";
+pub const MS_KEY: &str = "1000000031"; // MSS and MSA
+pub const SDS_O: &str = "1000000041"; // nominated DCP 1000000090
+pub const DS_Q: &str = "1000000042"; // SDS, ADS, UMDS
+pub const MDS: &str = "1000000051"; // MDS, LSS, VAS
+pub const LSS: &str = "1000000052"; // LSS, VAS
+pub const DCP: &str = "1000000090";
+
+/// Smart MPAN whose supplier changes from SUP1 to SUP2 on 2024-10-15.
+pub const MPAN_COS: &str = "1600001000010";
+/// Smart MPAN: SUP1, LDSO_P, REGS_N, MSS 1000000032, SDS DS_Q, all from 2024-04-01.
+pub const MPAN_SMART: &str = "1600001000020";
+
+/// An item with event code, MPAN and primary recipients set.
+#[allow(clippy::too_many_arguments)]
+pub fn msg(
+    interface: &str,
+    sender: &str,
+    role: &str,
+    reference: &str,
+    event: &str,
+    mpan: Option<&str>,
+    targets: &[&str],
+    custom: Value,
+) -> Value {
+    let mut it = item(interface, sender, role, reference, custom);
+    set(&mut it, "/payload/CommonBlock/S0/eventCode", json!(event));
+    if let Some(m) = mpan {
+        set(&mut it, "/payload/CommonBlock/M0/MPANCore", json!(m));
+    }
+    set(&mut it, "/payload/CommonBlock/A0/primaryRecipients", json!(targets));
+    it
+}
+
+/// IF-031 Supplier Service Appointment Request: SUP1 to its Registration Service
+/// (targeted; starts a workflow; event codes restricted).
+pub fn if031(reference: &str) -> Value {
+    msg(
+        "IF-031",
+        SUP1,
+        "SUP",
+        reference,
+        "SupplierServiceAppointmentRequest",
+        Some(MPAN_SMART),
+        &[REGS_N],
+        if031_block(),
+    )
+}
+
+pub fn if031_block() -> Value {
+    json!({
+        "mpanCore": MPAN_SMART,
+        "supplierId": "AURA",
+        "serviceRole": "MSS",
+        "serviceProviderId": "KYST",
+        "serviceProviderDIPID": MS_KEY,
+        "effectiveFromDate": "2025-02-01",
+        "contractReference": "C-1"
+    })
+}
+
+/// The spec 5.5.12 worked example IF-909: the MSS targets a Registration Service; every
+/// supplier always gets a copy without three fields.
+pub fn if909(reference: &str) -> Value {
+    msg(
+        "IF-909",
+        MS_KEY,
+        "MSS",
+        reference,
+        "[NotificationOfDataServiceAppointment]",
+        Some(MPAN_COS),
+        &[REGS_N],
+        if909_block(),
+    )
+}
+
+pub fn if909_block() -> Value {
+    json!({
+        "mpanCore": MPAN_COS,
+        "contractReferenceMeteringService": "MS-42",
+        "supplierId": "AURA",
+        "meteringServiceId": "KYST",
+        "meteringServiceEffectiveFromDate": "2025-01-01T00:00:00Z",
+        "appointmentCode": "A"
+    })
 }

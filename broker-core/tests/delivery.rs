@@ -1,0 +1,649 @@
+//! Delivery over real HTTP to real webhook servers (`broker_core::sink`), on SQLite and on
+//! PostgreSQL: the choreography of spec 5.5.13 (happy path, timeout, recipient system
+//! error, recipient data error reported synchronously and asynchronously), FIFO across
+//! retries, staleness to dead letter with report, redrive, pull mode, replay with
+//! entitlement, and the operational view of queues.
+
+mod common;
+use common::*;
+
+use std::time::{Duration, Instant};
+
+use broker_core::model::DeliveryPolicy;
+use broker_core::sink::{Reply, Sink};
+use serde_json::{Value, json};
+
+const REGS_2: &str = "1000000012";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Retries quickly; messages go stale after `stale_secs`.
+fn quick(stale_secs: u64) -> DeliveryPolicy {
+    DeliveryPolicy {
+        retry_initial_ms: 50,
+        retry_max_ms: 200,
+        stale_after_secs: stale_secs,
+    }
+}
+
+/// Sends one item; returns its transaction id.
+async fn send(s: &TestServer, key: &str, it: Value) -> String {
+    let (status, body) = s.post(key, &json!([it])).await;
+    assert_eq!(status, 202, "{body}");
+    body["results"][0]["transactionID"]
+        .as_str()
+        .expect("transaction id")
+        .to_owned()
+}
+
+/// IF-031 from SUP1 to a registration service.
+fn request_to(regs: &str, reference: &str) -> Value {
+    let mut it = if031(reference);
+    set(&mut it, "/payload/CommonBlock/A0/primaryRecipients", json!([regs]));
+    it
+}
+
+/// A platform webhook sink for REGS_N's `default` endpoint.
+async fn regs_webhook(s: &TestServer) -> Sink {
+    let sink = Sink::start(true).await.expect("sink");
+    s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
+    sink
+}
+
+/// The delivery of `tx` to `recipient` as the operator sees it.
+async fn delivery_of(s: &TestServer, tx: &str, recipient: &str) -> Value {
+    let (status, body) = s.get(&s.operator_key(), &format!("/api/v1/messages/{tx}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .find(|d| d["recipientDIPID"] == recipient)
+        .cloned()
+        .unwrap_or_else(|| panic!("no delivery to {recipient} in {body}"))
+}
+
+/// Polls until the delivery of `tx` to `recipient` is in `state`.
+async fn settled(s: &TestServer, tx: &str, recipient: &str, state: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let d = delivery_of(s, tx, recipient).await;
+        if d["state"] == state || Instant::now() > deadline {
+            assert_eq!(d["state"], state, "{d}");
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The pending items of a queue as `key` sees them.
+async fn peek(s: &TestServer, key: &str, dip: &str, name: &str) -> Vec<Value> {
+    let (status, body) = s
+        .get(key, &format!("/api/v1/participants/{dip}/queues/{name}/messages"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().expect("items").clone()
+}
+
+/// Polls SUP1's default (pull) queue until it holds `n` return-to-sender reports.
+async fn reports(s: &TestServer, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let items: Vec<Value> = peek(s, &s.key(SUP1), SUP1, "default")
+            .await
+            .into_iter()
+            .filter(|i| i["interfaceID"] == "IF-990")
+            .map(|i| i["body"][0]["payload"].clone())
+            .collect();
+        if items.len() >= n || Instant::now() > deadline {
+            assert_eq!(items.len(), n, "{items:?}");
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn transaction_ids(received: &[broker_core::sink::Received]) -> Vec<String> {
+    received.iter().map(|r| r.transaction_id.clone()).collect()
+}
+
+async fn happy_path(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let sink = regs_webhook(&s).await;
+    let tx = send(&s, &s.key(SUP1), request_to(REGS_N, "happy-1")).await;
+
+    let got = sink.wait_delivered(1, WAIT).await;
+    assert_eq!(transaction_ids(&got), [tx.as_str()]);
+    let body = got[0].body.as_ref().expect("body");
+    let items = body.as_array().expect("array body");
+    assert_eq!(items.len(), 1);
+    let cb = &items[0]["payload"]["CommonBlock"];
+    assert_eq!(cb["D0"]["transactionID"], json!(tx));
+    assert_eq!(cb["D0"]["replayIndicator"], json!(false));
+    assert_eq!(cb["S1"]["senderUniqueReference"], "happy-1");
+    assert_eq!(items[0]["payload"]["CustomBlock"], if031_block());
+    assert_eq!(got[0].queue, format!("{REGS_N}/default"));
+    assert_eq!(got[0].seq, 1);
+
+    let d = settled(&s, &tx, REGS_N, "delivered").await;
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert_eq!(d["lastOutcome"], "HTTP 200", "{d}");
+    assert!(d["settledAt"].is_string(), "{d}");
+
+    let (status, body) = s.get(&s.key(REGS_N), "/api/v1/queues").await;
+    assert_eq!(status, 200, "{body}");
+    let q = &body["queues"][0];
+    assert_eq!(q["queue"], format!("{REGS_N}/default"), "{body}");
+    assert_eq!(q["mode"], "webhook");
+    assert_eq!(q["state"], "healthy");
+    assert_eq!(q["pending"], 0);
+    assert_eq!(q["lastOutcome"], "HTTP 200");
+    assert_eq!(sink.overlaps(), 0);
+}
+
+async fn timeout_then_success(db: Db) {
+    let s = TestServer::delivering(db).await;
+    s.policy("IF-031", quick(3600)).await;
+    let sink = regs_webhook(&s).await;
+    // The first answer comes after the platform's 300 ms timeout.
+    sink.script([Reply::Delay(Duration::from_millis(800))]);
+    let tx = send(&s, &s.key(SUP1), request_to(REGS_N, "slow-1")).await;
+    let d = settled(&s, &tx, REGS_N, "delivered").await;
+    assert_eq!(d["attempts"], 2, "{d}");
+    let delivered = sink.wait_delivered(2, WAIT).await;
+    // The sink finished the slow request too, after the platform gave up on it.
+    assert!(delivered.iter().all(|r| r.transaction_id == tx), "{delivered:?}");
+}
+
+async fn server_errors_retried_in_order(db: Db) {
+    let s = TestServer::delivering(db).await;
+    s.policy("IF-031", quick(3600)).await;
+    let sink = regs_webhook(&s).await;
+    sink.script([
+        Reply::Status(503),
+        Reply::Status(500),
+        Reply::RetryAfter(429, 1),
+        Reply::Status(408),
+    ]);
+    let key = s.key(SUP1);
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        sent.push(send(&s, &key, request_to(REGS_N, &format!("fifo-{i}"))).await);
+    }
+    let delivered = sink.wait_delivered(5, WAIT).await;
+    assert_eq!(transaction_ids(&delivered), sent, "FIFO kept across retries");
+    let all = sink.received();
+    assert_eq!(
+        all.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [503, 500, 429, 408, 200, 200, 200, 200, 200]
+    );
+    // Nothing overtook the failing head.
+    assert!(all[..5].iter().all(|r| r.transaction_id == sent[0]), "{all:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 honoured");
+    let d = settled(&s, &sent[0], REGS_N, "delivered").await;
+    assert_eq!(d["attempts"], 5, "{d}");
+    assert_eq!(sink.overlaps(), 0);
+}
+
+async fn data_error_returned_to_sender(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let sink = regs_webhook(&s).await;
+    let refusal = json!({ "errors": [{ "code": "MPAN_NOT_REGISTERED", "path": "/payload/CustomBlock/mpanCore", "message": "unknown MPAN" }] });
+    sink.script([Reply::Json(422, refusal), Reply::Status(404)]);
+    let bad = send(&s, &s.key(SUP1), request_to(REGS_N, "bad-1")).await;
+    let bare = send(&s, &s.key(SUP1), request_to(REGS_N, "bad-2")).await;
+    let good = send(&s, &s.key(SUP1), request_to(REGS_N, "good-3")).await;
+
+    let delivered = sink.wait_delivered(1, WAIT).await;
+    assert_eq!(transaction_ids(&delivered), [good.as_str()], "4xx is not retried");
+    let d = settled(&s, &bad, REGS_N, "returned").await;
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert_eq!(d["lastOutcome"], "HTTP 422", "{d}");
+    settled(&s, &bare, REGS_N, "returned").await;
+
+    let got = reports(&s, 2).await;
+    let report = got
+        .iter()
+        .find(|r| r["CustomBlock"]["originalTransactionID"] == json!(bad))
+        .expect("report on the first");
+    let cb = &report["CommonBlock"];
+    assert_eq!(cb["S0"]["interfaceID"], "IF-990");
+    assert_eq!(cb["S0"]["eventCode"], "RECIPIENT_REJECTED");
+    assert_eq!(cb["S1"]["senderRoleID"], "DIP");
+    assert_eq!(cb["A0"]["primaryRecipients"], json!([SUP1]));
+    assert!(cb["D0"]["transactionID"].is_string());
+    let custom = &report["CustomBlock"];
+    assert_eq!(custom["reason"], "RECIPIENT_REJECTED");
+    assert_eq!(custom["originalSenderUniqueReference"], "bad-1");
+    assert_eq!(custom["originalInterfaceID"], "IF-031");
+    assert_eq!(custom["recipientDIPID"], REGS_N);
+    assert_eq!(custom["httpStatus"], 422);
+    assert_eq!(
+        custom["errors"],
+        json!([{ "code": "MPAN_NOT_REGISTERED", "path": "/payload/CustomBlock/mpanCore", "message": "unknown MPAN" }])
+    );
+    let other = got
+        .iter()
+        .find(|r| r["CustomBlock"]["originalTransactionID"] == json!(bare))
+        .expect("report on the second");
+    assert_eq!(other["CustomBlock"]["errors"][0]["code"], "RECIPIENT_REJECTED");
+    assert_eq!(other["CustomBlock"]["httpStatus"], 404);
+    // The report is a stored message of its own, visible to the operator.
+    let report_tx = report["CommonBlock"]["D0"]["transactionID"].as_str().unwrap();
+    let (status, body) = s.get(&s.operator_key(), &format!("/api/v1/messages/{report_tx}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["interfaceID"], "IF-990");
+}
+
+async fn asynchronous_error_report(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let sink = regs_webhook(&s).await;
+    let tx = send(&s, &s.key(SUP1), request_to(REGS_N, "async-1")).await;
+    sink.wait_delivered(1, WAIT).await;
+    settled(&s, &tx, REGS_N, "delivered").await;
+
+    let path = format!("/api/v1/messages/{tx}/errors");
+    let report = json!({ "errors": [{ "code": "DATA_INCONSISTENT", "path": "/payload/CustomBlock/effectiveFromDate", "message": "date before registration" }] });
+    // Only a recipient of the message may report on it.
+    for stranger in [SUP1, REGS_2] {
+        let (status, body) = s
+            .post_to(&path, &s.key(stranger), "application/json", report.to_string())
+            .await;
+        assert_eq!(status, 404, "{stranger}: {body}");
+    }
+    let (status, body) = s
+        .post_to(&path, &s.key(REGS_N), "application/json", "{\"errors\": []}")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = s
+        .post_to(&path, &s.key(REGS_N), "application/json", report.to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let first = body["reportTransactionID"].clone();
+    // The same report again is the same report.
+    let (status, body) = s
+        .post_to(&path, &s.key(REGS_N), "application/json", report.to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["reportTransactionID"], first);
+
+    let got = reports(&s, 1).await;
+    let custom = &got[0]["CustomBlock"];
+    assert_eq!(custom["reason"], "RECIPIENT_REPORTED");
+    assert_eq!(custom["originalTransactionID"], json!(tx));
+    assert_eq!(custom["errors"][0]["code"], "DATA_INCONSISTENT");
+    assert_eq!(got[0]["CommonBlock"]["D0"]["transactionID"], first);
+}
+
+async fn stale_messages_dead_lettered_and_redriven(db: Db) {
+    let s = TestServer::delivering(db).await;
+    s.policy("IF-031", quick(1)).await;
+    let sink = regs_webhook(&s).await;
+    sink.script(std::iter::repeat_n(Reply::Status(503), 1000));
+    let first = send(&s, &s.key(SUP1), request_to(REGS_N, "stale-1")).await;
+    let second = send(&s, &s.key(SUP1), request_to(REGS_N, "stale-2")).await;
+    let d = settled(&s, &first, REGS_N, "dead").await;
+    assert!(d["attempts"].as_i64().unwrap() >= 2, "retried until stale: {d}");
+    settled(&s, &second, REGS_N, "dead").await;
+
+    let got = reports(&s, 2).await;
+    assert!(
+        got.iter().all(|r| r["CustomBlock"]["reason"] == "DEAD_LETTER"),
+        "{got:?}"
+    );
+    assert_eq!(got[0]["CustomBlock"]["errors"][0]["code"], "STALE");
+    assert_eq!(got[0]["CustomBlock"]["lastOutcome"], "HTTP 503");
+
+    // The recipient sees its dead letters; others do not.
+    let (status, body) = s.get(&s.key(REGS_N), "/api/v1/dead-letters?interfaceID=IF-031").await;
+    assert_eq!(status, 200, "{body}");
+    let dead = body["deadLetters"].as_array().unwrap().clone();
+    assert_eq!(
+        dead.iter().map(|d| d["transactionID"].clone()).collect::<Vec<_>>(),
+        [json!(first), json!(second)]
+    );
+    assert_eq!(dead[0]["senderUniqueReference"], "stale-1");
+    assert_eq!(dead[0]["lastOutcome"], "stale after 1 s");
+    let (_, body) = s.get(&s.key(REGS_2), "/api/v1/dead-letters").await;
+    assert_eq!(body["deadLetters"], json!([]));
+    let href = dead[0]["href"].as_str().unwrap();
+    let (status, body) = s.get(&s.key(REGS_N), href).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["body"][0]["payload"]["CommonBlock"]["D0"]["transactionID"],
+        json!(first)
+    );
+    let (status, _) = s.get(&s.key(REGS_2), href).await;
+    assert_eq!(status, 404);
+
+    let (_, body) = s.get(&s.key(REGS_N), "/api/v1/queues").await;
+    let q = &body["queues"][0];
+    assert_eq!(q["deadLetters"], 2, "{q}");
+    assert_eq!(q["state"], "retrying", "{q}");
+    assert_eq!(q["lastOutcome"], "HTTP 503", "{q}");
+
+    // The recipient is back: redrive one by reference, the other by filter, in order.
+    sink.script([]);
+    let sink2 = regs_webhook(&s).await;
+    s.policy("IF-031", quick(3600)).await;
+    let (status, body) = s
+        .post_to(
+            "/api/v1/dead-letters/redrive",
+            &s.key(REGS_N),
+            "application/json",
+            json!({ "entries": [{ "queue": dead[0]["queue"], "position": dead[0]["position"] }] }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["redriven"][0]["position"], dead[0]["position"]);
+    let (status, body) = s
+        .post_to(
+            "/api/v1/dead-letters/redrive",
+            &s.operator_key(),
+            "application/json",
+            json!({ "filter": { "recipientDIPID": REGS_N, "interfaceID": "IF-031" } }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["redriven"].as_array().unwrap().len(), 1, "{body}");
+    let delivered = sink2.wait_delivered(2, WAIT).await;
+    assert_eq!(transaction_ids(&delivered), [first.clone(), second.clone()]);
+    assert!(delivered[0].seq > 2, "queued again at the tail: {delivered:?}");
+    let (_, body) = s.get(&s.key(REGS_N), "/api/v1/dead-letters").await;
+    assert_eq!(body["deadLetters"], json!([]));
+    // A participant cannot redrive another's dead letters.
+    let (status, _) = s
+        .post_to(
+            "/api/v1/dead-letters/redrive",
+            &s.key(REGS_2),
+            "application/json",
+            json!({ "entries": [{ "queue": format!("{REGS_N}/default"), "position": 1 }] }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+async fn pull_mode(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let key = s.key(REGS_N);
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        sent.push(send(&s, &s.key(SUP1), request_to(REGS_N, &format!("pull-{i}"))).await);
+    }
+    let base = format!("/api/v1/participants/{REGS_N}/queues/default");
+    let (status, body) = s
+        .post_to(
+            &format!("{base}/pull?max=2&leaseSeconds=30"),
+            &key,
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let lease = body["leaseID"].as_str().unwrap().to_owned();
+    let ids: Vec<Value> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["transactionID"].clone())
+        .collect();
+    assert_eq!(ids, [json!(sent[0]), json!(sent[1])]);
+    assert_eq!(body["items"][0]["body"][0]["payload"]["CustomBlock"], if031_block());
+
+    // While leased, nobody else reads the queue.
+    let (status, body) = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["errors"][0]["code"], "QUEUE_LEASED");
+    // Nor may another participant touch it.
+    let (status, _) = s
+        .post_to(&format!("{base}/pull"), &s.key(REGS_2), "application/json", "")
+        .await;
+    assert_eq!(status, 404);
+
+    let ack = |lease: &str, ids: &[&String]| json!({ "leaseID": lease, "transactionIDs": ids }).to_string();
+    let (status, body) = s
+        .post_to(
+            &format!("{base}/ack"),
+            &key,
+            "application/json",
+            ack("nope", &[&sent[0]]),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["errors"][0]["code"], "LEASE_LOST");
+    let (status, body) = s
+        .post_to(
+            &format!("{base}/ack"),
+            &key,
+            "application/json",
+            ack(&lease, &[&sent[0]]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["acknowledged"], json!([sent[0]]));
+    settled(&s, &sent[0], REGS_N, "delivered").await;
+
+    // The same lease reads on from the head: the unacknowledged second, then the third.
+    let (status, body) = s
+        .post_to(
+            &format!("{base}/pull?max=5&leaseSeconds=1&leaseID={lease}"),
+            &key,
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<Value> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["transactionID"].clone())
+        .collect();
+    assert_eq!(ids, [json!(sent[1]), json!(sent[2])]);
+    // The consumer vanishes; once the lease ends another consumer gets them again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, body) = s
+        .post_to(&format!("{base}/pull?max=5"), &key, "application/json", "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let lease2 = body["leaseID"].as_str().unwrap().to_owned();
+    assert_ne!(lease2, lease);
+    let ids: Vec<Value> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["transactionID"].clone())
+        .collect();
+    assert_eq!(ids, [json!(sent[1]), json!(sent[2])]);
+    let (status, body) = s
+        .post_to(
+            &format!("{base}/ack"),
+            &key,
+            "application/json",
+            json!({ "leaseID": lease2, "transactionIDs": [sent[1], sent[2]], "release": true }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
+    assert_eq!(status, 200, "released: {body}");
+    assert_eq!(body["items"], json!([]));
+
+    // A webhook queue cannot be pulled.
+    let _sink = regs_webhook(&s).await;
+    let (status, body) = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["errors"][0]["code"], "NOT_PULL_QUEUE");
+}
+
+async fn replay(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let sink = regs_webhook(&s).await;
+    let before = chrono::Utc::now();
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        sent.push(send(&s, &s.key(SUP1), request_to(REGS_N, &format!("replay-{i}"))).await);
+    }
+    // One for another registration service, which REGS_N is not entitled to.
+    send(&s, &s.key(SUP1), request_to(REGS_2, "replay-other")).await;
+    sink.wait_delivered(3, WAIT).await;
+    let post = |key: String, body: Value| {
+        let s = &s;
+        async move {
+            s.post_to("/api/v1/replays", &key, "application/json", body.to_string())
+                .await
+        }
+    };
+
+    let from = before.to_rfc3339();
+    let (status, body) = post(
+        s.key(REGS_N),
+        json!({ "interfaceID": "IF-031", "fromTime": from, "dryRun": true }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"], 3, "{body}");
+    assert_eq!(body["recipientDIPID"], REGS_N);
+    assert_eq!(body["queue"], format!("{REGS_N}/default"));
+    assert_eq!(body["replayTransactionIDs"], json!([]));
+
+    // From the second message on: the earliest of start id and from-time wins.
+    let late = chrono::Utc::now().to_rfc3339();
+    let (status, body) = post(
+        s.key(REGS_N),
+        json!({ "interfaceID": "IF-031", "startTransactionID": sent[1], "fromTime": late, "endTransactionID": sent[2] }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["messages"], 2, "{body}");
+    let copies: Vec<String> = body["replayTransactionIDs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(copies.iter().all(|c| c.starts_with("R-")), "{copies:?}");
+    let got = sink.wait_delivered(5, WAIT).await;
+    let replayed = &got[3..];
+    assert_eq!(transaction_ids(replayed), copies);
+    for (r, original) in replayed.iter().zip(&sent[1..]) {
+        let cb = &r.body.as_ref().unwrap()[0]["payload"]["CommonBlock"];
+        assert_eq!(cb["D0"]["replayIndicator"], json!(true), "{cb}");
+        assert_eq!(cb["originalD0"]["transactionID"], json!(original), "{cb}");
+        assert_eq!(cb["originalD0"]["replayIndicator"], json!(false));
+        let corr = cb["D0"]["initialCorrelationID"].as_str().unwrap();
+        assert_eq!(
+            corr,
+            format!("R-{}", cb["originalD0"]["initialCorrelationID"].as_str().unwrap())
+        );
+    }
+
+    // Entitlement: REGS_2 received none of these, the sender cannot replay for REGS_N.
+    let (status, body) = post(
+        s.key(REGS_2),
+        json!({ "interfaceID": "IF-031", "fromTime": from, "dryRun": true }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["messages"], 1, "only its own: {body}");
+    let (status, body) = post(
+        s.key(SUP1),
+        json!({ "interfaceID": "IF-031", "fromTime": from, "recipientDIPID": REGS_N }),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = post(s.key(REGS_N), json!({ "interfaceID": "IF-031" })).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(
+        s.key(REGS_N),
+        json!({ "interfaceID": "IF-031", "startTransactionID": "nope" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Every request is recorded with who asked; others' replays are not shown.
+    let (status, body) = s.get(&s.operator_key(), "/api/v1/replays").await;
+    assert_eq!(status, 200, "{body}");
+    let all = body["replays"].as_array().unwrap();
+    assert_eq!(all.len(), 3, "{body}");
+    assert!(
+        all.iter()
+            .any(|r| r["requestedBy"] == format!("participant:{REGS_N}") && r["dryRun"] == false)
+    );
+    let (_, body) = s.get(&s.key(REGS_2), "/api/v1/replays").await;
+    assert_eq!(body["replays"].as_array().unwrap().len(), 1, "{body}");
+}
+
+async fn replay_keeps_obfuscation(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let sink = Sink::start(true).await.expect("sink");
+    s.endpoint(SUP2, "default", Some(sink.url()), &[]).await;
+    let tx = send(&s, &s.key(MS_KEY), if909("obf-1")).await;
+    sink.wait_delivered(1, WAIT).await;
+    let (status, body) = s
+        .post_to(
+            "/api/v1/replays",
+            &s.key(SUP2),
+            "application/json",
+            json!({ "interfaceID": "IF-909", "startTransactionID": tx }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let got = sink.wait_delivered(2, WAIT).await;
+    for r in &got {
+        let custom = &r.body.as_ref().unwrap()[0]["payload"]["CustomBlock"];
+        assert!(custom.get("meteringServiceId").is_none(), "{custom}");
+        assert!(custom.get("appointmentCode").is_none(), "{custom}");
+        assert_eq!(custom["supplierId"], "AURA");
+    }
+}
+
+async fn operator_queue_view(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let sink = regs_webhook(&s).await;
+    s.policy("IF-031", quick(3600)).await;
+    sink.script(std::iter::repeat_n(Reply::Status(500), 1000));
+    send(&s, &s.key(SUP1), request_to(REGS_N, "ops-1")).await;
+    send(&s, &s.key(SUP1), request_to(REGS_2, "ops-2")).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = s.get(&s.operator_key(), "/api/v1/admin/queues?state=retrying").await;
+        assert_eq!(status, 200, "{body}");
+        let queues = body["queues"].as_array().unwrap();
+        if let Some(q) = queues.iter().find(|q| q["queue"] == format!("{REGS_N}/default")) {
+            assert_eq!(q["pending"], 1, "{q}");
+            assert_eq!(q["lastOutcome"], "HTTP 500", "{q}");
+            assert!(q["failingSince"].is_string() && q["nextAttemptAt"].is_string(), "{q}");
+            assert!(q["oldestAgeSeconds"].as_f64().unwrap() >= 0.0, "{q}");
+            assert_eq!(q["leasedBy"], "delivery node", "{q}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never retrying: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, body) = s.get(&s.operator_key(), "/api/v1/admin/queues").await;
+    let pull = body["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == format!("{REGS_2}/default"))
+        .cloned()
+        .expect("REGS_2 queue");
+    assert_eq!(pull["mode"], "pull");
+    assert_eq!(pull["state"], "healthy");
+    assert_eq!(pull["pending"], 1);
+    let (status, _) = s.get(&s.key(REGS_N), "/api/v1/admin/queues").await;
+    assert_eq!(status, 403);
+}
+
+both_stores!(
+    happy_path,
+    timeout_then_success,
+    server_errors_retried_in_order,
+    data_error_returned_to_sender,
+    asynchronous_error_report,
+    stale_messages_dead_lettered_and_redriven,
+    pull_mode,
+    replay,
+    replay_keeps_obfuscation,
+    operator_queue_view,
+);
