@@ -127,6 +127,8 @@ struct Inner {
     config: BrokerConfig,
     commits: mpsc::Sender<Job>,
     keys: std::sync::Mutex<HashMap<String, (crate::store::ApiKeyRecord, Instant)>>,
+    /// Counts registry reloads, for components that follow directory changes.
+    version: tokio::sync::watch::Sender<u64>,
 }
 
 /// The broker: cheap to clone, shared by every request handler.
@@ -156,15 +158,23 @@ impl Broker {
         for _ in 0..committers {
             tokio::spawn(commit_loop(store.clone(), rx.clone(), config.commit_batch.max(1)));
         }
-        Ok(Self {
+        let broker = Self {
             inner: Arc::new(Inner {
                 store,
                 registry: ArcSwap::from_pointee(registry),
                 config,
                 commits: tx,
                 keys: std::sync::Mutex::new(HashMap::new()),
+                version: tokio::sync::watch::channel(0).0,
             }),
-        })
+        };
+        tokio::spawn(follow_directory(Arc::downgrade(&broker.inner)));
+        Ok(broker)
+    }
+
+    /// Changes each time the registry is reloaded.
+    pub fn registry_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.version.subscribe()
     }
 
     /// The store.
@@ -188,6 +198,7 @@ impl Broker {
         let fresh = Registry::load(self.inner.store.as_ref()).await?;
         self.inner.registry.store(Arc::new(fresh));
         self.inner.keys.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inner.version.send_modify(|v| *v += 1);
         Ok(())
     }
 
@@ -455,6 +466,37 @@ pub(crate) fn transaction_wrapper(
         "serviceTicketURL": null,
         "environmentTag": environment,
     })
+}
+
+/// Reloads the registry whenever the catalogue or directory changes, on this node or
+/// (PostgreSQL) another: changes take effect everywhere without a restart. Bursts of
+/// changes (a directory load) cause one reload.
+async fn follow_directory(inner: std::sync::Weak<Inner>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(mut notices) = inner.upgrade().map(|i| i.store.subscribe()) else {
+        return;
+    };
+    loop {
+        let relevant = |q: &[String]| {
+            q.iter()
+                .any(|q| q == crate::store::DIRECTORY_CHANGED || q == crate::store::ALL_QUEUES)
+        };
+        match notices.recv().await {
+            Ok(q) if relevant(&q) => {}
+            Ok(_) => continue,
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while !notices.is_empty() {
+            let _ = notices.try_recv();
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let broker = Broker { inner };
+        if let Err(e) = broker.reload().await {
+            tracing::error!(error = %e, "cannot reload the registry after a directory change");
+        }
+    }
 }
 
 fn unavailable(e: &StoreError) -> IngestReply {

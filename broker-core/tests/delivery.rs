@@ -635,6 +635,46 @@ async fn operator_queue_view(db: Db) {
     assert_eq!(status, 403);
 }
 
+/// Two nodes on one PostgreSQL database: a directory change made through one reaches the
+/// other, and the other delivers what the first accepted, woken by its commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_follow_each_other() {
+    let a = TestServer::start(Db::Postgres).await;
+    let store_b = broker_core::store::connect(&a.db.url).await.expect("second connection");
+    let broker_b = broker_core::ingest::Broker::start(store_b, Default::default())
+        .await
+        .expect("node b");
+    // With a sweep this slow, only a commit notification can wake node b in time.
+    let slow_sweep = broker_core::delivery::DeliveryConfig {
+        sweep_interval: Duration::from_secs(600),
+        ..fast_delivery()
+    };
+    let node_b = broker_core::delivery::start(broker_b.clone(), slow_sweep).expect("delivery b");
+    let mut changes = broker_b.registry_changes();
+
+    let sink = Sink::start(true).await.expect("sink");
+    a.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
+    tokio::time::timeout(WAIT, async {
+        while broker_b
+            .registry()
+            .endpoint(&format!("{REGS_N}/default"))
+            .and_then(|e| e.url.clone())
+            != Some(sink.url())
+        {
+            changes.changed().await.expect("registry changes");
+        }
+    })
+    .await
+    .expect("node b learns of the new webhook");
+
+    let started = Instant::now();
+    let tx = send(&a, &a.key(SUP1), request_to(REGS_N, "cross-node")).await;
+    let got = sink.wait_delivered(1, WAIT).await;
+    assert_eq!(transaction_ids(&got), [tx.as_str()]);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    node_b.stop().await;
+}
+
 both_stores!(
     happy_path,
     timeout_then_success,

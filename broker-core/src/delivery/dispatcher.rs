@@ -99,6 +99,7 @@ impl Dispatcher {
 
     async fn run(mut self) {
         let mut notices = self.ctx.broker.store().subscribe();
+        let mut directory = self.ctx.broker.registry_changes();
         let mut shutdown = self.ctx.shutdown.clone();
         let mut sweep = tokio::time::interval(self.ctx.config.sweep_interval);
         let mut renew = tokio::time::interval((self.ctx.config.lease_ttl / 6).max(Duration::from_millis(100)));
@@ -113,6 +114,8 @@ impl Dispatcher {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = sweep.tick() => self.sweep().await,
+                // An endpoint may have become a webhook, or its queue have moved.
+                Ok(()) = directory.changed() => self.sweep().await,
                 _ = renew.tick() => self.renew().await,
                 Some(done) = self.tasks.join_next() => {
                     if let Ok((queue, more)) = done {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::dispatcher::Ctx;
-use super::report::Reason;
+use super::report::{ErrorItem, Reason};
 use super::webhook::{self, Answer};
 use crate::store::{AttemptFailure, EntryState, NewMessage, Outbound, Settlement};
 
@@ -127,8 +127,33 @@ impl Worker {
             let body = match webhook::body(&out) {
                 Ok(b) => b,
                 Err(e) => {
+                    // It can never be sent: keep it out of the way of the rest of the queue.
                     tracing::error!(queue = %self.queue, seq = out.entry.seq, error = %e, "archived envelope unreadable");
-                    return Next::Stop;
+                    let errors = vec![ErrorItem {
+                        code: "PLATFORM_ERROR".into(),
+                        path: String::new(),
+                        message: "the platform could not read the archived message to deliver it".into(),
+                    }];
+                    let report = super::returned(
+                        &broker,
+                        out.origin.as_ref(),
+                        &out.entry,
+                        &out.interface_id,
+                        Reason::DeadLetter,
+                        None,
+                        errors,
+                        "",
+                    );
+                    let settlement = Settlement {
+                        queue_id: self.queue.clone(),
+                        seq: out.entry.seq,
+                        state: EntryState::Dead,
+                        at: super::now_micros(),
+                        outcome: "archived message unreadable".into(),
+                    };
+                    self.flush(&[settlement], report.into_iter().collect()).await;
+                    self.cursor = out.entry.seq;
+                    return Next::Continue;
                 }
             };
             let answer = webhook::send(&self.ctx.http, &url, &out, body).await;

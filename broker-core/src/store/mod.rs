@@ -522,12 +522,17 @@ pub trait Store: Send + Sync + 'static {
     async fn replays(&self, limit: i64) -> Result<Vec<ReplayRecord>>;
 
     /// Wakes on every commit that queued entries, here or (PostgreSQL) on another node:
-    /// the queue ids, or `*` when some notifications were missed.
+    /// the queue ids, or `*` when some notifications were missed; [`DIRECTORY_CHANGED`]
+    /// after a change to the catalogue or directory.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<String>>>;
 }
 
 /// Queue id standing for "any queue may have work" in notifications.
 pub const ALL_QUEUES: &str = "*";
+
+/// Notification that the catalogue or directory changed (never a queue id: queue ids
+/// start with a DIP ID).
+pub const DIRECTORY_CHANGED: &str = "#directory";
 
 /// In-process announcements of queues that received entries.
 pub(crate) type Notifier = tokio::sync::broadcast::Sender<Arc<Vec<String>>>;

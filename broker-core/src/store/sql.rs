@@ -100,7 +100,7 @@ macro_rules! impl_sql_store {
                 .bind(&role.description)
                 .execute(self.writer())
                 .await?;
-                Ok(())
+                self.directory_changed().await
             }
 
             async fn put_channel(&self, channel: &$crate::model::Channel) -> $crate::store::Result<()> {
@@ -116,7 +116,7 @@ macro_rules! impl_sql_store {
                 .bind($crate::store::sql::now_micros())
                 .execute(self.writer())
                 .await?;
-                Ok(())
+                self.directory_changed().await
             }
 
             async fn participants(&self) -> $crate::store::Result<Vec<$crate::model::Participant>> {
@@ -199,7 +199,7 @@ macro_rules! impl_sql_store {
                         .await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                self.directory_changed().await
             }
 
             async fn endpoints(&self) -> $crate::store::Result<Vec<$crate::model::Endpoint>> {
@@ -233,7 +233,7 @@ macro_rules! impl_sql_store {
                 .bind($crate::store::sql::encode_list(&e.channels))
                 .execute(self.writer())
                 .await?;
-                Ok(())
+                self.directory_changed().await
             }
 
             async fn put_api_key(&self, k: &$crate::store::ApiKeyRecord) -> $crate::store::Result<()> {
@@ -251,7 +251,7 @@ macro_rules! impl_sql_store {
                 .bind(k.revoked_at)
                 .execute(self.writer())
                 .await?;
-                Ok(())
+                self.directory_changed().await
             }
 
             async fn api_key(&self, key_id: &str) -> $crate::store::Result<Option<$crate::store::ApiKeyRecord>> {
@@ -1070,6 +1070,18 @@ macro_rules! impl_sql_store {
                 ))
             }
 
+
+            /// Tells every node (this one included) that the catalogue or directory changed,
+            /// so that each reloads its registry.
+            async fn directory_changed(&self) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                Self::notify_in_tx(&mut tx, &[$crate::store::DIRECTORY_CHANGED.to_owned()]).await?;
+                tx.commit().await?;
+                let _ = self
+                    .notifier
+                    .send(std::sync::Arc::new(vec![$crate::store::DIRECTORY_CHANGED.to_owned()]));
+                Ok(())
+            }
 
             /// Commits, telling every node which queues received entries.
             async fn finish(&self, mut tx: sqlx::Transaction<'_, $db>, queues: Vec<String>) -> $crate::store::Result<()> {

@@ -26,6 +26,8 @@ pub fn pg_admin_url() -> String {
 /// A migrated, empty store that cleans up after itself.
 pub struct TestStore {
     pub store: Arc<dyn Store>,
+    /// The database URL, for a second connection (another node).
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
 }
@@ -35,12 +37,12 @@ impl TestStore {
         match db {
             Db::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let store = store::connect(&format!("sqlite://{}", dir.path().join("dip.db").display()))
-                    .await
-                    .expect("open sqlite");
+                let url = format!("sqlite://{}", dir.path().join("dip.db").display());
+                let store = store::connect(&url).await.expect("open sqlite");
                 store.migrate().await.expect("migrate sqlite");
                 Self {
                     store,
+                    url,
                     _dir: Some(dir),
                     pg_name: None,
                 }
@@ -54,6 +56,7 @@ impl TestStore {
                 store.migrate().await.expect("migrate postgres");
                 Self {
                     store,
+                    url,
                     _dir: None,
                     pg_name: Some(name),
                 }
