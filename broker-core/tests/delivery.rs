@@ -363,6 +363,27 @@ async fn stale_messages_dead_lettered_and_redriven(db: Db) {
     assert_eq!(status, 404);
 }
 
+/// POSTs to a queue route of REGS_N's default queue (`pull?…` or `ack`) as `key`.
+async fn queue_post(s: &TestServer, key: &str, route: &str, body: Value) -> (u16, Value) {
+    let path = format!("/api/v1/participants/{REGS_N}/queues/default/{route}");
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    s.post_to(&path, key, "application/json", body).await
+}
+
+/// The transaction ids of pulled items.
+fn pulled(body: &Value) -> Vec<Value> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["transactionID"].clone())
+        .collect()
+}
+
 async fn pull_mode(db: Db) {
     let s = TestServer::delivering(db).await;
     let key = s.key(REGS_N);
@@ -370,107 +391,61 @@ async fn pull_mode(db: Db) {
     for i in 0..3 {
         sent.push(send(&s, &s.key(SUP1), request_to(REGS_N, &format!("pull-{i}"))).await);
     }
-    let base = format!("/api/v1/participants/{REGS_N}/queues/default");
-    let (status, body) = s
-        .post_to(
-            &format!("{base}/pull?max=2&leaseSeconds=30"),
-            &key,
-            "application/json",
-            "",
-        )
-        .await;
+    let (status, body) = queue_post(&s, &key, "pull?max=2&leaseSeconds=30", Value::Null).await;
     assert_eq!(status, 200, "{body}");
     let lease = body["leaseID"].as_str().unwrap().to_owned();
-    let ids: Vec<Value> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["transactionID"].clone())
-        .collect();
-    assert_eq!(ids, [json!(sent[0]), json!(sent[1])]);
+    assert_eq!(pulled(&body), [json!(sent[0]), json!(sent[1])]);
     assert_eq!(body["items"][0]["body"][0]["payload"]["CustomBlock"], if031_block());
 
-    // While leased, nobody else reads the queue.
-    let (status, body) = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
+    // While leased, nobody else reads the queue; another participant cannot touch it.
+    let (status, body) = queue_post(&s, &key, "pull", Value::Null).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["errors"][0]["code"], "QUEUE_LEASED");
-    // Nor may another participant touch it.
-    let (status, _) = s
-        .post_to(&format!("{base}/pull"), &s.key(REGS_2), "application/json", "")
-        .await;
+    let (status, _) = queue_post(&s, &s.key(REGS_2), "pull", Value::Null).await;
     assert_eq!(status, 404);
 
-    let ack = |lease: &str, ids: &[&String]| json!({ "leaseID": lease, "transactionIDs": ids }).to_string();
-    let (status, body) = s
-        .post_to(
-            &format!("{base}/ack"),
-            &key,
-            "application/json",
-            ack("nope", &[&sent[0]]),
-        )
-        .await;
+    let (status, body) = queue_post(
+        &s,
+        &key,
+        "ack",
+        json!({ "leaseID": "nope", "transactionIDs": [sent[0]] }),
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["errors"][0]["code"], "LEASE_LOST");
-    let (status, body) = s
-        .post_to(
-            &format!("{base}/ack"),
-            &key,
-            "application/json",
-            ack(&lease, &[&sent[0]]),
-        )
-        .await;
+    let (status, body) = queue_post(
+        &s,
+        &key,
+        "ack",
+        json!({ "leaseID": lease, "transactionIDs": [sent[0]] }),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["acknowledged"], json!([sent[0]]));
     settled(&s, &sent[0], REGS_N, "delivered").await;
 
     // The same lease reads on from the head: the unacknowledged second, then the third.
-    let (status, body) = s
-        .post_to(
-            &format!("{base}/pull?max=5&leaseSeconds=1&leaseID={lease}"),
-            &key,
-            "application/json",
-            "",
-        )
-        .await;
+    let route = format!("pull?max=5&leaseSeconds=1&leaseID={lease}");
+    let (status, body) = queue_post(&s, &key, &route, Value::Null).await;
     assert_eq!(status, 200, "{body}");
-    let ids: Vec<Value> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["transactionID"].clone())
-        .collect();
-    assert_eq!(ids, [json!(sent[1]), json!(sent[2])]);
+    assert_eq!(pulled(&body), [json!(sent[1]), json!(sent[2])]);
     // The consumer vanishes; once the lease ends another consumer gets them again.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (status, body) = s
-        .post_to(&format!("{base}/pull?max=5"), &key, "application/json", "")
-        .await;
+    let (status, body) = queue_post(&s, &key, "pull?max=5", Value::Null).await;
     assert_eq!(status, 200, "{body}");
     let lease2 = body["leaseID"].as_str().unwrap().to_owned();
     assert_ne!(lease2, lease);
-    let ids: Vec<Value> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["transactionID"].clone())
-        .collect();
-    assert_eq!(ids, [json!(sent[1]), json!(sent[2])]);
-    let (status, body) = s
-        .post_to(
-            &format!("{base}/ack"),
-            &key,
-            "application/json",
-            json!({ "leaseID": lease2, "transactionIDs": [sent[1], sent[2]], "release": true }).to_string(),
-        )
-        .await;
+    assert_eq!(pulled(&body), [json!(sent[1]), json!(sent[2])]);
+    let ack = json!({ "leaseID": lease2, "transactionIDs": [sent[1], sent[2]], "release": true });
+    let (status, body) = queue_post(&s, &key, "ack", ack).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
+    let (status, body) = queue_post(&s, &key, "pull", Value::Null).await;
     assert_eq!(status, 200, "released: {body}");
     assert_eq!(body["items"], json!([]));
 
     // A webhook queue cannot be pulled.
     let _sink = regs_webhook(&s).await;
-    let (status, body) = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
+    let (status, body) = queue_post(&s, &key, "pull", Value::Null).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["errors"][0]["code"], "NOT_PULL_QUEUE");
 }

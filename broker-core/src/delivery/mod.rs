@@ -93,35 +93,54 @@ fn expire(broker: &Broker, out: &Outbound, now: i64) -> Option<(Settlement, Opti
         return None;
     }
     let limit = policy(broker, &out.interface_id).stale_after_secs;
+    let why = format!(
+        "not delivered within {limit} s after {} attempt(s); last outcome: {}",
+        out.entry.attempts,
+        out.entry.last_outcome.as_deref().unwrap_or("none")
+    );
+    Some(dead_letter(
+        broker,
+        out,
+        now,
+        &format!("stale after {limit} s"),
+        "STALE",
+        why,
+    ))
+}
+
+/// Moves an entry to the dead letters (`outcome` recorded on it) and reports `code` and
+/// `why` to its sender.
+fn dead_letter(
+    broker: &Broker,
+    out: &Outbound,
+    now: i64,
+    outcome: &str,
+    code: &str,
+    why: String,
+) -> (Settlement, Option<NewMessage>) {
     let errors = vec![ErrorItem {
-        code: crate::error::ErrorCode::Stale.as_str().into(),
+        code: code.into(),
         path: String::new(),
-        message: format!(
-            "not delivered within {limit} s after {} attempt(s); last outcome: {}",
-            out.entry.attempts,
-            out.entry.last_outcome.as_deref().unwrap_or("none")
-        ),
+        message: why,
     }];
     let settlement = Settlement {
         queue_id: out.entry.queue_id.clone(),
         seq: out.entry.seq,
         state: EntryState::Dead,
         at: now,
-        outcome: format!("stale after {limit} s"),
+        outcome: outcome.into(),
     };
-    Some((
-        settlement,
-        returned(
-            broker,
-            out.origin.as_ref(),
-            &out.entry,
-            &out.interface_id,
-            Reason::DeadLetter,
-            None,
-            errors,
-            "",
-        ),
-    ))
+    let report = returned(
+        broker,
+        out.origin.as_ref(),
+        &out.entry,
+        &out.interface_id,
+        Reason::DeadLetter,
+        None,
+        errors,
+        "",
+    );
+    (settlement, report)
 }
 
 /// The report to the sender about one delivery (none for replay copies, which have no

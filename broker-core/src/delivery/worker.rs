@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::dispatcher::Ctx;
-use super::report::{ErrorItem, Reason};
+use super::report::Reason;
 use super::webhook::{self, Answer};
 use crate::store::{AttemptFailure, EntryState, NewMessage, Outbound, Settlement};
 
@@ -129,28 +129,14 @@ impl Worker {
                 Err(e) => {
                     // It can never be sent: keep it out of the way of the rest of the queue.
                     tracing::error!(queue = %self.queue, seq = out.entry.seq, error = %e, "archived envelope unreadable");
-                    let errors = vec![ErrorItem {
-                        code: "PLATFORM_ERROR".into(),
-                        path: String::new(),
-                        message: "the platform could not read the archived message to deliver it".into(),
-                    }];
-                    let report = super::returned(
+                    let (settlement, report) = super::dead_letter(
                         &broker,
-                        out.origin.as_ref(),
-                        &out.entry,
-                        &out.interface_id,
-                        Reason::DeadLetter,
-                        None,
-                        errors,
-                        "",
+                        &out,
+                        super::now_micros(),
+                        "archived message unreadable",
+                        "PLATFORM_ERROR",
+                        "the platform could not read the archived message to deliver it".into(),
                     );
-                    let settlement = Settlement {
-                        queue_id: self.queue.clone(),
-                        seq: out.entry.seq,
-                        state: EntryState::Dead,
-                        at: super::now_micros(),
-                        outcome: "archived message unreadable".into(),
-                    };
                     self.flush(&[settlement], report.into_iter().collect()).await;
                     self.cursor = out.entry.seq;
                     return Next::Continue;

@@ -16,6 +16,27 @@ pub(super) const ENTRY: &str = "q.queue_id, q.seq, q.transaction_id, q.recipient
 /// Number of columns in [`ENTRY`].
 pub(super) const ENTRY_LEN: usize = 13;
 
+/// An archive row to create.
+pub(super) struct ArchiveRow<'a> {
+    pub transaction_id: &'a str,
+    pub interface_id: &'a str,
+    pub received_at: i64,
+    pub retain_until: i64,
+    pub envelope: &'a str,
+}
+
+impl<'a> From<&'a super::NewMessage> for ArchiveRow<'a> {
+    fn from(m: &'a super::NewMessage) -> Self {
+        Self {
+            transaction_id: &m.transaction_id,
+            interface_id: &m.interface_id,
+            received_at: m.received_at,
+            retain_until: m.retain_until,
+            envelope: &m.envelope,
+        }
+    }
+}
+
 /// A queue entry to create.
 pub(super) struct NewEntry<'a> {
     pub queue_id: &'a str,
@@ -861,16 +882,14 @@ macro_rules! impl_sql_store {
                 .bind(replay.created_at)
                 .execute(&mut *tx)
                 .await?;
-                let archived: Vec<(&str, &str, i64, i64, &str)> = copies
+                let archived: Vec<$crate::store::sql::ArchiveRow<'_>> = copies
                     .iter()
-                    .map(|c| {
-                        (
-                            c.transaction_id.as_str(),
-                            c.interface_id.as_str(),
-                            replay.created_at,
-                            c.retain_until,
-                            c.envelope.as_str(),
-                        )
+                    .map(|c| $crate::store::sql::ArchiveRow {
+                        transaction_id: &c.transaction_id,
+                        interface_id: &c.interface_id,
+                        received_at: replay.created_at,
+                        retain_until: c.retain_until,
+                        envelope: &c.envelope,
                     })
                     .collect();
                 Self::archive(&mut tx, &archived).await?;
@@ -1025,18 +1044,8 @@ macro_rules! impl_sql_store {
                     .collect();
                 accepted.sort_by(|a, b| a.transaction_id.cmp(&b.transaction_id));
 
-                let archived: Vec<(&str, &str, i64, i64, &str)> = accepted
-                    .iter()
-                    .map(|m| {
-                        (
-                            m.transaction_id.as_str(),
-                            m.interface_id.as_str(),
-                            m.received_at,
-                            m.retain_until,
-                            m.envelope.as_str(),
-                        )
-                    })
-                    .collect();
+                let archived: Vec<$crate::store::sql::ArchiveRow<'_>> =
+                    accepted.iter().map(|m| $crate::store::sql::ArchiveRow::from(*m)).collect();
                 Self::archive(tx, &archived).await?;
                 let entries: Vec<$crate::store::sql::NewEntry<'_>> = accepted
                     .iter()
@@ -1097,14 +1106,18 @@ macro_rules! impl_sql_store {
 
             async fn archive(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                rows: &[(&str, &str, i64, i64, &str)],
+                rows: &[$crate::store::sql::ArchiveRow<'_>],
             ) -> $crate::store::Result<()> {
                 for chunk in rows.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO archive (transaction_id, interface_id, received_at, retain_until, envelope) ",
                     );
                     qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(r.0).push_bind(r.1).push_bind(r.2).push_bind(r.3).push_bind(r.4);
+                        b.push_bind(r.transaction_id)
+                            .push_bind(r.interface_id)
+                            .push_bind(r.received_at)
+                            .push_bind(r.retain_until)
+                            .push_bind(r.envelope);
                     });
                     qb.build().execute(&mut **tx).await?;
                 }
