@@ -11,7 +11,8 @@ use broker_core::catalogue::CatalogueData;
 use broker_core::model::{Appointment, Channel, Endpoint, Participant, ParticipantKind, Role, SchemaVersion};
 use broker_core::seed::seed_catalogue;
 use broker_core::store::{
-    ApiKeyRecord, Backend, CommitOutcome, Delivery, MessageRecord, NewMessage, QueueEntry, QueueStat, Store, StoreError,
+    ApiKeyRecord, AttemptFailure, Backend, CommitOutcome, DeadLetterFilter, Delivery, EntryState, MessageRecord,
+    NewMessage, QueueEntry, QueueStat, ReplayCopy, ReplayRecord, Settlement, Store, StoreError,
 };
 use common::*;
 use serde_json::json;
@@ -43,6 +44,14 @@ both_stores!(
     concurrent_batches_get_gapless_fifo_positions_per_queue,
     concurrent_commits_of_the_same_keys_accept_each_key_exactly_once,
     a_batch_failing_part_way_writes_nothing,
+    a_queue_lease_is_exclusive_until_it_expires_and_only_its_holder_renews_it,
+    claimable_queues_have_pending_entries_and_no_live_lease,
+    next_outbound_brings_envelope_and_origin_in_fifo_order,
+    settling_changes_pending_entries_once_and_commits_reports_with_it,
+    failed_attempts_show_in_entry_and_queue_health,
+    dead_letters_filter_and_redrive_to_the_tail,
+    replay_candidates_and_recorded_replays,
+    commits_announce_their_queues,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1297,4 +1306,372 @@ async fn a_batch_failing_part_way_writes_nothing(db: Db) {
     let mop = queue(s, Q_MOP).await;
     assert_eq!(seqs(&mop), [1]);
     assert_eq!(txns(&mop), [tx(5_000)]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Delivery: leases, settlement, failures, dead letters, replay, notifications
+// ---------------------------------------------------------------------------------------
+
+fn settlement(queue: &str, seq: i64, state: EntryState, at: i64) -> Settlement {
+    Settlement {
+        queue_id: queue.into(),
+        seq,
+        state,
+        at,
+        outcome: format!("{state:?}"),
+    }
+}
+
+async fn health(store: &dyn Store, queue: &str) -> broker_core::store::QueueHealth {
+    store.queue_health(&[queue.to_owned()]).await.unwrap().remove(0)
+}
+
+async fn a_queue_lease_is_exclusive_until_it_expires_and_only_its_holder_renews_it(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let (q, other) = (Q_DNO.to_owned(), Q_MOP.to_owned());
+    assert_eq!(
+        s.claim_queues("a", &[q.clone(), other.clone()], 100, 200)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(s.lease(&q).await.unwrap(), Some(("a".into(), 200)));
+    // Held by a: b cannot take it before it expires; a can take it again.
+    assert!(
+        s.claim_queues("b", std::slice::from_ref(&q), 150, 250)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.claim_queues("a", std::slice::from_ref(&q), 150, 250).await.unwrap(),
+        [Q_DNO]
+    );
+    // Only the holder renews, every lease it holds at once.
+    let mut renewed = s.renew_leases("a", 300).await.unwrap();
+    renewed.sort();
+    assert_eq!(renewed, [Q_DNO, Q_MOP]);
+    assert!(s.renew_leases("b", 300).await.unwrap().is_empty());
+    // Expired: b takes it over and a's renewal no longer covers it.
+    assert_eq!(
+        s.claim_queues("b", std::slice::from_ref(&q), 301, 400).await.unwrap(),
+        [Q_DNO]
+    );
+    assert_eq!(s.renew_leases("a", 500).await.unwrap(), [Q_MOP]);
+    // Releasing needs the holder.
+    s.release_queue("a", &q).await.unwrap();
+    assert_eq!(s.lease(&q).await.unwrap(), Some(("b".into(), 400)));
+    s.release_queue("b", &q).await.unwrap();
+    assert_eq!(s.lease(&q).await.unwrap(), None);
+    assert_eq!(
+        s.claim_queues("c", std::slice::from_ref(&q), 0, 10).await.unwrap(),
+        [Q_DNO]
+    );
+}
+
+async fn claimable_queues_have_pending_entries_and_no_live_lease(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    assert!(s.claimable_queues(0).await.unwrap().is_empty());
+    commit(s, &[msg(1, SUPPLIER, &[Q_DNO, Q_MOP]), msg(2, SUPPLIER, &[Q_DC])]).await;
+    assert_eq!(s.claimable_queues(0).await.unwrap(), [Q_DNO, Q_MOP, Q_DC]);
+    s.claim_queues("a", &[Q_DNO.to_owned()], 10, 100).await.unwrap();
+    s.settle(&[settlement(Q_DC, 1, EntryState::Delivered, 20)], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claimable_queues(50).await.unwrap(),
+        [Q_MOP],
+        "leased, or nothing pending"
+    );
+    assert_eq!(
+        s.claimable_queues(101).await.unwrap(),
+        [Q_DNO, Q_MOP],
+        "the lease expired"
+    );
+    let mut ids = s.queue_ids().await.unwrap();
+    ids.sort();
+    assert_eq!(ids, [Q_DNO, Q_MOP, Q_DC]);
+}
+
+async fn next_outbound_brings_envelope_and_origin_in_fifo_order(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let batch: Vec<NewMessage> = (1..=5).map(|n| msg(n, SUPPLIER, &[Q_DNO])).collect();
+    commit(s, &batch).await;
+    let out = s.next_outbound(Q_DNO, 1, 3).await.unwrap();
+    assert_eq!(out.iter().map(|o| o.entry.seq).collect::<Vec<_>>(), [2, 3, 4]);
+    let first = &out[0];
+    assert_eq!(first.entry.transaction_id, tx(2));
+    assert_eq!(first.interface_id, "IF-021");
+    assert_eq!(first.envelope, batch[1].envelope);
+    let origin = first.origin.as_ref().expect("origin");
+    assert_eq!(origin.sender_dip_id, SUPPLIER);
+    assert_eq!(origin.sender_unique_reference, batch[1].sender_unique_reference);
+    assert_eq!(origin.correlation_id.as_deref(), Some("corr-2"));
+    assert_eq!(origin.received_at, batch[1].received_at);
+    let pending = s.pending_by_transaction(Q_DNO, &[tx(4), tx(2), tx(9)]).await.unwrap();
+    assert_eq!(seqs(&pending), [2, 4]);
+}
+
+async fn settling_changes_pending_entries_once_and_commits_reports_with_it(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    commit(
+        s,
+        &[
+            msg(1, SUPPLIER, &[Q_DNO]),
+            msg(2, SUPPLIER, &[Q_DNO]),
+            msg(3, SUPPLIER, &[Q_DNO]),
+        ],
+    )
+    .await;
+    s.claim_queues("node", &[Q_DNO.to_owned()], 0, 1_000).await.unwrap();
+    // A report to the sender, queued in the same transaction as the settlement.
+    let report = msg(10, "0000000000", &[Q_DC]);
+    s.settle(
+        &[
+            settlement(Q_DNO, 1, EntryState::Delivered, 500),
+            settlement(Q_DNO, 2, EntryState::Returned, 600),
+            settlement(Q_DNO, 3, EntryState::Dead, 700),
+        ],
+        std::slice::from_ref(&report),
+    )
+    .await
+    .unwrap();
+    let entries = s.message_deliveries(&tx(1)).await.unwrap();
+    assert_eq!((entries[0].state.as_str(), entries[0].attempts), ("delivered", 1));
+    assert_eq!(entries[0].settled_at, Some(500));
+    assert_eq!(entries[0].last_attempt_at, Some(500));
+    let returned = &s.message_deliveries(&tx(2)).await.unwrap()[0];
+    assert_eq!((returned.state.as_str(), returned.attempts), ("returned", 1));
+    let dead = &s.message_deliveries(&tx(3)).await.unwrap()[0];
+    assert_eq!(
+        (dead.state.as_str(), dead.attempts, dead.last_attempt_at),
+        ("dead", 0, None),
+        "no attempt"
+    );
+    assert_eq!(queue(s, Q_DC).await.len(), 1, "the report is queued");
+    // Settling again changes nothing, and the report is not queued twice.
+    s.settle(
+        &[settlement(Q_DNO, 1, EntryState::Dead, 900)],
+        std::slice::from_ref(&report),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.message_deliveries(&tx(1)).await.unwrap()[0].state, "delivered");
+    assert_eq!(queue(s, Q_DC).await.len(), 1);
+    let h = health(s, Q_DNO).await;
+    assert_eq!((h.pending, h.dead, h.last_success_at), (0, 1, Some(600)));
+    assert_eq!(h.owner.as_deref(), Some("node"));
+}
+
+async fn failed_attempts_show_in_entry_and_queue_health(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    commit(s, &[msg(1, SUPPLIER, &[Q_DNO])]).await;
+    s.claim_queues("node", &[Q_DNO.to_owned()], 0, 1_000).await.unwrap();
+    for (at, outcome) in [(100, "HTTP 503"), (200, "timeout")] {
+        let failure = AttemptFailure {
+            queue_id: Q_DNO.into(),
+            seq: 1,
+            at,
+            outcome: outcome.into(),
+            retry_at: at + 50,
+        };
+        s.record_failure(&failure).await.unwrap();
+    }
+    let e = &queue(s, Q_DNO).await[0];
+    assert_eq!(
+        (e.attempts, e.last_attempt_at, e.last_outcome.as_deref()),
+        (2, Some(200), Some("timeout"))
+    );
+    let h = health(s, Q_DNO).await;
+    assert_eq!(
+        (h.failing_since, h.retry_at, h.last_outcome.as_deref()),
+        (Some(100), Some(250), Some("timeout"))
+    );
+    assert_eq!((h.pending, h.oldest_enqueued_at), (1, Some(BASE_TIME + 1)));
+    // Success clears the failure.
+    s.settle(&[settlement(Q_DNO, 1, EntryState::Delivered, 300)], &[])
+        .await
+        .unwrap();
+    let h = health(s, Q_DNO).await;
+    assert_eq!(
+        (h.failing_since, h.retry_at, h.last_success_at),
+        (None, None, Some(300))
+    );
+    assert_eq!(queue(s, Q_DNO).await.len(), 0);
+}
+
+async fn dead_letters_filter_and_redrive_to_the_tail(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    commit(
+        s,
+        &[
+            msg(1, SUPPLIER, &[Q_DNO, Q_MOP]),
+            msg(2, OTHER_SUPPLIER, &[Q_DNO]),
+            msg(3, SUPPLIER, &[Q_DNO]),
+        ],
+    )
+    .await;
+    s.settle(
+        &[
+            settlement(Q_DNO, 1, EntryState::Dead, 100),
+            settlement(Q_MOP, 1, EntryState::Dead, 200),
+            settlement(Q_DNO, 2, EntryState::Dead, 300),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    let all = DeadLetterFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let listed = |f: DeadLetterFilter| async move {
+        s.dead_letters(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.entry.queue_id, d.entry.seq))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(all.clone()).await,
+        [(Q_DNO.into(), 1), (Q_MOP.into(), 1), (Q_DNO.into(), 2)]
+    );
+    let dno = DeadLetterFilter {
+        recipients: Some(vec!["2000000001".into()]),
+        ..all.clone()
+    };
+    assert_eq!(listed(dno.clone()).await, [(Q_DNO.into(), 1), (Q_DNO.into(), 2)]);
+    let by_sender = DeadLetterFilter {
+        sender_dip_id: Some(OTHER_SUPPLIER.into()),
+        ..all.clone()
+    };
+    assert_eq!(listed(by_sender).await, [(Q_DNO.into(), 2)]);
+    let by_time = DeadLetterFilter {
+        from: Some(150),
+        to: Some(300),
+        ..all.clone()
+    };
+    assert_eq!(listed(by_time).await, [(Q_MOP.into(), 1)]);
+    let one = DeadLetterFilter {
+        queue_id: Some(Q_DNO.into()),
+        seq: Some(2),
+        ..all.clone()
+    };
+    let d = s.dead_letters(&one).await.unwrap().remove(0);
+    assert_eq!(
+        (d.interface_id.as_str(), d.sender_dip_id.as_deref()),
+        ("IF-021", Some(OTHER_SUPPLIER))
+    );
+    let nobody = DeadLetterFilter {
+        recipients: Some(vec![]),
+        ..all.clone()
+    };
+    assert!(listed(nobody).await.is_empty());
+
+    // Redrive: to the tail, in position order, once; what is not dead is left alone.
+    let done = s
+        .redrive(&[(Q_DNO.into(), 2), (Q_DNO.into(), 1), (Q_DNO.into(), 3)], 1_000)
+        .await
+        .unwrap();
+    assert_eq!(done, [(Q_DNO.into(), 1, 4), (Q_DNO.into(), 2, 5)]);
+    assert!(s.redrive(&[(Q_DNO.into(), 1)], 1_100).await.unwrap().is_empty());
+    let pending = queue(s, Q_DNO).await;
+    assert_eq!(seqs(&pending), [3, 4, 5]);
+    assert_eq!(txns(&pending), [tx(3), tx(1), tx(2)]);
+    assert_eq!(pending[1].enqueued_at, 1_000, "staleness counts from the redrive");
+    assert_eq!(listed(dno).await, []);
+}
+
+async fn replay_candidates_and_recorded_replays(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let batch: Vec<NewMessage> = (1..=4).map(|n| msg(n, SUPPLIER, &[Q_DNO, Q_MOP])).collect();
+    commit(s, &batch).await;
+    let dno = vec!["2000000001".to_owned()];
+    let c = s
+        .replay_candidates("IF-021", &dno, BASE_TIME + 2, BASE_TIME + 3, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.iter().map(|c| c.transaction_id.clone()).collect::<Vec<_>>(),
+        [tx(2), tx(3)]
+    );
+    assert_eq!(c[0].recipient_dip_id, "2000000001");
+    assert_eq!(c[0].envelope, batch[1].envelope);
+    assert!(
+        s.replay_candidates("IF-022", &dno, 0, i64::MAX, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.replay_candidates("IF-021", &dno, 0, i64::MAX, 3).await.unwrap().len(),
+        3
+    );
+
+    let record = ReplayRecord {
+        id: "replay-1".into(),
+        requested_by: "participant:2000000001".into(),
+        recipient: "2000000001".into(),
+        interface_id: "IF-021".into(),
+        request: "{}".into(),
+        dry_run: false,
+        messages: 2,
+        created_at: BASE_TIME + 100,
+    };
+    let copies: Vec<ReplayCopy> = c
+        .iter()
+        .map(|c| ReplayCopy {
+            transaction_id: format!("R-{}", c.transaction_id),
+            interface_id: "IF-021".into(),
+            envelope: "{\"replayed\": true}".into(),
+            retain_until: BASE_TIME + YEAR_MICROS,
+            delivery: delivery(Q_DNO),
+        })
+        .collect();
+    s.record_replay(&record, &copies).await.unwrap();
+    assert_eq!(s.replays(10).await.unwrap(), [record]);
+    let out = s.next_outbound(Q_DNO, 4, 10).await.unwrap();
+    assert_eq!(out.iter().map(|o| o.entry.seq).collect::<Vec<_>>(), [5, 6]);
+    assert_eq!(out[0].entry.transaction_id, format!("R-{}", tx(2)));
+    assert_eq!(out[0].entry.replay_id.as_deref(), Some("replay-1"));
+    assert_eq!(out[0].envelope, "{\"replayed\": true}");
+    assert!(out[0].origin.is_none(), "a copy is not a business message");
+    // Copies are never candidates themselves.
+    assert_eq!(
+        s.replay_candidates("IF-021", &dno, 0, i64::MAX, 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+async fn commits_announce_their_queues(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let mut notices = s.subscribe();
+    commit(s, &[msg(1, SUPPLIER, &[Q_MOP, Q_DNO])]).await;
+    let deadline = std::time::Duration::from_secs(5);
+    // PostgreSQL also relays its own NOTIFY (and `*` on connecting): wait for the queues.
+    loop {
+        let got = tokio::time::timeout(deadline, notices.recv())
+            .await
+            .expect("announced")
+            .expect("open");
+        if got.iter().any(|q| q.contains('/')) {
+            let mut got = got.as_ref().clone();
+            got.sort();
+            assert_eq!(got, [Q_DNO, Q_MOP]);
+            break;
+        }
+    }
 }
