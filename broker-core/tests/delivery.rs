@@ -363,6 +363,17 @@ async fn stale_messages_dead_lettered_and_redriven(db: Db) {
     assert_eq!(status, 404);
 }
 
+async fn stale_pull_messages_reported_without_a_pull(db: Db) {
+    let s = TestServer::delivering(db).await;
+    s.policy("IF-031", quick(1)).await;
+    let tx = send(&s, &s.key(SUP1), request_to(REGS_N, "unpulled")).await;
+    settled(&s, &tx, REGS_N, "dead").await;
+    let got = reports(&s, 1).await;
+    assert_eq!(got[0]["CustomBlock"]["reason"], "DEAD_LETTER");
+    assert_eq!(got[0]["CustomBlock"]["originalTransactionID"], json!(tx));
+    assert_eq!(got[0]["CustomBlock"]["attempts"], 0);
+}
+
 /// POSTs to a queue route of REGS_N's default queue (`pull?…` or `ack`) as `key`.
 async fn queue_post(s: &TestServer, key: &str, route: &str, body: Value) -> (u16, Value) {
     let path = format!("/api/v1/participants/{REGS_N}/queues/default/{route}");
@@ -658,6 +669,7 @@ both_stores!(
     asynchronous_error_report,
     stale_messages_dead_lettered_and_redriven,
     pull_mode,
+    stale_pull_messages_reported_without_a_pull,
     replay,
     replay_keeps_obfuscation,
     operator_queue_view,

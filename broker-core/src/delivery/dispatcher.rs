@@ -104,6 +104,8 @@ impl Dispatcher {
         let mut sweep = tokio::time::interval(self.ctx.config.sweep_interval);
         let mut renew = tokio::time::interval((self.ctx.config.lease_ttl / 6).max(Duration::from_millis(100)));
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut expiry = tokio::time::interval(self.ctx.config.sweep_interval * 12);
+        expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -114,6 +116,7 @@ impl Dispatcher {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = sweep.tick() => self.sweep().await,
+                _ = expiry.tick() => self.expire_pull_queues().await,
                 // An endpoint may have become a webhook, or its queue have moved.
                 Ok(()) = directory.changed() => self.sweep().await,
                 _ = renew.tick() => self.renew().await,
@@ -162,6 +165,25 @@ impl Dispatcher {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "delivery sweep failed"),
+        }
+    }
+
+    /// Dead-letters stale messages of pull queues nobody is pulling, so that their senders
+    /// hear of them (a consumer that pulls meets them itself).
+    async fn expire_pull_queues(&mut self) {
+        let now = super::now_micros();
+        let queues = match self.ctx.broker.store().claimable_queues(now).await {
+            Ok(q) => q,
+            Err(e) => return tracing::warn!(error = %e, "pull queue expiry failed"),
+        };
+        let registry = self.ctx.broker.registry();
+        for q in queues
+            .iter()
+            .filter(|q| registry.endpoint(q).is_none_or(|e| e.url.is_none()))
+        {
+            if let Err(e) = super::pull::head(&self.ctx.broker, q, 1, now).await {
+                tracing::warn!(queue = %q, error = %e, "pull queue expiry failed");
+            }
         }
     }
 

@@ -64,10 +64,25 @@ pub async fn pull(
         let until = store.lease(queue_id).await?.map_or(now, |(_, u)| u);
         return Err(PullError::Leased(until));
     }
+    let items = head(broker, queue_id, max, now).await?;
+    Ok(Pulled {
+        lease_id,
+        lease_until: until,
+        items,
+    })
+}
+
+/// Up to `max` entries from the head of a queue; stale entries met on the way are
+/// dead-lettered and reported as the webhook worker would.
+pub(crate) async fn head(broker: &Broker, queue_id: &str, max: i64, now: i64) -> Result<Vec<Outbound>, StoreError> {
+    let store = broker.store();
+    let max = usize::try_from(max).unwrap_or(0);
     let mut items = Vec::new();
     let mut after = 0;
-    while items.len() < usize::try_from(max).unwrap_or(0) {
-        let batch = store.next_outbound(queue_id, after, max).await?;
+    while items.len() < max {
+        let batch = store
+            .next_outbound(queue_id, after, i64::try_from(max).unwrap_or(1))
+            .await?;
         if batch.is_empty() {
             break;
         }
@@ -80,7 +95,7 @@ pub async fn pull(
                     dead.push(settlement);
                     reports.extend(report);
                 }
-                None if items.len() < usize::try_from(max).unwrap_or(0) => items.push(out),
+                None if items.len() < max => items.push(out),
                 None => break,
             }
         }
@@ -88,11 +103,7 @@ pub async fn pull(
             store.settle(&dead, &reports).await?;
         }
     }
-    Ok(Pulled {
-        lease_id,
-        lease_until: until,
-        items,
-    })
+    Ok(items)
 }
 
 /// Acknowledges entries of `queue_id` by transaction id under `lease_id`; returns the
