@@ -493,7 +493,7 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_queues(&self, owner: &str, queue_ids: &[String], now: i64, until: i64) -> Result<Vec<String>>;
     /// Extends every lease `owner` still holds; returns those queues.
     async fn renew_leases(&self, owner: &str, until: i64) -> Result<Vec<String>>;
-    /// Gives up `owner`'s lease of a queue.
+    /// Gives up `owner`'s lease of a queue, announcing the queue if work is left in it.
     async fn release_queue(&self, owner: &str, queue_id: &str) -> Result<()>;
     /// The lease of a queue: holder and expiry.
     async fn lease(&self, queue_id: &str) -> Result<Option<(String, i64)>>;

@@ -683,12 +683,21 @@ macro_rules! impl_sql_store {
             }
 
             async fn release_queue(&self, owner: &str, queue_id: &str) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
                 sqlx::query("UPDATE queue_status SET owner = NULL, lease_until = 0 WHERE queue_id = $1 AND owner = $2")
                     .bind(queue_id)
                     .bind(owner)
-                    .execute(self.writer())
+                    .execute(&mut *tx)
                     .await?;
-                Ok(())
+                // Work left behind (a node stopping) is announced, so another node takes
+                // the queue at once rather than at its next sweep.
+                let pending: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM queue_entries WHERE queue_id = $1 AND state = 'pending')",
+                )
+                .bind(queue_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                self.finish(tx, if pending { vec![queue_id.to_owned()] } else { vec![] }).await
             }
 
             async fn lease(&self, queue_id: &str) -> $crate::store::Result<Option<(String, i64)>> {
