@@ -40,8 +40,11 @@ pub struct DeliveryConfig {
     pub sweep_interval: Duration,
     /// A worker with nothing to do gives its queue up after this long.
     pub idle_release: Duration,
-    /// Deliveries recorded per write.
+    /// Most deliveries recorded per write.
     pub flush_every: usize,
+    /// Longest a delivery waits to be recorded (a crash within it means the message is
+    /// sent again, with the same transaction id).
+    pub flush_interval: Duration,
     /// Entries read per query.
     pub fetch: i64,
 }
@@ -56,6 +59,7 @@ impl Default for DeliveryConfig {
             sweep_interval: Duration::from_secs(5),
             idle_release: Duration::from_secs(30),
             flush_every: 256,
+            flush_interval: Duration::from_millis(20),
             fetch: 256,
         }
     }

@@ -18,6 +18,8 @@ pub(super) struct Worker {
     deadline: Arc<AtomicU64>,
     /// Deliveries not yet written.
     delivered: Vec<Settlement>,
+    /// When the oldest of them was made.
+    unflushed_since: Option<tokio::time::Instant>,
     /// Position of the last entry handled; later reads start after it.
     cursor: i64,
 }
@@ -36,6 +38,7 @@ impl Worker {
             wake,
             deadline,
             delivered: Vec::new(),
+            unflushed_since: None,
             cursor: 0,
         }
     }
@@ -69,42 +72,60 @@ impl Worker {
 
     async fn drain(&mut self) -> bool {
         let mut shutdown = self.ctx.shutdown.clone();
+        let mut read = true;
         loop {
             if self.stopping() || !self.may_send() {
                 return false;
             }
-            let batch = match self
-                .ctx
-                .broker
-                .store()
-                .next_outbound(&self.queue, self.cursor, self.ctx.config.fetch)
-                .await
-            {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(queue = %self.queue, error = %e, "cannot read queue");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+            if read {
+                let batch = match self
+                    .ctx
+                    .broker
+                    .store()
+                    .next_outbound(&self.queue, self.cursor, self.ctx.config.fetch)
+                    .await
+                {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(queue = %self.queue, error = %e, "cannot read queue");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= self.ctx.config.fetch;
+                for out in batch {
+                    match self.deliver(out).await {
+                        Next::Continue => {}
+                        Next::Stop => return false,
+                    }
+                    if self.delivered.len() >= self.ctx.config.flush_every || self.flush_due() {
+                        self.flush(&[], vec![]).await;
+                    }
+                }
+                // A short batch was the whole queue: anything committed since wakes us.
+                if full {
                     continue;
                 }
-            };
-            if batch.is_empty() {
-                self.flush(&[], vec![]).await;
-                tokio::select! {
-                    _ = self.wake.notified() => continue,
-                    _ = tokio::time::sleep(self.ctx.config.idle_release) => return true,
-                    _ = shutdown.changed() => return false,
-                }
             }
-            for out in batch {
-                match self.deliver(out).await {
-                    Next::Continue => {}
-                    Next::Stop => return false,
-                }
-                if self.delivered.len() >= self.ctx.config.flush_every {
+            read = true;
+            // Deliveries are written at the latest `flush_interval` after the first of
+            // them, so that a trickle of messages does not cost a transaction each.
+            let flush_at = self.unflushed_since.map(|t| t + self.ctx.config.flush_interval);
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {
                     self.flush(&[], vec![]).await;
+                    read = false;
                 }
+                _ = tokio::time::sleep(self.ctx.config.idle_release), if flush_at.is_none() => return true,
+                _ = shutdown.changed() => return false,
             }
         }
+    }
+
+    fn flush_due(&self) -> bool {
+        self.unflushed_since
+            .is_some_and(|t| t.elapsed() >= self.ctx.config.flush_interval)
     }
 
     /// Delivers one entry, retrying until it is delivered, returned or dead-lettered.
@@ -146,6 +167,7 @@ impl Worker {
             let at = super::now_micros();
             match answer {
                 Answer::Delivered { .. } => {
+                    self.unflushed_since.get_or_insert_with(tokio::time::Instant::now);
                     self.delivered.push(Settlement {
                         queue_id: self.queue.clone(),
                         seq: out.entry.seq,
@@ -226,7 +248,10 @@ impl Worker {
         all.extend_from_slice(extra);
         for attempt in 0..5 {
             match self.ctx.broker.store().settle(&all, &reports).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.unflushed_since = None;
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(queue = %self.queue, error = %e, attempt, "cannot record deliveries");
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;

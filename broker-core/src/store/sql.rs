@@ -1093,7 +1093,7 @@ macro_rules! impl_sql_store {
             /// so that each reloads its registry.
             async fn directory_changed(&self) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
-                Self::notify_in_tx(&mut tx, &[$crate::store::DIRECTORY_CHANGED.to_owned()]).await?;
+                self.notify_in_tx(&mut tx, &[$crate::store::DIRECTORY_CHANGED.to_owned()]).await?;
                 tx.commit().await?;
                 let _ = self
                     .notifier
@@ -1104,7 +1104,7 @@ macro_rules! impl_sql_store {
             /// Commits, telling every node which queues received entries.
             async fn finish(&self, mut tx: sqlx::Transaction<'_, $db>, queues: Vec<String>) -> $crate::store::Result<()> {
                 if !queues.is_empty() {
-                    Self::notify_in_tx(&mut tx, &queues).await?;
+                    self.notify_in_tx(&mut tx, &queues).await?;
                 }
                 tx.commit().await?;
                 if !queues.is_empty() {

@@ -69,7 +69,7 @@ impl SqliteStore {
     }
 
     /// One process owns an embedded database, so commits are announced in-process only.
-    async fn notify_in_tx(_tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, _queues: &[String]) -> Result<()> {
+    async fn notify_in_tx(&self, _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, _queues: &[String]) -> Result<()> {
         Ok(())
     }
 
