@@ -122,6 +122,9 @@ pub async fn replay(
                 "the operator must name the recipient to replay for",
             ));
         }
+        (Principal::Dcp { .. }, None) => {
+            return Err(invalid("/recipientDIPID", "a DCP names the participant to replay for"));
+        }
         (p, named) => {
             let me = p.dip_id().unwrap_or_default();
             let r = named.clone().unwrap_or_else(|| me.to_owned());

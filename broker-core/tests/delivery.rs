@@ -539,6 +539,12 @@ async fn replay(db: Db) {
     assert_eq!(status, 403, "{body}");
     let (status, body) = post(s.key(REGS_N), json!({ "interfaceID": "IF-031" })).await;
     assert_eq!(status, 400, "{body}");
+    // A DCP replays for a participant that nominated it, and must say which.
+    let (status, body) = post(s.key(DCP), json!({ "interfaceID": "IF-031", "fromTime": from })).await;
+    assert_eq!(status, 400, "{body}");
+    let dcp_for_other = json!({ "interfaceID": "IF-031", "fromTime": from, "recipientDIPID": REGS_N });
+    let (status, body) = post(s.key(DCP), dcp_for_other).await;
+    assert_eq!(status, 403, "{body}");
     let (status, body) = post(
         s.key(REGS_N),
         json!({ "interfaceID": "IF-031", "startTransactionID": "nope" }),
@@ -574,6 +580,17 @@ async fn replay_keeps_obfuscation(db: Db) {
         )
         .await;
     assert_eq!(status, 202, "{body}");
+    // SUP2's DCP may replay for it.
+    let (status, body) = s
+        .post_to(
+            "/api/v1/replays",
+            &s.key(DCP),
+            "application/json",
+            json!({ "interfaceID": "IF-909", "startTransactionID": tx, "recipientDIPID": SUP2, "dryRun": true })
+                .to_string(),
+        )
+        .await;
+    assert_eq!((status, &body["messages"]), (200, &json!(1)), "{body}");
     let got = sink.wait_delivered(2, WAIT).await;
     for r in &got {
         let custom = &r.body.as_ref().unwrap()[0]["payload"]["CustomBlock"];
