@@ -28,6 +28,8 @@ pub enum Reply {
     RetryAfter(u16, u64),
     /// Wait, then answer 200 (a slow recipient, or a timeout for the sender).
     Delay(Duration),
+    /// 302 to this URL.
+    Redirect(String),
 }
 
 /// One request the sink took.
@@ -171,6 +173,7 @@ async fn receive(State(state): State<Arc<State_>>, headers: HeaderMap, body: Byt
         Reply::Status(s) => (s, status_of(s).into_response()),
         Reply::Json(s, v) => (s, (status_of(s), axum::Json(v)).into_response()),
         Reply::RetryAfter(s, secs) => (s, (status_of(s), [("retry-after", secs.to_string())]).into_response()),
+        Reply::Redirect(to) => (302, (StatusCode::FOUND, [("location", to)]).into_response()),
     };
     lock(&state.received).push(Received {
         transaction_id: header("x-dip-transaction-id"),

@@ -374,6 +374,89 @@ async fn stale_pull_messages_reported_without_a_pull(db: Db) {
     assert_eq!(got[0]["CustomBlock"]["attempts"], 0);
 }
 
+/// Polls REGS_N's queue until its last outcome satisfies `pred`; returns it.
+async fn last_outcome(s: &TestServer, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, body) = s.get(&s.key(REGS_N), "/api/v1/queues").await;
+        let outcome = body["queues"][0]["lastOutcome"].as_str().unwrap_or_default().to_owned();
+        if pred(&outcome) || Instant::now() > deadline {
+            assert!(pred(&outcome), "last outcome {outcome:?}");
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Webhooks never reach the platform's own network, however the address is written,
+/// unless a test environment allow-lists it.
+async fn internal_destinations_refused(db: Db) {
+    let config = broker_core::delivery::DeliveryConfig {
+        destinations: broker_core::delivery::destinations::Destinations::public(),
+        ..fast_delivery()
+    };
+    let s = TestServer::delivering_with(db, config).await;
+    s.policy("IF-031", quick(3600)).await;
+    let sink = Sink::start(true).await.expect("sink");
+    let port = sink
+        .url()
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .unwrap()
+        .to_owned();
+    send(&s, &s.key(SUP1), request_to(REGS_N, "ssrf")).await;
+    let forms = [
+        (
+            format!("http://127.0.0.1:{port}/hook"),
+            "127.0.0.1 is not a public address",
+        ),
+        (
+            format!("http://2130706433:{port}/hook"),
+            "127.0.0.1 is not a public address",
+        ),
+        (
+            format!("http://0x7f000001:{port}/hook"),
+            "127.0.0.1 is not a public address",
+        ),
+        (format!("http://[::1]:{port}/hook"), "::1 is not a public address"),
+        (
+            format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+            "is not a public address",
+        ),
+        (
+            format!("http://10.0.0.1:{port}/hook"),
+            "10.0.0.1 is not a public address",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "169.254.169.254 is not a public address",
+        ),
+        (
+            format!("http://localhost:{port}/hook"),
+            "localhost resolves to no public address",
+        ),
+    ];
+    for (url, why) in &forms {
+        s.endpoint(REGS_N, "default", Some(url.clone()), &[]).await;
+        let outcome = last_outcome(&s, |o| o.contains(why)).await;
+        assert!(outcome.starts_with("destination refused"), "{url}: {outcome}");
+    }
+    assert!(sink.received().is_empty(), "nothing reached the sink");
+}
+
+/// A redirect is an answer, not an instruction: it is not followed.
+async fn redirects_not_followed(db: Db) {
+    let s = TestServer::delivering(db).await;
+    s.policy("IF-031", quick(3600)).await;
+    let sink = regs_webhook(&s).await;
+    let elsewhere = Sink::start(true).await.expect("sink");
+    sink.script(std::iter::repeat_n(Reply::Redirect(elsewhere.url()), 1000));
+    send(&s, &s.key(SUP1), request_to(REGS_N, "redirect")).await;
+    last_outcome(&s, |o| o == "HTTP 302 (redirects are not followed)").await;
+    assert!(elsewhere.received().is_empty());
+}
+
 /// POSTs to a queue route of REGS_N's default queue (`pull?…` or `ack`) as `key`.
 async fn queue_post(s: &TestServer, key: &str, route: &str, body: Value) -> (u16, Value) {
     let path = format!("/api/v1/participants/{REGS_N}/queues/default/{route}");
@@ -690,4 +773,6 @@ both_stores!(
     replay,
     replay_keeps_obfuscation,
     operator_queue_view,
+    internal_destinations_refused,
+    redirects_not_followed,
 );

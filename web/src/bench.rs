@@ -782,7 +782,13 @@ async fn run_phase(platform: &Platform, kind: StoreKind, load: Load, args: &E2eA
     }
     platform.broker.reload().await?;
     let sinks = Arc::new(sinks);
-    let delivering = delivery::start(platform.broker.clone(), DeliveryConfig::default())?;
+    let loopback = "127.0.0.0/8".parse().context("loopback range")?;
+    let config = DeliveryConfig {
+        // The sinks listen on loopback, which webhooks may reach only when allow-listed.
+        destinations: delivery::destinations::Destinations::allowing(vec![loopback]),
+        ..DeliveryConfig::default()
+    };
+    let delivering = delivery::start(platform.broker.clone(), config)?;
 
     let demo = DirectoryData::demo()?;
     let keys: Arc<[String]> = routes

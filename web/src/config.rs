@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Longest wait for a webhook's answer, in milliseconds.
     #[arg(long, env = "DIP_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Address ranges webhooks may reach besides public addresses, comma-separated CIDRs
+    /// (e.g. 127.0.0.0/8 for local simulators). Test environments only: refused in PROD.
+    #[arg(long, env = "DIP_WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Vec<String>,
 }
 
 /// The settings file.
@@ -66,6 +70,8 @@ struct DeliverySettings {
     request_timeout_ms: Option<u64>,
     connect_timeout_ms: Option<u64>,
     sweep_interval_ms: Option<u64>,
+    #[serde(default)]
+    webhook_allow: Vec<String>,
 }
 
 /// Resolved settings.
@@ -136,6 +142,26 @@ impl Settings {
         if let Some(n) = d.sweep_interval_ms {
             delivery.sweep_interval = ms(n.max(100));
         }
+        let allow: Vec<String> = match serve.map(|s| s.webhook_allow.clone()).filter(|a| !a.is_empty()) {
+            Some(flags) => flags,
+            None => d.webhook_allow,
+        };
+        if !allow.is_empty() {
+            if environment.eq_ignore_ascii_case("PROD") {
+                anyhow::bail!(
+                    "webhook allow-lists are for test environments; PROD webhooks reach public addresses only"
+                );
+            }
+            let ranges = allow
+                .iter()
+                .map(|r| {
+                    r.trim()
+                        .parse()
+                        .with_context(|| format!("webhook allow-list: {r:?} is not a CIDR range"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            delivery.destinations = broker_core::delivery::destinations::Destinations::allowing(ranges);
+        }
         if delivery.lease_ttl <= delivery.request_timeout {
             anyhow::bail!("the lease TTL must be longer than the request timeout, or no webhook could ever be sent");
         }
@@ -170,6 +196,35 @@ pub fn sqlite_url(dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serve_args(environment: &str, allow: &[&str]) -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            environment: Some(environment.into()),
+            node_id: None,
+            lease_ttl_ms: None,
+            request_timeout_ms: None,
+            webhook_allow: allow.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    fn store_args() -> StoreArgs {
+        StoreArgs {
+            database_url: Some("postgres://x@h/db".into()),
+            data_dir: None,
+            config: None,
+        }
+    }
+
+    #[test]
+    fn webhook_allow_list_is_parsed_and_refused_in_production() {
+        let s = Settings::resolve(&store_args(), Some(&serve_args("SIT", &["127.0.0.0/8", "::1/128"]))).unwrap();
+        assert_eq!(s.delivery.destinations.allowed().len(), 2);
+        assert!(Settings::resolve(&store_args(), Some(&serve_args("PROD", &["127.0.0.0/8"]))).is_err());
+        assert!(Settings::resolve(&store_args(), Some(&serve_args("DEV", &["localhost"]))).is_err());
+        let s = Settings::resolve(&store_args(), Some(&serve_args("PROD", &[]))).unwrap();
+        assert!(s.delivery.destinations.allowed().is_empty());
+    }
 
     #[test]
     fn passwords_are_masked() {

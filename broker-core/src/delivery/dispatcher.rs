@@ -58,7 +58,11 @@ impl DeliveryHandle {
 }
 
 pub(super) fn start(broker: Broker, config: DeliveryConfig) -> Result<DeliveryHandle, reqwest::Error> {
+    let guard = super::destinations::GuardedResolver::new(Arc::new(config.destinations.clone()));
     let http = reqwest::Client::builder()
+        .dns_resolver(Arc::new(guard))
+        // A proxy would connect on the webhook's behalf, past the address checks.
+        .no_proxy()
         .timeout(config.request_timeout)
         .connect_timeout(config.connect_timeout)
         .redirect(reqwest::redirect::Policy::none())

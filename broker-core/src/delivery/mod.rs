@@ -9,6 +9,7 @@
 //! died. No database transaction is open during an HTTP call: an entry is read, sent,
 //! and its outcome written afterwards, deliveries in batches.
 
+pub mod destinations;
 mod dispatcher;
 pub mod pull;
 pub mod report;
@@ -47,6 +48,8 @@ pub struct DeliveryConfig {
     pub flush_interval: Duration,
     /// Entries read per query.
     pub fetch: i64,
+    /// Addresses webhooks may connect to (public ones unless ranges are allow-listed).
+    pub destinations: destinations::Destinations,
 }
 
 impl Default for DeliveryConfig {
@@ -61,6 +64,7 @@ impl Default for DeliveryConfig {
             flush_every: 256,
             flush_interval: Duration::from_millis(20),
             fetch: 256,
+            destinations: destinations::Destinations::public(),
         }
     }
 }

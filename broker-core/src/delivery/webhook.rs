@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::delivery::destinations::Destinations;
 use crate::delivery::report::ErrorItem;
 use crate::error::ErrorCode;
 use crate::obfuscate;
@@ -63,10 +64,28 @@ pub fn body(out: &Outbound) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(&serde_json::json!([{ "payload": obfuscate::redact(&payload, &out.entry.hidden) }]))
 }
 
-/// POSTs one entry to a webhook and reads the answer.
-pub async fn send(http: &reqwest::Client, url: &str, out: &Outbound, body: Vec<u8>) -> Answer {
+/// POSTs one entry to a webhook and reads the answer. Addresses the platform may not
+/// reach are refused before connecting (names, by the client's resolver).
+pub async fn send(
+    http: &reqwest::Client,
+    destinations: &Destinations,
+    url: &str,
+    out: &Outbound,
+    body: Vec<u8>,
+) -> Answer {
+    let refused = |why: String| Answer::Retry {
+        outcome: format!("destination refused: {why}"),
+        retry_after: None,
+    };
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return refused(format!("invalid URL ({e})")),
+    };
+    if let Err(why) = destinations.check_url(&parsed) {
+        return refused(why);
+    }
     let request = http
-        .post(url)
+        .post(parsed)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-DIP-Transaction-ID", &out.entry.transaction_id)
         .header("X-DIP-Queue", &out.entry.queue_id)
@@ -75,7 +94,13 @@ pub async fn send(http: &reqwest::Client, url: &str, out: &Outbound, body: Vec<u
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
-            let outcome = if e.is_timeout() {
+            // The resolver's refusal, somewhere down the error chain.
+            let resolver_refusal = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                .map(ToString::to_string)
+                .find(|s| s.starts_with("destination refused"));
+            let outcome = if let Some(why) = resolver_refusal {
+                why
+            } else if e.is_timeout() {
                 "timeout".to_owned()
             } else if e.is_connect() {
                 "connection failed".to_owned()

@@ -163,7 +163,7 @@ impl Worker {
                     return Next::Continue;
                 }
             };
-            let answer = webhook::send(&self.ctx.http, &url, &out, body).await;
+            let answer = webhook::send(&self.ctx.http, &self.ctx.config.destinations, &url, &out, body).await;
             let at = super::now_micros();
             match answer {
                 Answer::Delivered { .. } => {

@@ -120,8 +120,13 @@ impl TestServer {
 
     /// The platform delivering webhooks with short timeouts and leases, for tests.
     pub async fn delivering(db: Db) -> Self {
+        Self::delivering_with(db, fast_delivery()).await
+    }
+
+    /// The platform delivering webhooks as `config` says.
+    pub async fn delivering_with(db: Db, config: DeliveryConfig) -> Self {
         let mut s = Self::start(db).await;
-        s.delivery = Some(broker_core::delivery::start(s.broker.clone(), fast_delivery()).expect("start delivery"));
+        s.delivery = Some(broker_core::delivery::start(s.broker.clone(), config).expect("start delivery"));
         s
     }
 
@@ -222,6 +227,10 @@ pub fn fast_delivery() -> DeliveryConfig {
         lease_ttl: std::time::Duration::from_secs(3),
         sweep_interval: std::time::Duration::from_millis(200),
         idle_release: std::time::Duration::from_secs(1),
+        // The sinks listen on loopback, which production refuses.
+        destinations: broker_core::delivery::destinations::Destinations::allowing(vec![
+            "127.0.0.0/8".parse().expect("range"),
+        ]),
         ..DeliveryConfig::default()
     }
 }

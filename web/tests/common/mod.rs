@@ -222,6 +222,9 @@ impl Cluster {
             .arg(spec.lease_ttl_ms.to_string())
             .arg("--request-timeout-ms")
             .arg(spec.request_timeout_ms.to_string())
+            // The sinks listen on loopback, which webhooks may reach only when allow-listed.
+            .arg("--webhook-allow")
+            .arg("127.0.0.0/8")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("DIP_CONFIG")
