@@ -46,6 +46,9 @@ pub struct BrokerConfig {
     pub commit_wait: Duration,
     /// The DIP ID the platform sends its own messages (return to sender) under.
     pub platform_dip_id: String,
+    /// Whether API keys authenticate callers (test environments); otherwise only client
+    /// certificates do.
+    pub api_keys: bool,
 }
 
 impl Default for BrokerConfig {
@@ -59,6 +62,7 @@ impl Default for BrokerConfig {
             commit_queue: 1024,
             commit_wait: Duration::from_secs(2),
             platform_dip_id: "0000000000".into(),
+            api_keys: true,
         }
     }
 }
@@ -246,6 +250,46 @@ impl Broker {
             Some(p) if p.kind == ParticipantKind::Dcp => Ok(Principal::Dcp { dip_id }),
             Some(_) => Ok(Principal::Participant { dip_id }),
             None => Err(unauthenticated()),
+        }
+    }
+
+    /// Resolves a client certificate (by fingerprint) to the participant or DCP it is
+    /// registered to: it must be registered, unrevoked, current, issued for this
+    /// platform's environment, and its holder active.
+    pub fn authenticate_certificate(&self, fingerprint: &str) -> Result<Principal, ApiError> {
+        let refuse = |why: String| ApiError::new(ErrorCode::Unauthenticated, "", why);
+        let registry = self.registry();
+        let Some(cert) = registry.certificate(fingerprint) else {
+            return Err(refuse(
+                "the client certificate is not registered to any participant".into(),
+            ));
+        };
+        if cert.revoked_at.is_some() {
+            return Err(refuse("the client certificate has been revoked".into()));
+        }
+        let now = chrono::Utc::now().timestamp_micros();
+        if now < cert.not_before || now >= cert.not_after {
+            return Err(refuse("the client certificate is not valid now".into()));
+        }
+        if cert.environment != self.inner.config.environment {
+            return Err(refuse(format!(
+                "the client certificate is for the {} environment, not {}",
+                cert.environment, self.inner.config.environment
+            )));
+        }
+        match registry.participant(&cert.dip_id) {
+            Some(p) if !p.active => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "",
+                format!("{} is not active", p.dip_id),
+            )),
+            Some(p) if p.kind == ParticipantKind::Dcp => Ok(Principal::Dcp {
+                dip_id: p.dip_id.clone(),
+            }),
+            Some(p) => Ok(Principal::Participant {
+                dip_id: p.dip_id.clone(),
+            }),
+            None => Err(refuse("the certificate's holder is not in the directory".into())),
         }
     }
 

@@ -33,6 +33,7 @@ pub mod obfuscate;
 pub mod registry;
 pub mod replay;
 pub mod routing;
+pub mod security;
 pub mod seed;
 pub mod sink;
 pub mod store;

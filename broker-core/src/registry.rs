@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::catalogue::{CatalogueError, Compiled, CompiledChannel};
 use crate::model::{Endpoint, Participant, ParticipantKind};
-use crate::store::{Store, StoreError};
+use crate::store::{CertificateRecord, Store, StoreError};
 
 /// Why a registry could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -27,17 +27,21 @@ pub struct Registry {
     participants: HashMap<String, Participant>,
     role_holders: HashMap<String, Vec<String>>,
     endpoints: HashMap<String, Vec<Endpoint>>,
+    certificates: HashMap<String, CertificateRecord>,
 }
 
 impl Registry {
     /// Loads the current catalogue and directory from the store.
     pub async fn load(store: &dyn Store) -> Result<Self, RegistryError> {
         let catalogue = Compiled::build(&store.catalogue().await?)?;
-        Ok(Self::new(
-            catalogue,
-            store.participants().await?,
-            store.endpoints().await?,
-        ))
+        let mut registry = Self::new(catalogue, store.participants().await?, store.endpoints().await?);
+        registry.certificates = store
+            .certificates()
+            .await?
+            .into_iter()
+            .map(|c| (c.fingerprint.clone(), c))
+            .collect();
+        Ok(registry)
     }
 
     /// Builds a registry from its parts.
@@ -63,7 +67,13 @@ impl Registry {
             participants: participants.into_iter().map(|p| (p.dip_id.clone(), p)).collect(),
             role_holders,
             endpoints: by_owner,
+            certificates: HashMap::new(),
         }
+    }
+
+    /// A registered certificate by fingerprint (hex SHA-256 of its DER).
+    pub fn certificate(&self, fingerprint: &str) -> Option<&CertificateRecord> {
+        self.certificates.get(fingerprint)
     }
 
     /// A channel by interface id.

@@ -17,6 +17,7 @@ use crate::appointments;
 use crate::error::{ApiError, ErrorCode};
 use crate::ingest::{Broker, IngestReply};
 use crate::model::Principal;
+use crate::security::tls::ClientCertificate;
 use crate::store::{MessageRecord, StoreError};
 
 /// The participant API routes, under `/api/v1`.
@@ -86,9 +87,24 @@ impl FromRequestParts<Broker> for Caller {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, broker: &Broker) -> Result<Self, Failure> {
-        // A principal established by the transport (mTLS) takes precedence.
-        if let Some(p) = parts.extensions.get::<Principal>() {
-            return Ok(Self(p.clone()));
+        let status_of = |e: &ApiError| match e.code {
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        // A client certificate identifies the caller; it takes precedence over any key.
+        if let Some(ClientCertificate(Some(fingerprint))) = parts.extensions.get::<ClientCertificate>() {
+            return broker
+                .authenticate_certificate(fingerprint)
+                .map(Self)
+                .map_err(|e| Failure(status_of(&e), e));
+        }
+        if !broker.config().api_keys {
+            return Err(Failure::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                "present a client certificate registered to you",
+            ));
         }
         let token = parts
             .headers
@@ -99,17 +115,14 @@ impl FromRequestParts<Broker> for Caller {
                 Failure::new(
                     StatusCode::UNAUTHORIZED,
                     ErrorCode::Unauthenticated,
-                    "send Authorization: Bearer <API key>",
+                    "send Authorization: Bearer <API key>, or a client certificate",
                 )
             })?;
-        broker.authenticate(token.trim()).await.map(Self).map_err(|e| {
-            let status = match e.code {
-                ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-                ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            Failure(status, e)
-        })
+        broker
+            .authenticate(token.trim())
+            .await
+            .map(Self)
+            .map_err(|e| Failure(status_of(&e), e))
     }
 }
 

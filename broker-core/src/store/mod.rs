@@ -67,6 +67,35 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<i64>,
 }
 
+/// A certificate registered to a participant or DCP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateRecord {
+    /// Hex SHA-256 of the DER encoding: the certificate's identity.
+    pub fingerprint: String,
+    /// Holder.
+    pub dip_id: String,
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// Valid from, microseconds since the epoch.
+    pub not_before: i64,
+    /// Valid until, microseconds since the epoch.
+    pub not_after: i64,
+    /// Environment the certificate is for (`DEV`, `PROD`…).
+    pub environment: String,
+    /// `issued` by the platform's authority or `registered` from outside.
+    pub source: String,
+    /// The certificate, PEM.
+    pub pem: String,
+    /// When it was recorded.
+    pub created_at: i64,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+}
+
 /// One recipient queue entry to create for an accepted message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivery {
@@ -448,6 +477,12 @@ pub trait Store: Send + Sync + 'static {
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
     /// Finds an API key by id.
     async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Records a certificate (replacing one with the same fingerprint).
+    async fn put_certificate(&self, certificate: &CertificateRecord) -> Result<()>;
+    /// Every recorded certificate, by holder then expiry.
+    async fn certificates(&self) -> Result<Vec<CertificateRecord>>;
+    /// Revokes a certificate at `at`; false if there is no such unrevoked certificate.
+    async fn revoke_certificate(&self, fingerprint: &str, at: i64) -> Result<bool>;
 
     /// Inserts or replaces appointment rows (keyed by MPAN, role and effective date);
     /// returns how many were written.

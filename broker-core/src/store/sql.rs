@@ -294,6 +294,69 @@ macro_rules! impl_sql_store {
                 }))
             }
 
+            async fn put_certificate(&self, c: &$crate::store::CertificateRecord) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO certificates (fingerprint, dip_id, subject, issuer, serial, not_before, not_after, \
+                     environment, source, pem, created_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (fingerprint) DO UPDATE SET \
+                     dip_id = excluded.dip_id, environment = excluded.environment, revoked_at = excluded.revoked_at",
+                )
+                .bind(&c.fingerprint)
+                .bind(&c.dip_id)
+                .bind(&c.subject)
+                .bind(&c.issuer)
+                .bind(&c.serial)
+                .bind(c.not_before)
+                .bind(c.not_after)
+                .bind(&c.environment)
+                .bind(&c.source)
+                .bind(&c.pem)
+                .bind(c.created_at)
+                .bind(c.revoked_at)
+                .execute(self.writer())
+                .await?;
+                self.directory_changed().await
+            }
+
+            async fn certificates(&self) -> $crate::store::Result<Vec<$crate::store::CertificateRecord>> {
+                use sqlx::Row;
+                Ok(sqlx::query(
+                    "SELECT fingerprint, dip_id, subject, issuer, serial, not_before, not_after, environment, source, \
+                     pem, created_at, revoked_at FROM certificates ORDER BY dip_id, not_after, fingerprint",
+                )
+                .fetch_all(self.reader())
+                .await?
+                .into_iter()
+                .map(|r| $crate::store::CertificateRecord {
+                    fingerprint: r.get(0),
+                    dip_id: r.get(1),
+                    subject: r.get(2),
+                    issuer: r.get(3),
+                    serial: r.get(4),
+                    not_before: r.get(5),
+                    not_after: r.get(6),
+                    environment: r.get(7),
+                    source: r.get(8),
+                    pem: r.get(9),
+                    created_at: r.get(10),
+                    revoked_at: r.get(11),
+                })
+                .collect())
+            }
+
+            async fn revoke_certificate(&self, fingerprint: &str, at: i64) -> $crate::store::Result<bool> {
+                let n = sqlx::query(
+                    "UPDATE certificates SET revoked_at = $2 WHERE fingerprint = $1 AND revoked_at IS NULL",
+                )
+                .bind(fingerprint)
+                .bind(at)
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+                self.directory_changed().await?;
+                Ok(n > 0)
+            }
+
             async fn put_appointments(&self, rows: &[$crate::model::Appointment]) -> $crate::store::Result<u64> {
                 let mut tx = self.writer().begin().await?;
                 let n = Self::upsert_appointments(&mut tx, rows).await?;

@@ -1,0 +1,307 @@
+//! The participant API over TLS with client certificates, with real handshakes and
+//! certificates made by the built-in authority (and by `openssl` for a CSR), on SQLite
+//! and PostgreSQL: an accepted client, an unknown authority, an expired, a revoked and an
+//! unregistered certificate, a certificate of one participant used to send as another,
+//! rollover with two active certificates, environment separation, and API keys switched
+//! off.
+
+mod common;
+use common::*;
+
+use std::future::pending;
+
+use broker_core::ingest::BrokerConfig;
+use broker_core::security::authority::{Authority, Issued};
+use broker_core::security::certs;
+use broker_core::security::tls::{self, TlsSettings};
+use serde_json::{Value, json};
+
+/// A platform serving its API over TLS; the authority issues every certificate.
+struct TlsPlatform {
+    s: TestServer,
+    ca: Authority,
+    base: String,
+}
+
+impl TlsPlatform {
+    async fn start(db: Db, require_client_cert: bool, api_keys: bool) -> Self {
+        let s = TestServer::start_with(
+            db,
+            BrokerConfig {
+                api_keys,
+                ..BrokerConfig::default()
+            },
+        )
+        .await;
+        let ca = Authority::generate("DEV").expect("authority");
+        let server = ca
+            .issue_server(&["localhost".into(), "127.0.0.1".into()], 30)
+            .expect("server certificate");
+        let settings = TlsSettings {
+            cert_pem: server.cert_pem,
+            key_pem: server.key_pem.expect("key"),
+            client_ca_pem: ca.cert_pem(),
+            require_client_cert,
+        };
+        let config = tls::server_config(&settings).expect("TLS config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("https://127.0.0.1:{}", listener.local_addr().expect("addr").port());
+        let app = broker_core::api::router(s.broker.clone());
+        tokio::spawn(tls::serve(listener, config, app, pending()));
+        Self { s, ca, base }
+    }
+
+    /// Issues a client certificate for `dip_id` and registers it for `environment`.
+    async fn enrol(&self, dip_id: &str, environment: &str) -> Issued {
+        let issued = self.ca.issue_client(dip_id, 30, None).expect("issue");
+        self.register(&issued.cert_pem, dip_id, environment).await;
+        issued
+    }
+
+    async fn register(&self, pem: &str, dip_id: &str, environment: &str) -> String {
+        let now = chrono::Utc::now().timestamp_micros();
+        let record = certs::record(pem, dip_id, environment, "issued", now).expect("record");
+        self.s.broker.store().put_certificate(&record).await.expect("put");
+        self.s.broker.reload().await.expect("reload");
+        record.fingerprint
+    }
+
+    async fn revoke(&self, fingerprint: &str) {
+        let now = chrono::Utc::now().timestamp_micros();
+        assert!(
+            self.s
+                .broker
+                .store()
+                .revoke_certificate(fingerprint, now)
+                .await
+                .expect("revoke")
+        );
+        self.s.broker.reload().await.expect("reload");
+    }
+
+    /// A client trusting the authority, presenting `identity` (certificate and key PEM).
+    fn client(&self, identity: Option<(&str, &str)>) -> reqwest::Client {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(self.ca.cert_pem().as_bytes()).expect("ca"));
+        if let Some((cert, key)) = identity {
+            let pem = format!("{cert}{key}");
+            b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"));
+        }
+        b.build().expect("client")
+    }
+
+    /// POSTs one IF-031 from `sender` through `client`; the status and body, or the
+    /// transport error.
+    async fn send(&self, client: &reqwest::Client, sender: &str, reference: &str) -> Result<(u16, Value), String> {
+        let mut it = if031(reference);
+        set(&mut it, "/payload/CommonBlock/S1/senderDIPID", json!(sender));
+        let r = client
+            .post(format!("{}/api/v1/messages", self.base))
+            .json(&json!([it]))
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
+}
+
+fn identity(i: &Issued) -> (&str, &str) {
+    (&i.cert_pem, i.key_pem.as_deref().expect("key"))
+}
+
+async fn accepted_client_and_unknown_authority(db: Db) {
+    let p = TlsPlatform::start(db, true, false).await;
+    let mine = p.enrol(SUP1, "DEV").await;
+    let (status, body) = p
+        .send(&p.client(Some(identity(&mine))), SUP1, "tls-1")
+        .await
+        .expect("sent");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["results"][0]["status"], "accepted");
+
+    // A certificate from another authority, even for the right participant, never gets
+    // past the handshake; nor does a client without a certificate.
+    let stranger = Authority::generate("DEV").expect("other authority");
+    let foreign = stranger.issue_client(SUP1, 30, None).expect("issue");
+    let err = p
+        .send(&p.client(Some(identity(&foreign))), SUP1, "tls-2")
+        .await
+        .expect_err("refused");
+    assert!(!err.is_empty());
+    assert!(
+        p.send(&p.client(None), SUP1, "tls-3").await.is_err(),
+        "no certificate, no connection"
+    );
+}
+
+async fn expired_revoked_and_unregistered_refused(db: Db) {
+    let p = TlsPlatform::start(db, true, false).await;
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(40);
+    let expired = p.ca.issue_client(SUP1, 30, Some(long_ago)).expect("issue");
+    let now = chrono::Utc::now().timestamp_micros();
+    assert!(matches!(
+        certs::record(&expired.cert_pem, SUP1, "DEV", "issued", now),
+        Err(certs::CertError::Expired)
+    ));
+    assert!(
+        p.send(&p.client(Some(identity(&expired))), SUP1, "exp").await.is_err(),
+        "handshake refuses it"
+    );
+
+    let unregistered = p.ca.issue_client(SUP1, 30, None).expect("issue");
+    let (status, body) = p
+        .send(&p.client(Some(identity(&unregistered))), SUP1, "unreg")
+        .await
+        .expect("sent");
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not registered"),
+        "{body}"
+    );
+
+    let revoked = p.enrol(SUP1, "DEV").await;
+    let fp = certs::fingerprint(&certs::parse_pem(&revoked.cert_pem).unwrap()[0]);
+    let client = p.client(Some(identity(&revoked)));
+    let (status, _) = p.send(&client, SUP1, "before-revocation").await.expect("sent");
+    assert_eq!(status, 202);
+    p.revoke(&fp).await;
+    // The same open connection is refused from the next request on.
+    let (status, body) = p.send(&client, SUP1, "after-revocation").await.expect("sent");
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+}
+
+async fn a_certificate_cannot_act_for_another(db: Db) {
+    let p = TlsPlatform::start(db, true, false).await;
+    let theirs = p.enrol(SUP2, "DEV").await;
+    let (status, body) = p
+        .send(&p.client(Some(identity(&theirs))), SUP1, "as-other")
+        .await
+        .expect("sent");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["results"][0]["errors"][0]["code"], "SENDER_MISMATCH");
+    // And an API key does not override the certificate's identity.
+    let r = p
+        .client(Some(identity(&theirs)))
+        .post(format!("{}/api/v1/messages", p.base))
+        .bearer_auth(p.s.key(SUP1))
+        .json(&json!([if031("key-and-cert")]))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 403);
+}
+
+async fn rollover_with_two_active_certificates(db: Db) {
+    let p = TlsPlatform::start(db, true, false).await;
+    let old = p.enrol(SUP1, "DEV").await;
+    let new = p.enrol(SUP1, "DEV").await;
+    for (i, cert) in [&old, &new].into_iter().enumerate() {
+        let (status, body) = p
+            .send(&p.client(Some(identity(cert))), SUP1, &format!("roll-{i}"))
+            .await
+            .expect("sent");
+        assert_eq!(status, 202, "{body}");
+    }
+    let old_fp = certs::fingerprint(&certs::parse_pem(&old.cert_pem).unwrap()[0]);
+    p.revoke(&old_fp).await;
+    let (status, _) = p
+        .send(&p.client(Some(identity(&old))), SUP1, "roll-old")
+        .await
+        .expect("sent");
+    assert_eq!(status, 401);
+    let (status, _) = p
+        .send(&p.client(Some(identity(&new))), SUP1, "roll-new")
+        .await
+        .expect("sent");
+    assert_eq!(status, 202);
+}
+
+async fn environment_separation_and_api_keys(db: Db) {
+    // API keys off (production style), client certificates optional at the handshake.
+    let p = TlsPlatform::start(db, false, false).await;
+    let sit = p.ca.issue_client(SUP1, 30, None).expect("issue");
+    p.register(&sit.cert_pem, SUP1, "SIT").await;
+    let (status, body) = p
+        .send(&p.client(Some(identity(&sit))), SUP1, "env")
+        .await
+        .expect("sent");
+    assert_eq!(status, 401, "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("SIT"), "{body}");
+
+    let r = p
+        .client(None)
+        .post(format!("{}/api/v1/messages", p.base))
+        .bearer_auth(p.s.key(SUP1))
+        .json(&json!([if031("key")]))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 401, "API keys are off");
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client certificate"),
+        "{body}"
+    );
+}
+
+/// A CSR made by an independent implementation (`openssl`, RSA key) is issued with the
+/// subject the authority decides, and the certificate works.
+async fn certificate_from_openssl_csr(db: Db) {
+    let p = TlsPlatform::start(db, true, false).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (key, csr) = (dir.path().join("k.pem"), dir.path().join("r.csr"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=someone-else",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok);
+    let issued =
+        p.ca.issue_from_csr(&std::fs::read_to_string(&csr).unwrap(), SUP1, 30)
+            .expect("issue from CSR");
+    let record = certs::record(&issued.cert_pem, SUP1, "DEV", "issued", 0).expect("record");
+    assert!(record.subject.contains(&format!("CN={SUP1}")), "{}", record.subject);
+    p.register(&issued.cert_pem, SUP1, "DEV").await;
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    let (status, body) = p
+        .send(&p.client(Some((&issued.cert_pem, &key_pem))), SUP1, "csr")
+        .await
+        .expect("sent");
+    assert_eq!(status, 202, "{body}");
+    assert!(p.ca.issue_from_csr("not a csr", SUP1, 30).is_err());
+}
+
+both_stores!(
+    accepted_client_and_unknown_authority,
+    expired_revoked_and_unregistered_refused,
+    a_certificate_cannot_act_for_another,
+    rollover_with_two_active_certificates,
+    environment_separation_and_api_keys,
+    certificate_from_openssl_csr,
+);
