@@ -517,31 +517,49 @@ pub(crate) fn transaction_wrapper(
 /// changes (a directory load) cause one reload.
 async fn follow_directory(inner: std::sync::Weak<Inner>) {
     use tokio::sync::broadcast::error::RecvError;
-    let Some(mut notices) = inner.upgrade().map(|i| i.store.subscribe()) else {
-        return;
-    };
+    let Some(first) = inner.upgrade() else { return };
+    let mut notices = first.store.subscribe();
+    let mut seen = first.store.directory_version().await.unwrap_or_default();
+    drop(first);
+    // Processes that cannot notify this one (the CLI on an embedded database) are seen
+    // through the version the store keeps.
+    let mut poll = tokio::time::interval(DIRECTORY_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let relevant = |q: &[String]| {
             q.iter()
                 .any(|q| q == crate::store::DIRECTORY_CHANGED || q == crate::store::ALL_QUEUES)
         };
-        match notices.recv().await {
-            Ok(q) if relevant(&q) => {}
-            Ok(_) => continue,
-            Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => return,
+        tokio::select! {
+            notice = notices.recv() => match notice {
+                Ok(q) if relevant(&q) => {}
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            _ = poll.tick() => {
+                let Some(i) = inner.upgrade() else { return };
+                match i.store.directory_version().await {
+                    Ok(v) if v != seen => {}
+                    _ => continue,
+                }
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         while !notices.is_empty() {
             let _ = notices.try_recv();
         }
         let Some(inner) = inner.upgrade() else { return };
+        seen = inner.store.directory_version().await.unwrap_or(seen);
         let broker = Broker { inner };
         if let Err(e) = broker.reload().await {
             tracing::error!(error = %e, "cannot reload the registry after a directory change");
         }
     }
 }
+
+/// How often a node checks the store's directory version.
+const DIRECTORY_POLL: Duration = Duration::from_secs(5);
 
 fn unavailable(e: &StoreError) -> IngestReply {
     tracing::error!(error = %e, "store failure; request refused");

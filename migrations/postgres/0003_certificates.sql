@@ -16,3 +16,12 @@ CREATE TABLE certificates (
     revoked_at  BIGINT
 );
 CREATE INDEX certificates_dip ON certificates (dip_id);
+
+-- Bumped by every change to the catalogue or directory, so that every process (also
+-- one without notifications, such as a second process on an embedded database) can
+-- tell that its registry is out of date.
+CREATE TABLE directory_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO directory_version (id, version) VALUES (1, 0);

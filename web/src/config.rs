@@ -44,6 +44,19 @@ pub struct ServeArgs {
     /// (e.g. 127.0.0.0/8 for local simulators). Test environments only: refused in PROD.
     #[arg(long, env = "DIP_WEBHOOK_ALLOW", value_delimiter = ',')]
     pub webhook_allow: Vec<String>,
+    /// Serve the participant API over TLS with this certificate chain (PEM).
+    #[arg(long, env = "DIP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key (PEM).
+    #[arg(long, env = "DIP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Authorities whose client certificates are accepted (PEM); with TLS.
+    #[arg(long, env = "DIP_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// Whether API keys authenticate callers (on by default, except in PROD where only
+    /// client certificates do).
+    #[arg(long, env = "DIP_API_KEYS")]
+    pub api_keys: Option<bool>,
 }
 
 /// The settings file.
@@ -82,6 +95,8 @@ pub struct Settings {
     pub environment: String,
     pub broker: broker_core::ingest::BrokerConfig,
     pub delivery: broker_core::delivery::DeliveryConfig,
+    /// TLS for the participant API; plain HTTP when `None` (not in PROD).
+    pub tls: Option<broker_core::security::tls::TlsSettings>,
 }
 
 impl Settings {
@@ -165,12 +180,36 @@ impl Settings {
         if delivery.lease_ttl <= delivery.request_timeout {
             anyhow::bail!("the lease TTL must be longer than the request timeout, or no webhook could ever be sent");
         }
+        let production = environment.eq_ignore_ascii_case("PROD");
+        broker.api_keys = serve.and_then(|s| s.api_keys).unwrap_or(!production);
+        let tls = match serve.and_then(|s| s.tls_cert.clone().zip(s.tls_key.clone())) {
+            None if production && serve.is_some() => {
+                anyhow::bail!(
+                    "PROD serves the participant API over TLS with client certificates: give --tls-cert and --tls-key"
+                )
+            }
+            None => None,
+            Some((cert, key)) => {
+                let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+                let Some(ca) = serve.and_then(|s| s.client_ca.clone()) else {
+                    anyhow::bail!("with TLS, give --client-ca: the authorities whose client certificates are accepted");
+                };
+                Some(broker_core::security::tls::TlsSettings {
+                    cert_pem: read(&cert)?,
+                    key_pem: read(&key)?,
+                    client_ca_pem: read(&ca)?,
+                    // Without API keys a caller can only be a certificate holder.
+                    require_client_cert: !broker.api_keys,
+                })
+            }
+        };
         Ok(Self {
             database_url,
             listen,
             environment,
             broker,
             delivery,
+            tls,
         })
     }
 
@@ -205,6 +244,10 @@ mod tests {
             lease_ttl_ms: None,
             request_timeout_ms: None,
             webhook_allow: allow.iter().map(|a| (*a).to_owned()).collect(),
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            api_keys: None,
         }
     }
 
@@ -222,8 +265,22 @@ mod tests {
         assert_eq!(s.delivery.destinations.allowed().len(), 2);
         assert!(Settings::resolve(&store_args(), Some(&serve_args("PROD", &["127.0.0.0/8"]))).is_err());
         assert!(Settings::resolve(&store_args(), Some(&serve_args("DEV", &["localhost"]))).is_err());
-        let s = Settings::resolve(&store_args(), Some(&serve_args("PROD", &[]))).unwrap();
+        let s = Settings::resolve(&store_args(), None).unwrap();
         assert!(s.delivery.destinations.allowed().is_empty());
+    }
+
+    #[test]
+    fn production_needs_tls_and_turns_api_keys_off() {
+        let err = Settings::resolve(&store_args(), Some(&serve_args("PROD", &[]))).unwrap_err();
+        assert!(err.to_string().contains("--tls-cert"), "{err}");
+        let dev = Settings::resolve(&store_args(), Some(&serve_args("DEV", &[]))).unwrap();
+        assert!(dev.broker.api_keys && dev.tls.is_none());
+        let mut prod = serve_args("PROD", &[]);
+        prod.api_keys = Some(true);
+        prod.tls_cert = Some("/nonexistent/cert.pem".into());
+        prod.tls_key = Some("/nonexistent/key.pem".into());
+        let err = Settings::resolve(&store_args(), Some(&prod)).unwrap_err();
+        assert!(err.to_string().contains("--client-ca"), "{err}");
     }
 
     #[test]
@@ -234,6 +291,7 @@ mod tests {
             environment: String::new(),
             broker: Default::default(),
             delivery: Default::default(),
+            tls: None,
         };
         assert_eq!(s.database_for_log(), "postgres://dip:***@db:5432/dip");
     }

@@ -1,6 +1,7 @@
 //! `dip`: the Data Integration Platform server and its tools.
 
 mod bench;
+mod certs;
 mod config;
 mod server;
 
@@ -46,6 +47,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+    /// Certificates: a test authority, issuing, registering, revoking, listing.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
     },
 }
 
@@ -141,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { command } => bench::run(command).await,
+        Command::Certs { command } => certs::run(&cli.store, command).await,
     }
 }
 

@@ -47,9 +47,25 @@ pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result
         node = %settings.delivery.node_id,
         "DIP serving"
     );
-    axum::serve(listener, app(broker))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    match &settings.tls {
+        Some(tls) => {
+            let config = broker_core::security::tls::server_config(tls).context("TLS settings")?;
+            tracing::info!(
+                client_certificates = if tls.require_client_cert {
+                    "required"
+                } else {
+                    "optional"
+                },
+                "TLS on"
+            );
+            broker_core::security::tls::serve(listener, config, app(broker), shutdown()).await;
+        }
+        None => {
+            axum::serve(listener, app(broker))
+                .with_graceful_shutdown(shutdown())
+                .await?
+        }
+    }
     delivery.stop().await;
     Ok(())
 }

@@ -86,3 +86,19 @@ pub fn pem_of(der: &[u8]) -> String {
     out.push_str("-----END CERTIFICATE-----\n");
     out
 }
+
+/// A certificate's standing at `now`: `revoked`, `expired`, `not yet valid`, `expiring`
+/// (within `warn_days`) or `active`.
+pub fn status(c: &CertificateRecord, now: i64, warn_days: i64) -> &'static str {
+    if c.revoked_at.is_some() {
+        "revoked"
+    } else if c.not_after <= now {
+        "expired"
+    } else if c.not_before > now {
+        "not yet valid"
+    } else if c.not_after - now < warn_days.saturating_mul(86_400_000_000) {
+        "expiring"
+    } else {
+        "active"
+    }
+}

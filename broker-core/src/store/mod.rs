@@ -477,6 +477,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
     /// Finds an API key by id.
     async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>>;
+    /// A number that changes with every change to the catalogue or directory.
+    async fn directory_version(&self) -> Result<i64>;
     /// Records a certificate (replacing one with the same fingerprint).
     async fn put_certificate(&self, certificate: &CertificateRecord) -> Result<()>;
     /// Every recorded certificate, by holder then expiry.

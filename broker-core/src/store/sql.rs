@@ -318,6 +318,12 @@ macro_rules! impl_sql_store {
                 self.directory_changed().await
             }
 
+            async fn directory_version(&self) -> $crate::store::Result<i64> {
+                Ok(sqlx::query_scalar("SELECT version FROM directory_version WHERE id = 1")
+                    .fetch_one(self.reader())
+                    .await?)
+            }
+
             async fn certificates(&self) -> $crate::store::Result<Vec<$crate::store::CertificateRecord>> {
                 use sqlx::Row;
                 Ok(sqlx::query(
@@ -1156,6 +1162,9 @@ macro_rules! impl_sql_store {
             /// so that each reloads its registry.
             async fn directory_changed(&self) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
+                sqlx::query("UPDATE directory_version SET version = version + 1 WHERE id = 1")
+                    .execute(&mut *tx)
+                    .await?;
                 self.notify_in_tx(&mut tx, &[$crate::store::DIRECTORY_CHANGED.to_owned()]).await?;
                 tx.commit().await?;
                 let _ = self
