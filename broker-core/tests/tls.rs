@@ -297,7 +297,80 @@ async fn certificate_from_openssl_csr(db: Db) {
     assert!(p.ca.issue_from_csr("not a csr", SUP1, 30).is_err());
 }
 
+/// The certificate API: the operator registers and revokes, holders see theirs with
+/// expiry warnings, nobody else does.
+async fn certificate_api(db: Db) {
+    // API keys on for the operator and the holders' reads over plain HTTP.
+    let p = TlsPlatform::start(db, true, true).await;
+    let op = p.s.operator_key();
+    let issued = p.ca.issue_client(SUP1, 10, None).expect("issue");
+    let register = |key: String, body: Value| {
+        let s = &p.s;
+        async move {
+            s.post_to("/api/v1/admin/certificates", &key, "application/json", body.to_string())
+                .await
+        }
+    };
+    let (status, body) = register(op.clone(), json!({ "dipID": SUP1, "pem": issued.cert_pem })).await;
+    assert_eq!(status, 201, "{body}");
+    let fp = body["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (body["status"].as_str(), body["source"].as_str()),
+        (Some("expiring"), Some("registered"))
+    );
+    assert_eq!(body["daysLeft"], 9);
+    // It identifies SUP1 as soon as the registry has it (directory notification).
+    let client = p.client(Some(identity(&issued)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = p
+            .send(&client, SUP1, &format!("api-{}", deadline.elapsed().as_nanos()))
+            .await
+            .expect("sent");
+        if status == 202 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never registered: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    for (key, expected) in [(p.s.key(SUP1), 1), (p.s.key(SUP2), 0), (op.clone(), 1)] {
+        let (status, body) = p.s.get(&key, "/api/v1/certificates?status=expiring").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["certificates"].as_array().unwrap().len(), expected, "{body}");
+    }
+    let (_, body) = p.s.get(&op, "/api/v1/certificates?status=active").await;
+    assert_eq!(body["certificates"], json!([]));
+
+    // Only the operator registers or revokes; bad certificates are refused with a reason.
+    let (status, _) = register(p.s.key(SUP1), json!({ "dipID": SUP1, "pem": issued.cert_pem })).await;
+    assert_eq!(status, 403);
+    for (bad, why) in [
+        (json!({ "dipID": SUP1, "pem": "not a certificate" }), "not a readable"),
+        (
+            json!({ "dipID": "9999999999", "pem": issued.cert_pem }),
+            "no participant",
+        ),
+        (json!({ "dipID": SUP1, "pem": p.ca.cert_pem() }), "CA certificate"),
+    ] {
+        let (status, body) = register(op.clone(), bad).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(why), "{body}");
+    }
+    let revoke = format!("/api/v1/admin/certificates/{fp}/revoke");
+    let (status, _) = p.s.post_to(&revoke, &p.s.key(SUP1), "application/json", "").await;
+    assert_eq!(status, 403);
+    let (status, body) = p.s.post_to(&revoke, &op, "application/json", "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = p.s.post_to(&revoke, &op, "application/json", "").await;
+    assert_eq!(status, 404, "already revoked");
+    p.s.broker.reload().await.expect("reload");
+    let (status, _) = p.send(&client, SUP1, "api-revoked").await.expect("sent");
+    assert_eq!(status, 401);
+}
+
 both_stores!(
+    certificate_api,
     accepted_client_and_unknown_authority,
     expired_revoked_and_unregistered_refused,
     a_certificate_cannot_act_for_another,

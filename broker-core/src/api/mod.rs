@@ -1,6 +1,7 @@
 //! The participant HTTP API as an axum [`Router`] that any host application can mount.
 //! Shapes are documented in `docs/api.md`.
 
+mod certificates;
 mod delivery;
 
 use axum::body::{Body, Bytes};
@@ -32,6 +33,7 @@ pub fn router(broker: Broker) -> Router {
         .route("/api/v1/admin/appointments", post(load_appointments))
         .route("/api/v1/admin/appointments/{mpan}", get(appointment_history))
         .merge(delivery::routes())
+        .merge(certificates::routes())
         .with_state(broker)
 }
 
