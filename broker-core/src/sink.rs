@@ -47,6 +47,8 @@ pub struct Received {
     pub latency_us: i64,
     /// The status the sink answered.
     pub status: u16,
+    /// Fingerprint of the sender's client certificate (TLS sinks).
+    pub client_certificate: Option<String>,
 }
 
 #[derive(Default)]
@@ -64,6 +66,7 @@ pub struct Sink {
     addr: SocketAddr,
     state: Arc<State_>,
     task: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
 }
 
 impl Drop for Sink {
@@ -76,6 +79,17 @@ impl Sink {
     /// Starts a sink; `keep_bodies` keeps every body (tests) rather than only headers
     /// and latency (benchmarks).
     pub async fn start(keep_bodies: bool) -> std::io::Result<Self> {
+        Self::serve(keep_bodies, None).await
+    }
+
+    /// Starts a sink over TLS with `settings` (its server certificate, and the
+    /// authorities whose client certificates it accepts or requires).
+    pub async fn start_tls(keep_bodies: bool, settings: &crate::security::tls::TlsSettings) -> std::io::Result<Self> {
+        let config = crate::security::tls::server_config(settings).map_err(std::io::Error::other)?;
+        Self::serve(keep_bodies, Some(config)).await
+    }
+
+    async fn serve(keep_bodies: bool, tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State_ {
@@ -85,15 +99,29 @@ impl Sink {
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
             .with_state(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { addr, state, task })
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some(config) => tokio::spawn(crate::security::tls::serve(
+                listener,
+                config,
+                app,
+                std::future::pending(),
+            )),
+        };
+        Ok(Self {
+            addr,
+            state,
+            task,
+            scheme,
+        })
     }
 
     /// The webhook URL.
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        format!("{}://{}/hook", self.scheme, self.addr)
     }
 
     /// Answers the next requests with `replies` in order (then 200 again).
@@ -135,7 +163,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn receive(State(state): State<Arc<State_>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(state): State<Arc<State_>>,
+    client: Option<axum::Extension<crate::security::tls::ClientCertificate>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let header = |name: &str| {
         headers
             .get(name)
@@ -186,6 +219,7 @@ async fn receive(State(state): State<Arc<State_>>, headers: HeaderMap, body: Byt
                 .unwrap_or(-1)
         }),
         status,
+        client_certificate: client.and_then(|c| c.0.0.clone()),
     });
     state.arrived.notify_waiters();
     response

@@ -445,6 +445,52 @@ async fn internal_destinations_refused(db: Db) {
     assert!(sink.received().is_empty(), "nothing reached the sink");
 }
 
+/// Webhooks present the platform's client certificate, and a recipient whose server
+/// certificate does not verify is not sent anything.
+async fn webhooks_over_mutual_tls(db: Db) {
+    use broker_core::security::{authority::Authority, certs, tls::TlsSettings};
+    let ca = Authority::generate("DEV").expect("authority");
+    let platform = ca.issue_client("0000000000", 30, None).expect("platform certificate");
+    let platform_key = platform.key_pem.clone().expect("key");
+    let config = broker_core::delivery::DeliveryConfig {
+        client_identity_pem: Some(format!("{}{platform_key}", platform.cert_pem)),
+        extra_roots_pem: Some(ca.cert_pem()),
+        ..fast_delivery()
+    };
+    let s = TestServer::delivering_with(db, config).await;
+    s.policy("IF-031", quick(3600)).await;
+    let tls_sink = |ca: &Authority| {
+        let server = ca.issue_server(&["127.0.0.1".into()], 30).expect("server certificate");
+        TlsSettings {
+            cert_pem: server.cert_pem,
+            key_pem: server.key_pem.expect("key"),
+            client_ca_pem: ca.cert_pem(),
+            require_client_cert: true,
+        }
+    };
+    let sink = Sink::start_tls(true, &tls_sink(&ca)).await.expect("sink");
+    assert!(sink.url().starts_with("https://"));
+    s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
+    let tx = send(&s, &s.key(SUP1), request_to(REGS_N, "mtls")).await;
+    let got = sink.wait_delivered(1, WAIT).await;
+    assert_eq!(transaction_ids(&got), [tx.as_str()]);
+    let presented = certs::fingerprint(&certs::parse_pem(&platform.cert_pem).unwrap()[0]);
+    assert_eq!(got[0].client_certificate.as_deref(), Some(presented.as_str()));
+
+    // A recipient with a certificate from an authority nobody trusts gets nothing.
+    let impostor = Sink::start_tls(true, &tls_sink(&Authority::generate("DEV").unwrap()))
+        .await
+        .expect("sink");
+    s.endpoint(REGS_N, "default", Some(impostor.url()), &[]).await;
+    send(&s, &s.key(SUP1), request_to(REGS_N, "mtls-impostor")).await;
+    let outcome = last_outcome(&s, |o| o.starts_with("connection failed")).await;
+    assert!(
+        outcome.contains("certificate") || outcome.contains("Certificate"),
+        "{outcome}"
+    );
+    assert!(impostor.received().is_empty());
+}
+
 /// A redirect is an answer, not an instruction: it is not followed.
 async fn redirects_not_followed(db: Db) {
     let s = TestServer::delivering(db).await;
@@ -775,4 +821,5 @@ both_stores!(
     operator_queue_view,
     internal_destinations_refused,
     redirects_not_followed,
+    webhooks_over_mutual_tls,
 );

@@ -53,6 +53,13 @@ pub struct ServeArgs {
     /// Authorities whose client certificates are accepted (PEM); with TLS.
     #[arg(long, env = "DIP_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
+    /// The platform's client certificate and key (one PEM file) presented to webhooks.
+    #[arg(long, env = "DIP_WEBHOOK_IDENTITY")]
+    pub webhook_identity: Option<PathBuf>,
+    /// Authorities trusted for recipients' server certificates besides the public roots
+    /// (PEM bundle; a test environment's authority).
+    #[arg(long, env = "DIP_WEBHOOK_ROOTS")]
+    pub webhook_roots: Option<PathBuf>,
     /// Whether API keys authenticate callers (on by default, except in PROD where only
     /// client certificates do).
     #[arg(long, env = "DIP_API_KEYS")]
@@ -177,6 +184,12 @@ impl Settings {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             delivery.destinations = broker_core::delivery::destinations::Destinations::allowing(ranges);
         }
+        let read_opt = |p: Option<PathBuf>| -> anyhow::Result<Option<String>> {
+            p.map(|p| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display())))
+                .transpose()
+        };
+        delivery.client_identity_pem = read_opt(serve.and_then(|s| s.webhook_identity.clone()))?;
+        delivery.extra_roots_pem = read_opt(serve.and_then(|s| s.webhook_roots.clone()))?;
         if delivery.lease_ttl <= delivery.request_timeout {
             anyhow::bail!("the lease TTL must be longer than the request timeout, or no webhook could ever be sent");
         }
@@ -247,6 +260,8 @@ mod tests {
             tls_cert: None,
             tls_key: None,
             client_ca: None,
+            webhook_identity: None,
+            webhook_roots: None,
             api_keys: None,
         }
     }

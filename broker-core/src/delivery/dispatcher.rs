@@ -59,7 +59,16 @@ impl DeliveryHandle {
 
 pub(super) fn start(broker: Broker, config: DeliveryConfig) -> Result<DeliveryHandle, reqwest::Error> {
     let guard = super::destinations::GuardedResolver::new(Arc::new(config.destinations.clone()));
-    let http = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder().use_rustls_tls();
+    if let Some(identity) = &config.client_identity_pem {
+        builder = builder.identity(reqwest::Identity::from_pem(identity.as_bytes())?);
+    }
+    if let Some(roots) = &config.extra_roots_pem {
+        for root in reqwest::Certificate::from_pem_bundle(roots.as_bytes())? {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    let http = builder
         .dns_resolver(Arc::new(guard))
         // A proxy would connect on the webhook's behalf, past the address checks.
         .no_proxy()

@@ -50,6 +50,12 @@ pub struct DeliveryConfig {
     pub fetch: i64,
     /// Addresses webhooks may connect to (public ones unless ranges are allow-listed).
     pub destinations: destinations::Destinations,
+    /// The platform's client certificate and key (PEM, concatenated), presented to every
+    /// webhook.
+    pub client_identity_pem: Option<String>,
+    /// Authorities trusted for recipients' server certificates besides the public roots
+    /// (PEM bundle; a test environment's authority).
+    pub extra_roots_pem: Option<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -65,6 +71,8 @@ impl Default for DeliveryConfig {
             flush_interval: Duration::from_millis(20),
             fetch: 256,
             destinations: destinations::Destinations::public(),
+            client_identity_pem: None,
+            extra_roots_pem: None,
         }
     }
 }

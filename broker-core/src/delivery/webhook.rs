@@ -98,14 +98,19 @@ pub async fn send(
             let resolver_refusal = std::iter::successors(std::error::Error::source(&e), |s| s.source())
                 .map(ToString::to_string)
                 .find(|s| s.starts_with("destination refused"));
+            // The innermost cause says what went wrong (a refused certificate, a reset).
+            let cause = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                .last()
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
             let outcome = if let Some(why) = resolver_refusal {
                 why
             } else if e.is_timeout() {
                 "timeout".to_owned()
             } else if e.is_connect() {
-                "connection failed".to_owned()
+                format!("connection failed{cause}")
             } else {
-                format!("request failed: {}", without_url(&e))
+                format!("request failed: {}{cause}", without_url(&e))
             };
             return Answer::Retry {
                 outcome,
