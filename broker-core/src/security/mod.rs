@@ -4,4 +4,5 @@
 
 pub mod authority;
 pub mod certs;
+pub mod signature;
 pub mod tls;
