@@ -74,6 +74,10 @@ pub enum ErrorCode {
     LeaseLost,
     /// The queue is delivered by webhook, so it cannot be pulled.
     NotPullQueue,
+    /// The channel takes only X-DIP-signed requests.
+    SignatureRequired,
+    /// The request's X-DIP signature does not verify.
+    SignatureInvalid,
 }
 
 impl ErrorCode {
@@ -111,6 +115,8 @@ impl ErrorCode {
             Self::QueueLeased => "QUEUE_LEASED",
             Self::LeaseLost => "LEASE_LOST",
             Self::NotPullQueue => "NOT_PULL_QUEUE",
+            Self::SignatureRequired => "SIGNATURE_REQUIRED",
+            Self::SignatureInvalid => "SIGNATURE_INVALID",
         }
     }
 
@@ -119,7 +125,11 @@ impl ErrorCode {
     pub fn is_authorisation(self) -> bool {
         matches!(
             self,
-            Self::SenderMismatch | Self::DcpMismatch | Self::RoleNotHeld | Self::RoleNotPermitted
+            Self::SenderMismatch
+                | Self::DcpMismatch
+                | Self::RoleNotHeld
+                | Self::RoleNotPermitted
+                | Self::SignatureRequired
         )
     }
 }

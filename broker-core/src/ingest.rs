@@ -49,6 +49,9 @@ pub struct BrokerConfig {
     /// Whether API keys authenticate callers (test environments); otherwise only client
     /// certificates do.
     pub api_keys: bool,
+    /// The platform's address as participants call it (`https://dip.example`), the base
+    /// of the URL in X-DIP signatures; taken from the request's `Host` when unset.
+    pub public_url: Option<String>,
 }
 
 impl Default for BrokerConfig {
@@ -63,6 +66,7 @@ impl Default for BrokerConfig {
             commit_wait: Duration::from_secs(2),
             platform_dip_id: "0000000000".into(),
             api_keys: true,
+            public_url: None,
         }
     }
 }
@@ -293,8 +297,14 @@ impl Broker {
         }
     }
 
-    /// Handles the body of `POST /api/v1/messages` from `principal`.
+    /// Handles the body of an unsigned `POST /api/v1/messages` from `principal`.
     pub async fn ingest(&self, principal: &Principal, body: &[u8]) -> IngestReply {
+        self.ingest_request(principal, body, false).await
+    }
+
+    /// Handles the body of `POST /api/v1/messages` from `principal`; `signed` when the
+    /// request's X-DIP signature was verified (channels may require it).
+    pub async fn ingest_request(&self, principal: &Principal, body: &[u8], signed: bool) -> IngestReply {
         let fail = |status, code, message: &str| IngestReply::Failed {
             status,
             error: ApiError::new(code, "", message),
@@ -355,7 +365,14 @@ impl Broker {
                 initial_correlation_id: None,
                 errors: vec![],
             });
-            match prepare(item, principal, &registry, &self.inner.config.environment, received) {
+            match prepare(
+                item,
+                principal,
+                signed,
+                &registry,
+                &self.inner.config.environment,
+                received,
+            ) {
                 Ok(p) => ready.push((index, p)),
                 Err(Rejection { errors, key }) => {
                     results[index].errors = errors;
@@ -660,12 +677,20 @@ struct Prepared<'r> {
 fn prepare<'r>(
     item: &Value,
     principal: &Principal,
+    signed: bool,
     registry: &'r Registry,
     environment: &str,
     received: chrono::DateTime<chrono::Utc>,
 ) -> Result<Prepared<'r>, Rejection> {
     let (header, channel) = envelope::check_item(item, registry, environment)?;
-    let errors = envelope::authorise(principal, &header, channel, registry);
+    let mut errors = envelope::authorise(principal, &header, channel, registry);
+    if channel.channel.signature_required && !signed {
+        errors.push(ApiError::new(
+            ErrorCode::SignatureRequired,
+            "",
+            format!("{} takes only X-DIP-signed requests", channel.channel.id),
+        ));
+    }
     if !errors.is_empty() {
         return Err(errors.into());
     }

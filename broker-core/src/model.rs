@@ -134,6 +134,10 @@ pub struct Channel {
     /// Retry schedule and staleness limit of deliveries on this channel.
     #[serde(default)]
     pub delivery: DeliveryPolicy,
+    /// Whether messages on this channel must come in X-DIP-signed requests (security
+    /// pattern 1 and above, spec 5.2.2).
+    #[serde(default)]
+    pub signature_required: bool,
 }
 
 /// How deliveries of a channel are retried (spec 5.5.8, 5.5.13): exponential back-off

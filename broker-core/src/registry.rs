@@ -76,6 +76,17 @@ impl Registry {
         self.certificates.get(fingerprint)
     }
 
+    /// Fingerprints of the certificates that may sign for `dip_id` at `now`: registered to
+    /// it for `environment`, current and unrevoked.
+    pub fn signing_certificates(&self, dip_id: &str, environment: &str, now: i64) -> Vec<String> {
+        self.certificates
+            .values()
+            .filter(|c| c.dip_id == dip_id && c.environment == environment && c.revoked_at.is_none())
+            .filter(|c| c.not_before <= now && now < c.not_after)
+            .map(|c| c.fingerprint.clone())
+            .collect()
+    }
+
     /// A channel by interface id.
     pub fn channel(&self, interface_id: &str) -> Option<&CompiledChannel> {
         self.catalogue.channels.get(interface_id)

@@ -49,6 +49,10 @@ pub struct Received {
     pub status: u16,
     /// Fingerprint of the sender's client certificate (TLS sinks).
     pub client_certificate: Option<String>,
+    /// The request's `X-DIP-*` headers (names lower-case).
+    pub dip_headers: std::collections::BTreeMap<String, String>,
+    /// The exact body bytes, when the sink keeps bodies.
+    pub raw: Option<Bytes>,
 }
 
 #[derive(Default)]
@@ -220,6 +224,12 @@ async fn receive(
         }),
         status,
         client_certificate: client.and_then(|c| c.0.0.clone()),
+        dip_headers: headers
+            .iter()
+            .filter(|(n, _)| n.as_str().starts_with("x-dip-"))
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        raw: state.keep_bodies.then(|| body.clone()),
     });
     state.arrived.notify_waiters();
     response

@@ -60,6 +60,16 @@ pub struct ServeArgs {
     /// (PEM bundle; a test environment's authority).
     #[arg(long, env = "DIP_WEBHOOK_ROOTS")]
     pub webhook_roots: Option<PathBuf>,
+    /// The platform's certificate (PEM) for X-DIP signatures on webhooks.
+    #[arg(long, env = "DIP_SIGNING_CERT", requires = "signing_key")]
+    pub signing_cert: Option<PathBuf>,
+    /// The RSA key (PEM) that signs webhooks.
+    #[arg(long, env = "DIP_SIGNING_KEY", requires = "signing_cert")]
+    pub signing_key: Option<PathBuf>,
+    /// The platform's address as participants call it (`https://dip.example`): the base
+    /// of the URL in inbound X-DIP signatures (the request's Host by default).
+    #[arg(long, env = "DIP_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Whether API keys authenticate callers (on by default, except in PROD where only
     /// client certificates do).
     #[arg(long, env = "DIP_API_KEYS")]
@@ -190,6 +200,14 @@ impl Settings {
         };
         delivery.client_identity_pem = read_opt(serve.and_then(|s| s.webhook_identity.clone()))?;
         delivery.extra_roots_pem = read_opt(serve.and_then(|s| s.webhook_roots.clone()))?;
+        if let (Some(cert), Some(key)) = (
+            read_opt(serve.and_then(|s| s.signing_cert.clone()))?,
+            read_opt(serve.and_then(|s| s.signing_key.clone()))?,
+        ) {
+            let signer = broker_core::security::signature::Signer::new(&cert, &key).context("signing key")?;
+            delivery.signer = Some(std::sync::Arc::new(signer));
+        }
+        broker.public_url = serve.and_then(|s| s.public_url.clone());
         if delivery.lease_ttl <= delivery.request_timeout {
             anyhow::bail!("the lease TTL must be longer than the request timeout, or no webhook could ever be sent");
         }
@@ -262,6 +280,9 @@ mod tests {
             client_ca: None,
             webhook_identity: None,
             webhook_roots: None,
+            signing_cert: None,
+            signing_key: None,
+            public_url: None,
             api_keys: None,
         }
     }

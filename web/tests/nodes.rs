@@ -499,6 +499,8 @@ fn order_checks_catch_violations() {
         latency_us: 0,
         status: 200,
         client_certificate: None,
+        dip_headers: Default::default(),
+        raw: None,
     };
     let expected: HashSet<String> = ["a", "b", "c", "d"].iter().map(|t| (*t).to_owned()).collect();
     let check = |list: &[broker_core::sink::Received]| check_queue("q", list, &expected);

@@ -158,12 +158,23 @@ pub(crate) async fn read_body(broker: &Broker, body: Body) -> Result<Bytes, Fail
     })
 }
 
-async fn post_messages(State(broker): State<Broker>, Caller(caller): Caller, body: Body) -> Response {
+async fn post_messages(
+    State(broker): State<Broker>,
+    Caller(caller): Caller,
+    tls: Option<axum::Extension<ClientCertificate>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let bytes = match read_body(&broker, body).await {
         Ok(b) => b,
         Err(f) => return f.into_response(),
     };
-    match broker.ingest(&caller, &bytes).await {
+    let signed = match verify_signature(&broker, &caller, tls.is_some(), &uri, &headers, &bytes) {
+        Ok(signed) => signed,
+        Err(f) => return f.into_response(),
+    };
+    match broker.ingest_request(&caller, &bytes, signed).await {
         IngestReply::Items { status, results } => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
             Json(json!({ "results": results })),
@@ -174,6 +185,53 @@ async fn post_messages(State(broker): State<Broker>, Caller(caller): Caller, bod
             vec![error],
         ),
     }
+}
+
+/// Verifies the request's X-DIP signature, if it carries one, against the caller's
+/// registered certificates; `Ok(true)` when verified, `Ok(false)` when unsigned.
+fn verify_signature(
+    broker: &Broker,
+    caller: &Principal,
+    over_tls: bool,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<bool, Failure> {
+    use crate::security::signature;
+    let names = [
+        signature::CONTENT_HASH,
+        signature::SIGNATURE_DATE,
+        signature::SIGNATURE,
+        signature::SIGNATURE_CERTIFICATE,
+    ];
+    if !names.iter().any(|n| headers.contains_key(*n)) {
+        return Ok(false);
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let base = match &broker.config().public_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => {
+            let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
+            format!("{}://{host}", if over_tls { "https" } else { "http" })
+        }
+    };
+    let url = format!("{base}{path}");
+    let now = chrono::Utc::now();
+    let signers = caller.dip_id().map_or_else(Vec::new, |me| {
+        broker
+            .registry()
+            .signing_certificates(me, &broker.config().environment, now.timestamp_micros())
+    });
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    signature::verify("POST", &url, body, header, &signers, now, signature::DEFAULT_WINDOW)
+        .map(|_| true)
+        .map_err(|e| {
+            Failure::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::SignatureInvalid,
+                format!("{}: {e}", e.code()),
+            )
+        })
 }
 
 /// A message, if the caller sent it (itself or through a DCP it acts for) or is the operator.

@@ -56,6 +56,8 @@ pub struct DeliveryConfig {
     /// Authorities trusted for recipients' server certificates besides the public roots
     /// (PEM bundle; a test environment's authority).
     pub extra_roots_pem: Option<String>,
+    /// Signs every webhook with the platform's key (X-DIP signature headers).
+    pub signer: Option<std::sync::Arc<crate::security::signature::Signer>>,
 }
 
 impl Default for DeliveryConfig {
@@ -73,6 +75,7 @@ impl Default for DeliveryConfig {
             destinations: destinations::Destinations::public(),
             client_identity_pem: None,
             extra_roots_pem: None,
+            signer: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::delivery::destinations::Destinations;
 use crate::delivery::report::ErrorItem;
 use crate::error::ErrorCode;
 use crate::obfuscate;
+use crate::security::signature::Signer;
 use crate::store::Outbound;
 
 /// Most bytes of a recipient's error answer the platform reads and relays.
@@ -69,6 +70,7 @@ pub fn body(out: &Outbound) -> Result<Vec<u8>, serde_json::Error> {
 pub async fn send(
     http: &reqwest::Client,
     destinations: &Destinations,
+    signer: Option<&Signer>,
     url: &str,
     out: &Outbound,
     body: Vec<u8>,
@@ -84,8 +86,12 @@ pub async fn send(
     if let Err(why) = destinations.check_url(&parsed) {
         return refused(why);
     }
-    let request = http
-        .post(parsed)
+    let signature = signer.map(|s| s.headers("POST", parsed.as_str(), &body, chrono::Utc::now()));
+    let mut request = http.post(parsed);
+    for (name, value) in signature.into_iter().flatten() {
+        request = request.header(name, value);
+    }
+    let request = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-DIP-Transaction-ID", &out.entry.transaction_id)
         .header("X-DIP-Queue", &out.entry.queue_id)

@@ -163,7 +163,9 @@ impl Worker {
                     return Next::Continue;
                 }
             };
-            let answer = webhook::send(&self.ctx.http, &self.ctx.config.destinations, &url, &out, body).await;
+            let config = &self.ctx.config;
+            let signer = config.signer.as_deref();
+            let answer = webhook::send(&self.ctx.http, &config.destinations, signer, &url, &out, body).await;
             let at = super::now_micros();
             match answer {
                 Answer::Delivered { .. } => {

@@ -1,0 +1,177 @@
+//! X-DIP signatures on the wire (`WIRE.md`), on SQLite and PostgreSQL: inbound requests
+//! signed with a participant's registered certificate are accepted, any tampering or an
+//! unregistered or revoked certificate is refused, channels can require signatures, and
+//! every webhook carries the platform's signature. Keys and certificates come from the
+//! `openssl` command line, an implementation independent of ours.
+
+mod common;
+use common::*;
+
+use std::time::Duration;
+
+use broker_core::security::certs;
+use broker_core::security::signature::{self, Signer};
+use broker_core::sink::Sink;
+use serde_json::{Value, json};
+
+/// An RSA key and a self-signed end-entity certificate made by openssl: (certificate,
+/// key) PEM.
+fn openssl_identity(cn: &str) -> (String, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl")
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    let subject = format!("/CN={cn}");
+    run(&[
+        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "r.csr", "-subj", &subject,
+    ]);
+    // Signed with its own key and without the CA extensions `req -x509` would add.
+    run(&[
+        "x509", "-req", "-in", "r.csr", "-signkey", "k.pem", "-days", "2", "-out", "c.pem",
+    ]);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).expect("read");
+    (read("c.pem"), read("k.pem"))
+}
+
+/// Registers a certificate to `dip_id`; returns its fingerprint.
+async fn register(s: &TestServer, cert: &str, dip_id: &str) -> String {
+    let record = certs::record(cert, dip_id, "DEV", "registered", 0).expect("record");
+    s.broker.store().put_certificate(&record).await.expect("put");
+    s.broker.reload().await.expect("reload");
+    record.fingerprint
+}
+
+/// POSTs `body` to the messages endpoint as `key` with `headers`.
+async fn post_signed(s: &TestServer, key: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
+    let mut r = s
+        .http
+        .post(format!("{}/api/v1/messages", s.base))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (n, v) in headers {
+        r = r.header(*n, v);
+    }
+    let r = r.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn body_of(reference: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!([if031(reference)])).expect("json")
+}
+
+async fn signed_requests_verified(db: Db) {
+    let s = TestServer::start(db).await;
+    let (cert, key) = openssl_identity(SUP1);
+    let fp = register(&s, &cert, SUP1).await;
+    let signer = Signer::new(&cert, &key).expect("signer");
+    let url = format!("{}/api/v1/messages", s.base);
+    let sup1 = s.key(SUP1);
+    let now = || chrono::Utc::now();
+
+    let body = body_of("signed-1");
+    let (status, reply) = post_signed(&s, &sup1, &body, &signer.headers("POST", &url, &body, now())).await;
+    assert_eq!(status, 202, "{reply}");
+
+    // Tampering: the body, the URL signed, the date, the certificate.
+    let refused = |reply: &Value, code: &str| {
+        assert_eq!(reply["errors"][0]["code"], "SIGNATURE_INVALID", "{reply}");
+        assert!(
+            reply["errors"][0]["message"].as_str().unwrap().starts_with(code),
+            "{reply}"
+        );
+    };
+    let headers = signer.headers("POST", &url, &body_of("original"), now());
+    let (status, reply) = post_signed(&s, &sup1, &body_of("changed"), &headers).await;
+    assert_eq!(status, 401);
+    refused(&reply, "CONTENT_HASH_MISMATCH");
+    let body = body_of("elsewhere");
+    let headers = signer.headers("POST", "https://other.example/api/v1/messages", &body, now());
+    let (status, reply) = post_signed(&s, &sup1, &body, &headers).await;
+    assert_eq!(status, 401);
+    refused(&reply, "SIGNATURE_INVALID");
+    let stale = signer.headers("POST", &url, &body, now() - chrono::TimeDelta::minutes(10));
+    let (status, reply) = post_signed(&s, &sup1, &body, &stale).await;
+    assert_eq!(status, 401);
+    refused(&reply, "SIGNATURE_DATE_STALE");
+    // A valid signature by a certificate not registered to the caller.
+    let (other_cert, other_key) = openssl_identity(SUP2);
+    register(&s, &other_cert, SUP2).await;
+    let other = Signer::new(&other_cert, &other_key).expect("signer");
+    let (status, reply) = post_signed(&s, &sup1, &body, &other.headers("POST", &url, &body, now())).await;
+    assert_eq!(status, 401);
+    refused(&reply, "NOT_REGISTERED");
+    // Revoked: refused from then on.
+    assert!(s.broker.store().revoke_certificate(&fp, 1).await.expect("revoke"));
+    s.broker.reload().await.expect("reload");
+    let body = body_of("after-revocation");
+    let (status, reply) = post_signed(&s, &sup1, &body, &signer.headers("POST", &url, &body, now())).await;
+    assert_eq!(status, 401);
+    refused(&reply, "NOT_REGISTERED");
+}
+
+async fn channels_can_require_signatures(db: Db) {
+    let s = TestServer::start(db).await;
+    let mut channel = s.broker.registry().channel("IF-031").expect("channel").channel.clone();
+    channel.signature_required = true;
+    s.broker.store().put_channel(&channel).await.expect("put");
+    s.broker.reload().await.expect("reload");
+    let (cert, key) = openssl_identity(SUP1);
+    register(&s, &cert, SUP1).await;
+
+    let (status, reply) = s.post(&s.key(SUP1), &json!([if031("unsigned")])).await;
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(reply["results"][0]["errors"][0]["code"], "SIGNATURE_REQUIRED");
+    let body = body_of("signed");
+    let url = format!("{}/api/v1/messages", s.base);
+    let headers = Signer::new(&cert, &key)
+        .unwrap()
+        .headers("POST", &url, &body, chrono::Utc::now());
+    let (status, reply) = post_signed(&s, &s.key(SUP1), &body, &headers).await;
+    assert_eq!(status, 202, "{reply}");
+}
+
+async fn webhooks_are_signed_by_the_platform(db: Db) {
+    let (cert, key) = openssl_identity("0000000000");
+    let platform = Signer::new(&cert, &key).expect("signer");
+    let fingerprint = platform.fingerprint().to_owned();
+    let config = broker_core::delivery::DeliveryConfig {
+        signer: Some(std::sync::Arc::new(platform)),
+        ..fast_delivery()
+    };
+    let s = TestServer::delivering_with(db, config).await;
+    let sink = Sink::start(true).await.expect("sink");
+    s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
+    let (status, _) = s.post(&s.key(SUP1), &json!([if031("to-be-signed")])).await;
+    assert_eq!(status, 202);
+    let got = sink.wait_delivered(1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    let header = |n: &str| r.dip_headers.get(&n.to_ascii_lowercase()).cloned();
+    let raw = r.raw.as_ref().expect("raw body");
+    let verified = signature::verify(
+        "POST",
+        &sink.url(),
+        raw,
+        header,
+        std::slice::from_ref(&fingerprint),
+        chrono::Utc::now(),
+        signature::DEFAULT_WINDOW,
+    )
+    .expect("the recipient can verify the platform's signature");
+    assert_eq!(verified.fingerprint, fingerprint);
+}
+
+both_stores!(
+    signed_requests_verified,
+    channels_can_require_signatures,
+    webhooks_are_signed_by_the_platform,
+);
