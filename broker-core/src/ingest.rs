@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     /// The platform's address as participants call it (`https://dip.example`), the base
     /// of the URL in X-DIP signatures; taken from the request's `Host` when unset.
     pub public_url: Option<String>,
+    /// Data keys sealing archived messages of security categories 2–4; stored in the
+    /// clear without them (test setups only: PROD requires keys).
+    pub vault: Option<Arc<crate::security::vault::Vault>>,
 }
 
 impl Default for BrokerConfig {
@@ -67,6 +70,7 @@ impl Default for BrokerConfig {
             platform_dip_id: "0000000000".into(),
             api_keys: true,
             public_url: None,
+            vault: None,
         }
     }
 }
@@ -257,6 +261,29 @@ impl Broker {
         }
     }
 
+    /// An archived envelope in the clear (opening it if it was sealed at rest).
+    pub fn open_envelope(
+        &self,
+        transaction_id: &str,
+        stored: &str,
+    ) -> Result<String, crate::security::vault::VaultError> {
+        match &self.inner.config.vault {
+            Some(vault) => vault.open(stored, transaction_id),
+            None if crate::security::vault::is_sealed(stored) => Err(crate::security::vault::VaultError::UnknownKey(
+                "(no data keys configured)".into(),
+            )),
+            None => Ok(stored.to_owned()),
+        }
+    }
+
+    /// An envelope as it is archived: sealed for security categories 2–4.
+    pub(crate) fn seal_envelope(&self, security_category: u8, transaction_id: &str, plain: String) -> String {
+        match &self.inner.config.vault {
+            Some(vault) if security_category >= 2 => vault.seal(&plain, transaction_id),
+            _ => plain,
+        }
+    }
+
     /// Resolves a client certificate (by fingerprint) to the participant or DCP it is
     /// registered to: it must be registered, unrevoked, current, issued for this
     /// platform's environment, and its holder active.
@@ -410,7 +437,10 @@ impl Broker {
                 .map_or(&[][..], Vec::as_slice);
             match routing::route(p.channel, &p.header, &registry, rows, p.date.clone()) {
                 Ok(decision) => {
-                    let message = p.into_message(decision, received, &self.inner.config.environment);
+                    let category = p.channel.channel.security_category;
+                    let mut message = p.into_message(decision, received, &self.inner.config.environment);
+                    message.envelope =
+                        self.seal_envelope(category, &message.transaction_id, std::mem::take(&mut message.envelope));
                     results[index].transaction_id = Some(message.transaction_id.clone());
                     results[index].initial_correlation_id = message.correlation_id.clone();
                     batch.push(message);

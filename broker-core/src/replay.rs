@@ -188,8 +188,10 @@ pub async fn replay(
     let mut copies = Vec::new();
     if !request.dry_run {
         for c in &candidates {
-            let mut payload: Value =
-                serde_json::from_str(&c.envelope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let plain = broker
+                .open_envelope(&c.transaction_id, &c.envelope)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut payload: Value = serde_json::from_str(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let Some(cb) = payload.get_mut("CommonBlock").and_then(Value::as_object_mut) else {
                 return Err(StoreError::Corrupt(format!("archived {} has no CommonBlock", c.transaction_id)).into());
             };
@@ -204,10 +206,15 @@ pub async fn replay(
                 transaction_wrapper(&id, now, &channel.channel, correlation.as_deref(), true, environment),
             );
             cb.insert("originalD0".into(), original);
+            let envelope = broker.seal_envelope(
+                channel.channel.security_category,
+                &id,
+                serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
             copies.push(ReplayCopy {
                 transaction_id: id,
                 interface_id: request.interface_id.clone(),
-                envelope: serde_json::to_string(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                envelope,
                 retain_until: now.timestamp_micros() + COPY_RETENTION_DAYS * 86_400_000_000,
                 delivery: Delivery {
                     queue_id: queue.clone(),

@@ -16,6 +16,11 @@ pub struct StoreArgs {
     /// Folder of the embedded store.
     #[arg(long, env = "DIP_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// Data keys sealing archived messages of security categories 2–4 (one `<id>
+    /// <base64 key>` per line, newest last). The embedded store keeps its own in the data
+    /// folder; several nodes share one file; PROD requires it.
+    #[arg(long, env = "DIP_DATA_KEYS", global = true)]
+    pub data_keys: Option<PathBuf>,
     /// Settings file (TOML).
     #[arg(long, env = "DIP_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -114,6 +119,8 @@ pub struct Settings {
     pub delivery: broker_core::delivery::DeliveryConfig,
     /// TLS for the participant API; plain HTTP when `None` (not in PROD).
     pub tls: Option<broker_core::security::tls::TlsSettings>,
+    /// The data-keys file, if any.
+    pub data_keys: Option<PathBuf>,
 }
 
 impl Settings {
@@ -212,6 +219,19 @@ impl Settings {
             anyhow::bail!("the lease TTL must be longer than the request timeout, or no webhook could ever be sent");
         }
         let production = environment.eq_ignore_ascii_case("PROD");
+        let keys_file = store.data_keys.clone().or_else(|| {
+            // The embedded store keeps its keys beside the database.
+            database_url
+                .starts_with("sqlite://")
+                .then(|| data_dir.join("data-keys"))
+        });
+        broker.vault = match &keys_file {
+            Some(path) => Some(std::sync::Arc::new(load_data_keys(path)?)),
+            None if production && serve.is_some() => {
+                anyhow::bail!("PROD seals archived messages at rest: give --data-keys")
+            }
+            None => None,
+        };
         broker.api_keys = serve.and_then(|s| s.api_keys).unwrap_or(!production);
         let tls = match serve.and_then(|s| s.tls_cert.clone().zip(s.tls_key.clone())) {
             None if production && serve.is_some() => {
@@ -241,7 +261,13 @@ impl Settings {
             broker,
             delivery,
             tls,
+            data_keys: keys_file,
         })
+    }
+
+    /// The data-keys file.
+    pub fn data_keys_file(&self) -> Option<PathBuf> {
+        self.data_keys.clone()
     }
 
     /// The URL with any password masked, for logs.
@@ -257,6 +283,28 @@ impl Settings {
             _ => self.database_url.clone(),
         }
     }
+}
+
+/// Reads the data-keys file, creating it with a first key (readable by the owner only)
+/// when it does not exist.
+pub fn load_data_keys(path: &Path) -> anyhow::Result<broker_core::security::vault::Vault> {
+    if !path.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        f.write_all(broker_core::security::vault::new_key_line().as_bytes())?;
+        tracing::info!(path = %path.display(), "created data keys");
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(broker_core::security::vault::Vault::from_text(&text)?)
 }
 
 pub fn sqlite_url(dir: &Path) -> String {
@@ -291,6 +339,7 @@ mod tests {
         StoreArgs {
             database_url: Some("postgres://x@h/db".into()),
             data_dir: None,
+            data_keys: None,
             config: None,
         }
     }
@@ -306,16 +355,24 @@ mod tests {
     }
 
     #[test]
-    fn production_needs_tls_and_turns_api_keys_off() {
+    fn production_needs_data_keys_tls_and_turns_api_keys_off() {
         let err = Settings::resolve(&store_args(), Some(&serve_args("PROD", &[]))).unwrap_err();
+        assert!(err.to_string().contains("--data-keys"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let with_keys = StoreArgs {
+            data_keys: Some(dir.path().join("keys")),
+            ..store_args()
+        };
+        let err = Settings::resolve(&with_keys, Some(&serve_args("PROD", &[]))).unwrap_err();
         assert!(err.to_string().contains("--tls-cert"), "{err}");
+        assert!(dir.path().join("keys").exists(), "a first key is created");
         let dev = Settings::resolve(&store_args(), Some(&serve_args("DEV", &[]))).unwrap();
-        assert!(dev.broker.api_keys && dev.tls.is_none());
+        assert!(dev.broker.api_keys && dev.tls.is_none() && dev.broker.vault.is_none());
         let mut prod = serve_args("PROD", &[]);
         prod.api_keys = Some(true);
         prod.tls_cert = Some("/nonexistent/cert.pem".into());
         prod.tls_key = Some("/nonexistent/key.pem".into());
-        let err = Settings::resolve(&store_args(), Some(&prod)).unwrap_err();
+        let err = Settings::resolve(&with_keys, Some(&prod)).unwrap_err();
         assert!(err.to_string().contains("--client-ca"), "{err}");
     }
 
@@ -328,6 +385,7 @@ mod tests {
             broker: Default::default(),
             delivery: Default::default(),
             tls: None,
+            data_keys: None,
         };
         assert_eq!(s.database_for_log(), "postgres://dip:***@db:5432/dip");
     }

@@ -64,6 +64,8 @@ enum KeysCommand {
         #[arg(long)]
         operator: Option<String>,
     },
+    /// Adds a new data key that seals from now on; older keys keep opening older rows.
+    RotateDataKey,
 }
 
 #[derive(Subcommand)]
@@ -106,6 +108,27 @@ async fn main() -> anyhow::Result<()> {
             seed_directory(store.as_ref(), &demo).await?;
             print_demo_keys(&demo, &settings.listen);
             server::serve(&settings, store).await
+        }
+        Command::Keys {
+            command: KeysCommand::RotateDataKey,
+        } => {
+            let settings = Settings::resolve(&cli.store, None)?;
+            let Some(path) = settings.data_keys_file() else {
+                bail!("no data-keys file: give --data-keys");
+            };
+            config::load_data_keys(&path)?;
+            let line = broker_core::security::vault::new_key_line();
+            let mut text = std::fs::read_to_string(&path)?;
+            text.push_str(&line);
+            // Checked before it replaces the file.
+            let vault = broker_core::security::vault::Vault::from_text(&text)?;
+            std::fs::write(&path, text)?;
+            println!(
+                "data key {} added to {}; restart every node to seal with it",
+                vault.current(),
+                path.display()
+            );
+            Ok(())
         }
         Command::Keys {
             command: KeysCommand::Create { dip_id, operator },

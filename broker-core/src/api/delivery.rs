@@ -148,9 +148,17 @@ async fn all_queues(
     Ok(Json(json!({ "queues": queues })))
 }
 
+/// An archived envelope, opened and parsed.
+fn payload_of(broker: &Broker, transaction_id: &str, stored: &str) -> Result<Value, Failure> {
+    let plain = broker
+        .open_envelope(transaction_id, stored)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(serde_json::from_str(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+}
+
 /// One queue item as the recipient receives it.
-fn item_json(out: &Outbound) -> Result<Value, Failure> {
-    let payload: Value = serde_json::from_str(&out.envelope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+fn item_json(broker: &Broker, out: &Outbound) -> Result<Value, Failure> {
+    let payload = payload_of(broker, &out.entry.transaction_id, &out.envelope)?;
     Ok(json!({
         "position": out.entry.seq, "transactionID": out.entry.transaction_id, "interfaceID": out.interface_id,
         "role": out.entry.recipient_role, "enqueuedAt": rfc3339(out.entry.enqueued_at),
@@ -179,7 +187,10 @@ async fn peek_queue(
         .store()
         .next_outbound(&queue, params.after.unwrap_or(0), limit)
         .await?;
-    let items = entries.iter().map(item_json).collect::<Result<Vec<_>, _>>()?;
+    let items = entries
+        .iter()
+        .map(|o| item_json(&broker, o))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(
         json!({ "queue": queue, "items": items, "next": entries.last().map(|e| e.entry.seq) }),
     ))
@@ -228,7 +239,11 @@ async fn pull_queue(
     let pulled = pull::pull(&broker, &queue, params.lease_id.as_deref(), max, lease)
         .await
         .map_err(pull_failure)?;
-    let items = pulled.items.iter().map(item_json).collect::<Result<Vec<_>, _>>()?;
+    let items = pulled
+        .items
+        .iter()
+        .map(|o| item_json(&broker, o))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({
         "queue": queue, "leaseID": pulled.lease_id, "leaseExpiresAt": rfc3339(pulled.lease_until), "items": items,
     })))
@@ -446,7 +461,7 @@ async fn get_dead_letter(
         .archived_envelope(&dead.entry.transaction_id)
         .await?
         .unwrap_or_default();
-    let payload: Value = serde_json::from_str(&envelope).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let payload = payload_of(&broker, &dead.entry.transaction_id, &envelope)?;
     let mut out = dead_letter_json(&dead);
     out["body"] = json!([{ "payload": obfuscate::redact(&payload, &dead.entry.hidden) }]);
     Ok(Json(out))

@@ -50,19 +50,19 @@ impl Answer {
     }
 }
 
-/// The outbound body: the archived envelope as the recipient may see it (obfuscated), in
-/// a one-item array.
-pub fn body(out: &Outbound) -> Result<Vec<u8>, serde_json::Error> {
-    if out.entry.hidden.is_empty() {
+/// The outbound body: the envelope (in the clear) as the recipient may see it, without
+/// the pointers `hidden` from it, in a one-item array.
+pub fn body(envelope: &str, hidden: &[String]) -> Result<Vec<u8>, serde_json::Error> {
+    if hidden.is_empty() {
         // The archive holds canonical JSON already: no need to parse it again.
-        let mut body = Vec::with_capacity(out.envelope.len() + 16);
+        let mut body = Vec::with_capacity(envelope.len() + 16);
         body.extend_from_slice(b"[{\"payload\":");
-        body.extend_from_slice(out.envelope.as_bytes());
+        body.extend_from_slice(envelope.as_bytes());
         body.extend_from_slice(b"}]");
         return Ok(body);
     }
-    let payload: Value = serde_json::from_str(&out.envelope)?;
-    serde_json::to_vec(&serde_json::json!([{ "payload": obfuscate::redact(&payload, &out.entry.hidden) }]))
+    let payload: Value = serde_json::from_str(envelope)?;
+    serde_json::to_vec(&serde_json::json!([{ "payload": obfuscate::redact(&payload, hidden) }]))
 }
 
 /// POSTs one entry to a webhook and reads the answer. Addresses the platform may not

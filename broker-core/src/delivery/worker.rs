@@ -145,7 +145,10 @@ impl Worker {
             let Some(url) = broker.registry().endpoint(&self.queue).and_then(|e| e.url.clone()) else {
                 return Next::Stop;
             };
-            let body = match webhook::body(&out) {
+            let opened = broker
+                .open_envelope(&out.entry.transaction_id, &out.envelope)
+                .map_err(|e| e.to_string());
+            let body = match opened.and_then(|e| webhook::body(&e, &out.entry.hidden).map_err(|e| e.to_string())) {
                 Ok(b) => b,
                 Err(e) => {
                     // It can never be sent: keep it out of the way of the rest of the queue.

@@ -6,3 +6,4 @@ pub mod authority;
 pub mod certs;
 pub mod signature;
 pub mod tls;
+pub mod vault;
