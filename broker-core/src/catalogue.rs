@@ -211,6 +211,25 @@ fn check_channel(c: &Channel, roles: &BTreeMap<String, Role>) -> Result<(), Cata
     if !(1..=4).contains(&c.security_category) {
         return fail("security_category must be 1 to 4".into());
     }
+    match c.security_pattern {
+        0 | 1 => {}
+        2 => return fail("security pattern 2 (decrypt and re-encrypt) is not available yet".into()),
+        3 => {
+            if !c.obfuscation.is_empty() {
+                return fail("an end-to-end encrypted channel (pattern 3) cannot obfuscate fields".into());
+            }
+            let reads_custom = |p: &String| p.starts_with("/CustomBlock");
+            let appointment_reads_custom = c.appointment_update.as_ref().is_some_and(|u| {
+                reads_custom(&u.role)
+                    || reads_custom(&u.effective_from)
+                    || u.participant.as_ref().is_some_and(reads_custom)
+            });
+            if c.applicable_date.as_ref().is_some_and(reads_custom) || appointment_reads_custom {
+                return fail("an end-to-end encrypted channel (pattern 3) cannot route by CustomBlock fields".into());
+            }
+        }
+        p => return fail(format!("security pattern {p} does not exist (0 to 3)")),
+    }
     let d = &c.delivery;
     if d.retry_initial_ms == 0 || d.retry_max_ms < d.retry_initial_ms || d.stale_after_secs == 0 {
         return fail("delivery: need 0 < retry_initial_ms <= retry_max_ms and stale_after_secs > 0".into());

@@ -39,6 +39,22 @@ pub struct Header {
     pub primary_recipients: Vec<String>,
 }
 
+/// Whether `text` has the form of a JWE in compact serialisation: five base64url parts,
+/// the first a JSON header naming `alg` and `enc`.
+pub fn is_jwe_compact(text: &str) -> bool {
+    use base64::Engine;
+    let parts: Vec<&str> = text.split('.').collect();
+    let base64url = |p: &&str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if parts.len() != 5 || !parts.iter().all(base64url) || parts[0].is_empty() || parts[3].is_empty() {
+        return false;
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[0])
+        .ok()
+        .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+        .is_some_and(|h| h.get("alg").is_some_and(Value::is_string) && h.get("enc").is_some_and(Value::is_string))
+}
+
 /// Pointer prefix of the payload within an item.
 pub const PAYLOAD: &str = "/payload";
 
@@ -348,12 +364,26 @@ pub fn check_item<'r>(
         && let (Some(ch), Some(version)) = (channel, &schema_version)
     {
         let custom = payload.get("CustomBlock").unwrap_or(&Value::Null);
-        for (path, message) in ch.validate(version, custom).unwrap_or_default() {
-            c.errors.push(ApiError::new(
-                ErrorCode::SchemaViolation,
-                format!("{PAYLOAD}/CustomBlock{path}"),
-                message,
-            ));
+        if ch.channel.end_to_end() {
+            // Opaque to the platform: only its form can be checked.
+            if !custom.as_str().is_some_and(is_jwe_compact) {
+                c.errors.push(ApiError::new(
+                    ErrorCode::SchemaViolation,
+                    format!("{PAYLOAD}/CustomBlock"),
+                    format!(
+                        "{} is end-to-end encrypted: the CustomBlock must be a JWE in compact form",
+                        ch.channel.id
+                    ),
+                ));
+            }
+        } else {
+            for (path, message) in ch.validate(version, custom).unwrap_or_default() {
+                c.errors.push(ApiError::new(
+                    ErrorCode::SchemaViolation,
+                    format!("{PAYLOAD}/CustomBlock{path}"),
+                    message,
+                ));
+            }
         }
     }
 

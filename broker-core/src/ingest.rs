@@ -714,7 +714,7 @@ fn prepare<'r>(
 ) -> Result<Prepared<'r>, Rejection> {
     let (header, channel) = envelope::check_item(item, registry, environment)?;
     let mut errors = envelope::authorise(principal, &header, channel, registry);
-    if channel.channel.signature_required && !signed {
+    if channel.channel.requires_signature() && !signed {
         errors.push(ApiError::new(
             ErrorCode::SignatureRequired,
             "",

@@ -134,10 +134,15 @@ pub struct Channel {
     /// Retry schedule and staleness limit of deliveries on this channel.
     #[serde(default)]
     pub delivery: DeliveryPolicy,
-    /// Whether messages on this channel must come in X-DIP-signed requests (security
-    /// pattern 1 and above, spec 5.2.2).
+    /// Whether messages on this channel must come in X-DIP-signed requests (also implied
+    /// by security pattern 1 and above).
     #[serde(default)]
     pub signature_required: bool,
+    /// Security pattern (spec 5.2.2): 0 none; 1 signed; 3 end-to-end, the CustomBlock an
+    /// opaque JWE that the platform relays and archives as received. (2, decryption and
+    /// re-encryption by the platform, is not available yet.)
+    #[serde(default)]
+    pub security_pattern: u8,
 }
 
 /// How deliveries of a channel are retried (spec 5.5.8, 5.5.13): exponential back-off
@@ -178,6 +183,16 @@ impl Channel {
     /// Whether the channel applies a routing mode.
     pub fn routes_by(&self, mode: RoutingMode) -> bool {
         self.routing.contains(&mode)
+    }
+
+    /// Whether requests carrying this channel's messages must be signed.
+    pub fn requires_signature(&self) -> bool {
+        self.signature_required || self.security_pattern >= 1
+    }
+
+    /// Whether the CustomBlock is end-to-end encrypted (pattern 3): opaque to the platform.
+    pub fn end_to_end(&self) -> bool {
+        self.security_pattern == 3
     }
 }
 

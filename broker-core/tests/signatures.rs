@@ -170,7 +170,74 @@ async fn webhooks_are_signed_by_the_platform(db: Db) {
     assert_eq!(verified.fingerprint, fingerprint);
 }
 
+/// Security pattern 3: the CustomBlock is a JWE from sender to recipient that the platform
+/// cannot read; it is relayed and archived exactly as received, and its requests must be
+/// signed.
+async fn end_to_end_payload_relayed_unchanged(db: Db) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let mut s = TestServer::start(db).await;
+    s.delivery = Some(broker_core::delivery::start(s.broker.clone(), fast_delivery()).expect("delivery"));
+    let mut channel = s.broker.registry().channel("IF-031").expect("channel").channel.clone();
+    channel.security_pattern = 3;
+    s.broker.store().put_channel(&channel).await.expect("put");
+    s.broker.reload().await.expect("reload");
+    let sink = Sink::start(true).await.expect("sink");
+    s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
+    let (cert, key) = openssl_identity(SUP1);
+    register(&s, &cert, SUP1).await;
+    let signer = Signer::new(&cert, &key).expect("signer");
+    let url = format!("{}/api/v1/messages", s.base);
+
+    let random = |n: usize| (0..n).map(|_| rand::random::<u8>()).collect::<Vec<u8>>();
+    let jwe = format!(
+        "{}..{}.{}.{}",
+        b64(br#"{"alg":"ECDH-ES","enc":"A256GCM","kid":"regs-2026"}"#),
+        b64(&random(12)),
+        b64(&random(900)),
+        b64(&random(16))
+    );
+    let mut it = if031("e2e-1");
+    set(&mut it, "/payload/CustomBlock", json!(jwe));
+    let body = serde_json::to_vec(&json!([it])).unwrap();
+    let (status, reply) = post_signed(
+        &s,
+        &s.key(SUP1),
+        &body,
+        &signer.headers("POST", &url, &body, chrono::Utc::now()),
+    )
+    .await;
+    assert_eq!(status, 202, "{reply}");
+    let got = sink.wait_delivered(1, Duration::from_secs(15)).await;
+    assert_eq!(
+        got[0].body.as_ref().unwrap()[0]["payload"]["CustomBlock"],
+        json!(jwe),
+        "bytes unchanged"
+    );
+    let tx = reply["results"][0]["transactionID"].as_str().unwrap();
+    let archived = s.broker.store().archived_envelope(tx).await.unwrap().unwrap();
+    assert!(archived.contains(&jwe), "archived as received");
+
+    // Anything but a compact JWE is refused, and so is an unsigned request.
+    let mut clear = if031("e2e-2");
+    set(&mut clear, "/payload/CustomBlock/mpanCore", json!("1600001000020"));
+    let body = serde_json::to_vec(&json!([clear])).unwrap();
+    let (status, reply) = post_signed(
+        &s,
+        &s.key(SUP1),
+        &body,
+        &signer.headers("POST", &url, &body, chrono::Utc::now()),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["results"][0]["errors"][0]["code"], "SCHEMA_VIOLATION");
+    let (status, reply) = s.post(&s.key(SUP1), &json!([it])).await;
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(reply["results"][0]["errors"][0]["code"], "SIGNATURE_REQUIRED");
+}
+
 both_stores!(
+    end_to_end_payload_relayed_unchanged,
     signed_requests_verified,
     channels_can_require_signatures,
     webhooks_are_signed_by_the_platform,
