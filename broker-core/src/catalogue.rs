@@ -212,8 +212,7 @@ fn check_channel(c: &Channel, roles: &BTreeMap<String, Role>) -> Result<(), Cata
         return fail("security_category must be 1 to 4".into());
     }
     match c.security_pattern {
-        0 | 1 => {}
-        2 => return fail("security pattern 2 (decrypt and re-encrypt) is not available yet".into()),
+        0..=2 => {}
         3 => {
             if !c.obfuscation.is_empty() {
                 return fail("an end-to-end encrypted channel (pattern 3) cannot obfuscate fields".into());

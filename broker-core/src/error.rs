@@ -78,6 +78,8 @@ pub enum ErrorCode {
     SignatureRequired,
     /// The request's X-DIP signature does not verify.
     SignatureInvalid,
+    /// A CustomBlock encrypted to the platform does not decrypt.
+    DecryptionFailed,
 }
 
 impl ErrorCode {
@@ -117,6 +119,7 @@ impl ErrorCode {
             Self::NotPullQueue => "NOT_PULL_QUEUE",
             Self::SignatureRequired => "SIGNATURE_REQUIRED",
             Self::SignatureInvalid => "SIGNATURE_INVALID",
+            Self::DecryptionFailed => "DECRYPTION_FAILED",
         }
     }
 

@@ -55,6 +55,8 @@ pub struct BrokerConfig {
     /// Data keys sealing archived messages of security categories 2–4; stored in the
     /// clear without them (test setups only: PROD requires keys).
     pub vault: Option<Arc<crate::security::vault::Vault>>,
+    /// The platform's P-256 key that opens CustomBlocks encrypted to it (pattern 2).
+    pub decrypter: Option<Arc<crate::security::jwe::Decrypter>>,
 }
 
 impl Default for BrokerConfig {
@@ -71,6 +73,7 @@ impl Default for BrokerConfig {
             api_keys: true,
             public_url: None,
             vault: None,
+            decrypter: None,
         }
     }
 }
@@ -261,6 +264,38 @@ impl Broker {
         }
     }
 
+    /// For a channel of security pattern 2, the item with its CustomBlock (a JWE made for
+    /// the platform) decrypted, so that it is validated, routed and archived like any
+    /// other; `None` for other channels.
+    fn open_custom_block(&self, item: &Value, registry: &Registry) -> Result<Option<Value>, Vec<ApiError>> {
+        let pattern_2 = item
+            .pointer(&format!("{PAYLOAD}/CommonBlock/S0/interfaceID"))
+            .and_then(Value::as_str)
+            .and_then(|id| registry.channel(id))
+            .is_some_and(|c| c.channel.security_pattern == 2);
+        if !pattern_2 {
+            return Ok(None);
+        }
+        let path = format!("{PAYLOAD}/CustomBlock");
+        let fail = |why: String| vec![ApiError::new(ErrorCode::DecryptionFailed, path.clone(), why)];
+        let Some(jwe) = item.pointer(&path).and_then(Value::as_str) else {
+            return Err(fail(
+                "this channel takes a CustomBlock encrypted to the platform (compact JWE)".into(),
+            ));
+        };
+        let Some(decrypter) = &self.inner.config.decrypter else {
+            return Err(fail("the platform has no decryption key configured".into()));
+        };
+        let plain = decrypter.decrypt(jwe).map_err(|e| fail(e.to_string()))?;
+        let custom: Value =
+            serde_json::from_slice(&plain).map_err(|_| fail("the decrypted CustomBlock is not JSON".into()))?;
+        let mut opened = item.clone();
+        if let Some(slot) = opened.pointer_mut(&path) {
+            *slot = custom;
+        }
+        Ok(Some(opened))
+    }
+
     /// An archived envelope in the clear (opening it if it was sealed at rest).
     pub fn open_envelope(
         &self,
@@ -392,8 +427,15 @@ impl Broker {
                 initial_correlation_id: None,
                 errors: vec![],
             });
+            let opened = match self.open_custom_block(item, &registry) {
+                Ok(o) => o,
+                Err(errors) => {
+                    results[index].errors = errors;
+                    continue;
+                }
+            };
             match prepare(
-                item,
+                opened.as_ref().unwrap_or(item),
                 principal,
                 signed,
                 &registry,

@@ -138,9 +138,9 @@ pub struct Channel {
     /// by security pattern 1 and above).
     #[serde(default)]
     pub signature_required: bool,
-    /// Security pattern (spec 5.2.2): 0 none; 1 signed; 3 end-to-end, the CustomBlock an
-    /// opaque JWE that the platform relays and archives as received. (2, decryption and
-    /// re-encryption by the platform, is not available yet.)
+    /// Security pattern (spec 5.2.2): 0 none; 1 signed; 2 the CustomBlock encrypted to the
+    /// platform (JWE), decrypted, archived sealed and re-encrypted to each recipient's
+    /// certificate; 3 end-to-end, an opaque JWE relayed and archived as received.
     #[serde(default)]
     pub security_pattern: u8,
 }

@@ -87,6 +87,16 @@ impl Registry {
             .collect()
     }
 
+    /// The certificate to encrypt to for `dip_id` (pattern 2): its current, unrevoked
+    /// certificate for `environment` that lasts longest.
+    pub fn encryption_certificate(&self, dip_id: &str, environment: &str, now: i64) -> Option<&CertificateRecord> {
+        self.certificates
+            .values()
+            .filter(|c| c.dip_id == dip_id && c.environment == environment && c.revoked_at.is_none())
+            .filter(|c| c.not_before <= now && now < c.not_after)
+            .max_by_key(|c| c.not_after)
+    }
+
     /// A channel by interface id.
     pub fn channel(&self, interface_id: &str) -> Option<&CompiledChannel> {
         self.catalogue.channels.get(interface_id)

@@ -236,7 +236,107 @@ async fn end_to_end_payload_relayed_unchanged(db: Db) {
     assert_eq!(reply["results"][0]["errors"][0]["code"], "SIGNATURE_REQUIRED");
 }
 
+/// Security pattern 2: the sender encrypts the CustomBlock to the platform; the platform
+/// decrypts, validates, archives it sealed, and re-encrypts to each recipient's own
+/// certificate (after obfuscation), so each reads only what is meant for it.
+async fn pattern_2_reencrypted_per_recipient(db: Db) {
+    use broker_core::security::authority::Authority;
+    use broker_core::security::jwe::{self, Decrypter};
+    use broker_core::security::vault::{Vault, is_sealed};
+    let ca = Authority::generate("DEV").expect("authority");
+    let platform = ca.issue_client("0000000000", 30, None).expect("platform");
+    let config = broker_core::ingest::BrokerConfig {
+        decrypter: Some(std::sync::Arc::new(
+            Decrypter::from_pem(platform.key_pem.as_deref().unwrap()).unwrap(),
+        )),
+        vault: Some(std::sync::Arc::new(
+            Vault::from_text(&format!("k1 {}\n", {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+            }))
+            .unwrap(),
+        )),
+        ..Default::default()
+    };
+    let mut s = TestServer::start_with(db, config).await;
+    s.delivery = Some(broker_core::delivery::start(s.broker.clone(), fast_delivery()).expect("delivery"));
+    let mut channel = s.broker.registry().channel("IF-909").expect("channel").channel.clone();
+    channel.security_pattern = 2;
+    s.broker.store().put_channel(&channel).await.expect("put");
+    s.broker.reload().await.expect("reload");
+
+    // Two recipients with webhooks and certificates of their own.
+    let mut recipients = Vec::new();
+    for dip in [REGS_N, SUP2] {
+        let issued = ca.issue_client(dip, 30, None).expect("issue");
+        register(&s, &issued.cert_pem, dip).await;
+        let sink = Sink::start(true).await.expect("sink");
+        s.endpoint(dip, "default", Some(sink.url()), &[]).await;
+        recipients.push((
+            dip,
+            Decrypter::from_pem(issued.key_pem.as_deref().unwrap()).unwrap(),
+            sink,
+        ));
+    }
+    let (cert, key) = openssl_identity(MS_KEY);
+    register(&s, &cert, MS_KEY).await;
+    let signer = Signer::new(&cert, &key).expect("signer");
+
+    let mut it = if909("p2-1");
+    let sealed_for_platform = jwe::encrypt(if909_block().to_string().as_bytes(), &platform.cert_pem).unwrap();
+    set(&mut it, "/payload/CustomBlock", json!(sealed_for_platform));
+    let body = serde_json::to_vec(&json!([it])).unwrap();
+    let url = format!("{}/api/v1/messages", s.base);
+    let (status, reply) = post_signed(
+        &s,
+        &s.key(MS_KEY),
+        &body,
+        &signer.headers("POST", &url, &body, chrono::Utc::now()),
+    )
+    .await;
+    assert_eq!(status, 202, "{reply}");
+    let tx = reply["results"][0]["transactionID"].as_str().unwrap();
+    let archived = s.broker.store().archived_envelope(tx).await.unwrap().unwrap();
+    assert!(is_sealed(&archived) && !archived.contains("KYST"), "archived sealed");
+
+    let mut received = Vec::new();
+    for (dip, _, sink) in &recipients {
+        let got = sink.wait_delivered(1, Duration::from_secs(15)).await;
+        assert_eq!(got.len(), 1, "{dip}");
+        let custom = got[0].body.as_ref().unwrap()[0]["payload"]["CustomBlock"].clone();
+        let jwe = custom
+            .as_str()
+            .unwrap_or_else(|| panic!("{dip} got a clear CustomBlock: {custom}"))
+            .to_owned();
+        assert!(!jwe.contains("KYST"));
+        received.push(jwe);
+    }
+    // Each opens its own: the registration service the whole block, the supplier the
+    // obfuscated one; neither opens the other's.
+    let open = |d: &Decrypter, jwe: &str| -> Option<Value> {
+        d.decrypt(jwe).ok().map(|p| serde_json::from_slice(&p).unwrap())
+    };
+    assert_eq!(open(&recipients[0].1, &received[0]), Some(if909_block()));
+    let supplier = open(&recipients[1].1, &received[1]).expect("supplier opens its copy");
+    assert_eq!(supplier["supplierId"], "AURA");
+    assert!(supplier.get("meteringServiceId").is_none(), "{supplier}");
+    assert!(open(&recipients[0].1, &received[1]).is_none() && open(&recipients[1].1, &received[0]).is_none());
+
+    // A CustomBlock not encrypted to the platform is refused.
+    let body = serde_json::to_vec(&json!([if909("p2-clear")])).unwrap();
+    let (status, reply) = post_signed(
+        &s,
+        &s.key(MS_KEY),
+        &body,
+        &signer.headers("POST", &url, &body, chrono::Utc::now()),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["results"][0]["errors"][0]["code"], "DECRYPTION_FAILED");
+}
+
 both_stores!(
+    pattern_2_reencrypted_per_recipient,
     end_to_end_payload_relayed_unchanged,
     signed_requests_verified,
     channels_can_require_signatures,

@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// The RSA key (PEM) that signs webhooks.
     #[arg(long, env = "DIP_SIGNING_KEY", requires = "signing_cert")]
     pub signing_key: Option<PathBuf>,
+    /// The platform's P-256 private key (PKCS#8 PEM) that opens CustomBlocks senders
+    /// encrypt to it on channels of security pattern 2.
+    #[arg(long, env = "DIP_DECRYPTION_KEY")]
+    pub decryption_key: Option<PathBuf>,
     /// The platform's address as participants call it (`https://dip.example`): the base
     /// of the URL in inbound X-DIP signatures (the request's Host by default).
     #[arg(long, env = "DIP_PUBLIC_URL")]
@@ -215,6 +219,10 @@ impl Settings {
             delivery.signer = Some(std::sync::Arc::new(signer));
         }
         broker.public_url = serve.and_then(|s| s.public_url.clone());
+        if let Some(pem) = read_opt(serve.and_then(|s| s.decryption_key.clone()))? {
+            let decrypter = broker_core::security::jwe::Decrypter::from_pem(&pem).context("decryption key")?;
+            broker.decrypter = Some(std::sync::Arc::new(decrypter));
+        }
         if delivery.lease_ttl <= delivery.request_timeout {
             anyhow::bail!("the lease TTL must be longer than the request timeout, or no webhook could ever be sent");
         }
@@ -330,6 +338,7 @@ mod tests {
             webhook_roots: None,
             signing_cert: None,
             signing_key: None,
+            decryption_key: None,
             public_url: None,
             api_keys: None,
         }

@@ -158,12 +158,12 @@ fn payload_of(broker: &Broker, transaction_id: &str, stored: &str) -> Result<Val
 
 /// One queue item as the recipient receives it.
 fn item_json(broker: &Broker, out: &Outbound) -> Result<Value, Failure> {
-    let payload = payload_of(broker, &out.entry.transaction_id, &out.envelope)?;
+    let payload = crate::delivery::recipient_payload(broker, out).map_err(StoreError::Corrupt)?;
     Ok(json!({
         "position": out.entry.seq, "transactionID": out.entry.transaction_id, "interfaceID": out.interface_id,
         "role": out.entry.recipient_role, "enqueuedAt": rfc3339(out.entry.enqueued_at),
         "attempts": out.entry.attempts, "replayID": out.entry.replay_id,
-        "body": [{ "payload": obfuscate::redact(&payload, &out.entry.hidden) }],
+        "body": [{ "payload": payload }],
     }))
 }
 

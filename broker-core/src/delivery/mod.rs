@@ -85,6 +85,50 @@ pub fn start(broker: Broker, config: DeliveryConfig) -> Result<DeliveryHandle, r
     dispatcher::start(broker, config)
 }
 
+/// What the recipient of `out` receives as `payload`: the envelope in the clear without
+/// what its role may not see, and under security pattern 2 with the CustomBlock
+/// encrypted to the recipient's certificate.
+pub(crate) fn recipient_payload(broker: &Broker, out: &Outbound) -> Result<serde_json::Value, String> {
+    let plain = broker
+        .open_envelope(&out.entry.transaction_id, &out.envelope)
+        .map_err(|e| e.to_string())?;
+    let payload: serde_json::Value = serde_json::from_str(&plain).map_err(|e| e.to_string())?;
+    let mut payload = crate::obfuscate::redact(&payload, &out.entry.hidden);
+    let registry = broker.registry();
+    if registry
+        .channel(&out.interface_id)
+        .is_some_and(|c| c.channel.security_pattern == 2)
+    {
+        let cert = registry
+            .encryption_certificate(&out.entry.recipient_dip_id, &broker.config().environment, now_micros())
+            .ok_or_else(|| format!("{} has no certificate to encrypt to", out.entry.recipient_dip_id))?;
+        let custom = payload.get("CustomBlock").cloned().unwrap_or(serde_json::Value::Null);
+        let jwe = crate::security::jwe::encrypt(custom.to_string().as_bytes(), &cert.pem).map_err(|e| e.to_string())?;
+        if let Some(slot) = payload.get_mut("CustomBlock") {
+            *slot = serde_json::Value::String(jwe);
+        }
+    }
+    Ok(payload)
+}
+
+/// The webhook body for `out` (see [`recipient_payload`]), without re-parsing the
+/// archived envelope when it goes out unchanged.
+fn recipient_body(broker: &Broker, out: &Outbound) -> Result<Vec<u8>, String> {
+    let unchanged = out.entry.hidden.is_empty()
+        && broker
+            .registry()
+            .channel(&out.interface_id)
+            .is_none_or(|c| c.channel.security_pattern != 2);
+    if unchanged {
+        let plain = broker
+            .open_envelope(&out.entry.transaction_id, &out.envelope)
+            .map_err(|e| e.to_string())?;
+        return webhook::body(&plain, &[]).map_err(|e| e.to_string());
+    }
+    let payload = recipient_payload(broker, out)?;
+    serde_json::to_vec(&serde_json::json!([{ "payload": payload }])).map_err(|e| e.to_string())
+}
+
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }

@@ -145,21 +145,19 @@ impl Worker {
             let Some(url) = broker.registry().endpoint(&self.queue).and_then(|e| e.url.clone()) else {
                 return Next::Stop;
             };
-            let opened = broker
-                .open_envelope(&out.entry.transaction_id, &out.envelope)
-                .map_err(|e| e.to_string());
-            let body = match opened.and_then(|e| webhook::body(&e, &out.entry.hidden).map_err(|e| e.to_string())) {
+            let body = match super::recipient_body(&broker, &out) {
                 Ok(b) => b,
                 Err(e) => {
-                    // It can never be sent: keep it out of the way of the rest of the queue.
-                    tracing::error!(queue = %self.queue, seq = out.entry.seq, error = %e, "archived envelope unreadable");
+                    // It cannot be sent (unreadable archive, no certificate to encrypt to):
+                    // keep it out of the way of the rest of the queue.
+                    tracing::error!(queue = %self.queue, seq = out.entry.seq, error = %e, "message undeliverable");
                     let (settlement, report) = super::dead_letter(
                         &broker,
                         &out,
                         super::now_micros(),
-                        "archived message unreadable",
+                        &format!("undeliverable: {e}"),
                         "PLATFORM_ERROR",
-                        "the platform could not read the archived message to deliver it".into(),
+                        format!("the platform could not prepare the message for its recipient: {e}"),
                     );
                     self.flush(&[settlement], report.into_iter().collect()).await;
                     self.cursor = out.entry.seq;

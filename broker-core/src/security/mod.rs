@@ -4,6 +4,7 @@
 
 pub mod authority;
 pub mod certs;
+pub mod jwe;
 pub mod signature;
 pub mod tls;
 pub mod vault;
