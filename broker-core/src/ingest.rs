@@ -57,6 +57,9 @@ pub struct BrokerConfig {
     pub vault: Option<Arc<crate::security::vault::Vault>>,
     /// The platform's P-256 key that opens CustomBlocks encrypted to it (pattern 2).
     pub decrypter: Option<Arc<crate::security::jwe::Decrypter>>,
+    /// The authorities participants' certificates must chain to; signing certificates
+    /// are checked against them too (the TLS handshake checks client certificates).
+    pub trusted: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 impl Default for BrokerConfig {
@@ -74,6 +77,7 @@ impl Default for BrokerConfig {
             public_url: None,
             vault: None,
             decrypter: None,
+            trusted: None,
         }
     }
 }

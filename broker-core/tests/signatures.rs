@@ -335,7 +335,59 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     assert_eq!(reply["results"][0]["errors"][0]["code"], "DECRYPTION_FAILED");
 }
 
+/// With trusted authorities configured, a signing certificate must chain to one of them:
+/// a self-signed one is refused even when registered.
+async fn signing_certificates_must_chain_to_a_trusted_authority(db: Db) {
+    use broker_core::security::authority::Authority;
+    let ca = Authority::generate("DEV").expect("authority");
+    let config = broker_core::ingest::BrokerConfig {
+        trusted: Some(broker_core::security::tls::trust(&ca.cert_pem()).expect("trust")),
+        ..Default::default()
+    };
+    let s = TestServer::start_with(db, config).await;
+    let url = format!("{}/api/v1/messages", s.base);
+    let body = body_of("chain-1");
+
+    let (self_signed, self_key) = openssl_identity(SUP1);
+    register(&s, &self_signed, SUP1).await;
+    let headers = Signer::new(&self_signed, &self_key)
+        .unwrap()
+        .headers("POST", &url, &body, chrono::Utc::now());
+    let (status, reply) = post_signed(&s, &s.key(SUP1), &body, &headers).await;
+    assert_eq!(status, 401, "{reply}");
+    assert!(
+        reply["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("UNTRUSTED_CERTIFICATE"),
+        "{reply}"
+    );
+
+    // The same kind of RSA key, certified by the trusted authority from a CSR.
+    let dir = tempfile::tempdir().expect("dir");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "r.csr", "-subj", "/CN=x",
+        ])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl")
+        .success();
+    assert!(ok);
+    let csr = std::fs::read_to_string(dir.path().join("r.csr")).unwrap();
+    let issued = ca.issue_from_csr(&csr, SUP1, 30).expect("issue");
+    register(&s, &issued.cert_pem, SUP1).await;
+    let key = std::fs::read_to_string(dir.path().join("k.pem")).unwrap();
+    let headers = Signer::new(&issued.cert_pem, &key)
+        .unwrap()
+        .headers("POST", &url, &body, chrono::Utc::now());
+    let (status, reply) = post_signed(&s, &s.key(SUP1), &body, &headers).await;
+    assert_eq!(status, 202, "{reply}");
+}
+
 both_stores!(
+    signing_certificates_must_chain_to_a_trusted_authority,
     pattern_2_reencrypted_per_recipient,
     end_to_end_payload_relayed_unchanged,
     signed_requests_verified,

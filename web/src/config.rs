@@ -253,10 +253,12 @@ impl Settings {
                 let Some(ca) = serve.and_then(|s| s.client_ca.clone()) else {
                     anyhow::bail!("with TLS, give --client-ca: the authorities whose client certificates are accepted");
                 };
+                let client_ca_pem = read(&ca)?;
+                broker.trusted = Some(broker_core::security::tls::trust(&client_ca_pem).context("client CA")?);
                 Some(broker_core::security::tls::TlsSettings {
                     cert_pem: read(&cert)?,
                     key_pem: read(&key)?,
-                    client_ca_pem: read(&ca)?,
+                    client_ca_pem,
                     // Without API keys a caller can only be a certificate holder.
                     require_client_cert: !broker.api_keys,
                 })

@@ -223,15 +223,34 @@ fn verify_signature(
             .signing_certificates(me, &broker.config().environment, now.timestamp_micros())
     });
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    signature::verify("POST", &url, body, header, &signers, now, signature::DEFAULT_WINDOW)
-        .map(|_| true)
-        .map_err(|e| {
+    let verified =
+        signature::verify("POST", &url, body, header, &signers, now, signature::DEFAULT_WINDOW).map_err(|e| {
             Failure::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::SignatureInvalid,
                 format!("{}: {e}", e.code()),
             )
-        })
+        })?;
+    // The signing certificate must also chain to an authority the platform trusts.
+    if let Some(trusted) = &broker.config().trusted {
+        let registry = broker.registry();
+        let chained = registry
+            .certificate(&verified.fingerprint)
+            .and_then(|c| crate::security::certs::parse_pem(&c.pem).ok())
+            .is_some_and(|chain| {
+                trusted
+                    .verify_client_cert(&chain[0], &chain[1..], rustls_pki_types::UnixTime::now())
+                    .is_ok()
+            });
+        if !chained {
+            return Err(Failure::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::SignatureInvalid,
+                "UNTRUSTED_CERTIFICATE: the signing certificate does not chain to a trusted authority",
+            ));
+        }
+    }
+    Ok(true)
 }
 
 /// A message, if the caller sent it (itself or through a DCP it acts for) or is the operator.

@@ -46,6 +46,19 @@ pub struct TlsSettings {
     pub require_client_cert: bool,
 }
 
+/// A verifier of certificates against the authorities in `ca_pem`: chain, validity and
+/// client-authentication usage, as in the handshake.
+pub fn trust(ca_pem: &str) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certs::parse_pem(ca_pem).map_err(|e| TlsError::Pem(format!("client CA: {e}")))? {
+        roots.add(ca)?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
 /// The rustls configuration for `settings`.
 pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
