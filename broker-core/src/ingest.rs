@@ -60,6 +60,8 @@ pub struct BrokerConfig {
     /// The authorities participants' certificates must chain to; signing certificates
     /// are checked against them too (the TLS handshake checks client certificates).
     pub trusted: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    /// The test authority that issues certificates through the admin API (non-production).
+    pub authority: Option<Arc<crate::security::authority::Authority>>,
 }
 
 impl Default for BrokerConfig {
@@ -78,6 +80,7 @@ impl Default for BrokerConfig {
             vault: None,
             decrypter: None,
             trusted: None,
+            authority: None,
         }
     }
 }

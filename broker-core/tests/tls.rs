@@ -369,7 +369,66 @@ async fn certificate_api(db: Db) {
     assert_eq!(status, 401);
 }
 
+/// The operator issues from the platform's test authority through the API: with a new
+/// key pair (returned once) or for a CSR; the certificate then works on the TLS listener.
+async fn certificate_issued_through_the_api(db: Db) {
+    let p = TlsPlatform::start(db, true, true).await;
+    let op = p.s.operator_key();
+    let issue = |base: String, key: String, body: Value| {
+        let http = p.s.http.clone();
+        async move {
+            let r = http
+                .post(format!("{base}/api/v1/admin/certificates/issue"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .expect("issue");
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Without an authority the platform refuses to issue.
+    let (status, _) = issue(p.s.base.clone(), op.clone(), json!({ "dipID": SUP1 })).await;
+    assert_eq!(status, 409);
+
+    // A node of the same platform holding the authority the TLS listener trusts.
+    let authority = Authority::load(&p.ca.cert_pem(), &p.ca.key_pem(), "DEV").expect("load authority");
+    let config = BrokerConfig {
+        authority: Some(std::sync::Arc::new(authority)),
+        ..BrokerConfig::default()
+    };
+    let node = broker_core::ingest::Broker::start(p.s.db.store.clone(), config)
+        .await
+        .expect("node");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let admin = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, broker_core::api::router(node)).await });
+
+    let (status, body) = issue(admin.clone(), op.clone(), json!({ "dipID": SUP1, "days": 10 })).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        (body["source"].as_str(), body["status"].as_str()),
+        (Some("issued"), Some("expiring"))
+    );
+    let (cert, key) = (
+        body["certificatePem"].as_str().unwrap(),
+        body["privateKeyPem"].as_str().unwrap(),
+    );
+    p.s.broker.reload().await.expect("reload");
+    let (status, reply) = p
+        .send(&p.client(Some((cert, key))), SUP1, "issued-by-api")
+        .await
+        .expect("sent");
+    assert_eq!(status, 202, "{reply}");
+
+    let (status, body) = issue(admin.clone(), op, json!({ "dipID": SUP1, "csr": "not a CSR" })).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = issue(admin, p.s.key(SUP1), json!({ "dipID": SUP1 })).await;
+    assert_eq!(status, 403);
+}
+
 both_stores!(
+    certificate_issued_through_the_api,
     certificate_api,
     accepted_client_and_unknown_authority,
     expired_revoked_and_unregistered_refused,

@@ -88,7 +88,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_authority(dir: &Path, environment: &str) -> anyhow::Result<Authority> {
+pub(crate) fn load_authority(dir: &Path, environment: &str) -> anyhow::Result<Authority> {
     let cert =
         std::fs::read_to_string(dir.join("ca.pem")).with_context(|| format!("reading {}/ca.pem", dir.display()))?;
     let key = std::fs::read_to_string(dir.join("ca-key.pem"))

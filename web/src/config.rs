@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// The RSA key (PEM) that signs webhooks.
     #[arg(long, env = "DIP_SIGNING_KEY", requires = "signing_cert")]
     pub signing_key: Option<PathBuf>,
+    /// Folder of the test authority (`dip certs ca-init`) the admin API issues from
+    /// (non-production environments).
+    #[arg(long, env = "DIP_CA_DIR")]
+    pub ca_dir: Option<PathBuf>,
     /// The platform's P-256 private key (PKCS#8 PEM) that opens CustomBlocks senders
     /// encrypt to it on channels of security pattern 2.
     #[arg(long, env = "DIP_DECRYPTION_KEY")]
@@ -219,6 +223,12 @@ impl Settings {
             delivery.signer = Some(std::sync::Arc::new(signer));
         }
         broker.public_url = serve.and_then(|s| s.public_url.clone());
+        if let Some(dir) = serve.and_then(|s| s.ca_dir.clone()) {
+            if environment.eq_ignore_ascii_case("PROD") {
+                anyhow::bail!("PROD has no test authority: register externally issued certificates");
+            }
+            broker.authority = Some(std::sync::Arc::new(crate::certs::load_authority(&dir, &environment)?));
+        }
         if let Some(pem) = read_opt(serve.and_then(|s| s.decryption_key.clone()))? {
             let decrypter = broker_core::security::jwe::Decrypter::from_pem(&pem).context("decryption key")?;
             broker.decrypter = Some(std::sync::Arc::new(decrypter));
@@ -341,6 +351,7 @@ mod tests {
             signing_cert: None,
             signing_key: None,
             decryption_key: None,
+            ca_dir: None,
             public_url: None,
             api_keys: None,
         }

@@ -22,6 +22,7 @@ pub(super) fn routes() -> Router<Broker> {
     Router::new()
         .route("/api/v1/certificates", get(list))
         .route("/api/v1/admin/certificates", post(register))
+        .route("/api/v1/admin/certificates/issue", post(issue))
         .route("/api/v1/admin/certificates/{fingerprint}/revoke", post(revoke))
 }
 
@@ -109,6 +110,53 @@ async fn register(
     broker.store().put_certificate(&record).await?;
     tracing::info!(dip_id = %record.dip_id, fingerprint = %record.fingerprint, "certificate registered");
     Ok((StatusCode::CREATED, Json(certificate_json(&record, now, WARN_DAYS))))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Issue {
+    #[serde(rename = "dipID")]
+    dip_id: String,
+    csr: Option<String>,
+    days: Option<i64>,
+}
+
+/// Issues a client certificate from the platform's test authority and registers it
+/// (operator, non-production): for a CSR's key, or with a new key pair returned once.
+async fn issue(
+    State(broker): State<Broker>,
+    Caller(caller): Caller,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), Failure> {
+    require_operator(&caller)?;
+    let Some(authority) = broker.config().authority.clone() else {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Forbidden,
+            "this platform has no test authority (production certificates are issued outside and registered)",
+        ));
+    };
+    let bytes = read_body(&broker, body).await?;
+    let bad = |m: String| Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, m);
+    let r: Issue = serde_json::from_slice(&bytes).map_err(|e| bad(format!("the body does not parse: {e}")))?;
+    if broker.registry().participant(&r.dip_id).is_none() {
+        return Err(bad(format!("no participant or DCP {}", r.dip_id)));
+    }
+    let days = r.days.unwrap_or(365).clamp(1, 825);
+    let issued = match &r.csr {
+        Some(csr) => authority.issue_from_csr(csr, &r.dip_id, days),
+        None => authority.issue_client(&r.dip_id, days, None),
+    }
+    .map_err(|e| bad(e.to_string()))?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let record = certs::record(&issued.cert_pem, &r.dip_id, authority.environment(), "issued", now)
+        .map_err(|e| bad(e.to_string()))?;
+    broker.store().put_certificate(&record).await?;
+    tracing::info!(dip_id = %record.dip_id, fingerprint = %record.fingerprint, "certificate issued");
+    let mut out = certificate_json(&record, now, WARN_DAYS);
+    out["certificatePem"] = json!(issued.cert_pem);
+    out["privateKeyPem"] = json!(issued.key_pem);
+    Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// Revokes a certificate (operator); it stops identifying its holder at once.
