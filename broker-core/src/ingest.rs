@@ -763,12 +763,23 @@ fn prepare<'r>(
 ) -> Result<Prepared<'r>, Rejection> {
     let (header, channel) = envelope::check_item(item, registry, environment)?;
     let mut errors = envelope::authorise(principal, &header, channel, registry);
-    if channel.channel.requires_signature() && !signed {
-        errors.push(ApiError::new(
-            ErrorCode::SignatureRequired,
-            "",
-            format!("{} takes only X-DIP-signed requests", channel.channel.id),
-        ));
+    if !signed {
+        if channel.channel.requires_signature() {
+            errors.push(ApiError::new(
+                ErrorCode::SignatureRequired,
+                "",
+                format!("{} takes only X-DIP-signed requests", channel.channel.id),
+            ));
+        } else if registry
+            .participant(&header.sender_dip_id)
+            .is_some_and(|p| p.signatures_required)
+        {
+            errors.push(ApiError::new(
+                ErrorCode::SignatureRequired,
+                "",
+                format!("{} sends only X-DIP-signed requests", header.sender_dip_id),
+            ));
+        }
     }
     if !errors.is_empty() {
         return Err(errors.into());

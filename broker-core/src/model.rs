@@ -242,6 +242,9 @@ pub struct Participant {
     pub nominated_dcps: Vec<String>,
     /// Inactive participants neither send nor receive.
     pub active: bool,
+    /// Whether messages sent as this participant must come in X-DIP-signed requests.
+    #[serde(default)]
+    pub signatures_required: bool,
 }
 
 /// A logical queue of a participant (spec 5.5.10): a webhook URL, or none for pull.

@@ -154,6 +154,7 @@ pub async fn seed_directory(store: &dyn Store, data: &DirectoryData) -> Result<(
                 roles: p.roles.clone(),
                 nominated_dcps: p.nominated_dcps.clone(),
                 active: true,
+                signatures_required: false,
             })
             .await?;
         for e in &p.endpoints {

@@ -386,7 +386,44 @@ async fn signing_certificates_must_chain_to_a_trusted_authority(db: Db) {
     assert_eq!(status, 202, "{reply}");
 }
 
+async fn participants_can_require_signatures(db: Db) {
+    let s = TestServer::start(db).await;
+    let mut sup2 = s
+        .broker
+        .store()
+        .participants()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.dip_id == SUP2)
+        .expect("SUP2");
+    sup2.signatures_required = true;
+    s.broker.store().put_participant(&sup2).await.expect("put");
+    s.broker.reload().await.expect("reload");
+    let as_sup2 = |reference: &str| {
+        let mut it = if031(reference);
+        set(&mut it, "/payload/CommonBlock/S1/senderDIPID", json!(SUP2));
+        it
+    };
+    let (status, reply) = s.post(&s.key(SUP2), &json!([as_sup2("unsigned")])).await;
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(reply["results"][0]["errors"][0]["code"], "SIGNATURE_REQUIRED");
+    // Others are not affected.
+    let (status, reply) = s.post(&s.key(SUP1), &json!([if031("sup1-unsigned")])).await;
+    assert_eq!(status, 202, "{reply}");
+    let (cert, key) = openssl_identity(SUP2);
+    register(&s, &cert, SUP2).await;
+    let body = serde_json::to_vec(&json!([as_sup2("signed")])).unwrap();
+    let url = format!("{}/api/v1/messages", s.base);
+    let headers = Signer::new(&cert, &key)
+        .unwrap()
+        .headers("POST", &url, &body, chrono::Utc::now());
+    let (status, reply) = post_signed(&s, &s.key(SUP2), &body, &headers).await;
+    assert_eq!(status, 202, "{reply}");
+}
+
 both_stores!(
+    participants_can_require_signatures,
     signing_certificates_must_chain_to_a_trusted_authority,
     pattern_2_reencrypted_per_recipient,
     end_to_end_payload_relayed_unchanged,

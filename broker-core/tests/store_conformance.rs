@@ -136,6 +136,7 @@ fn participant(dip_id: &str, mpid: &str, kind: ParticipantKind, roles: &[&str], 
         roles: roles.iter().map(|r| r.to_string()).collect(),
         nominated_dcps: dcps.iter().map(|d| d.to_string()).collect(),
         active: true,
+        signatures_required: false,
     }
 }
 

@@ -274,6 +274,12 @@ impl Settings {
                 })
             }
         };
+        if production && serve.is_some() && (delivery.signer.is_none() || delivery.client_identity_pem.is_none()) {
+            anyhow::bail!(
+                "PROD signs every webhook and presents the platform's certificate: give --signing-cert, \
+                 --signing-key and --webhook-identity"
+            );
+        }
         Ok(Self {
             database_url,
             listen,

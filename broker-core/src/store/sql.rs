@@ -161,7 +161,9 @@ macro_rules! impl_sql_store {
                     noms.entry(r.get(0)).or_default().push(r.get(1));
                 }
                 let mut out = Vec::new();
-                for r in sqlx::query("SELECT dip_id, mpid, name, kind, active FROM participants ORDER BY dip_id")
+                for r in sqlx::query(
+                    "SELECT dip_id, mpid, name, kind, active, signatures_required FROM participants ORDER BY dip_id",
+                )
                     .fetch_all(self.reader())
                     .await?
                 {
@@ -173,6 +175,7 @@ macro_rules! impl_sql_store {
                         mpid: r.get(1),
                         name: r.get(2),
                         active: r.get(4),
+                        signatures_required: r.get(5),
                         roles: roles.remove(&dip_id).unwrap_or_default(),
                         nominated_dcps: noms.remove(&dip_id).unwrap_or_default(),
                         dip_id,
@@ -184,10 +187,11 @@ macro_rules! impl_sql_store {
             async fn put_participant(&self, p: &$crate::model::Participant) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
                 sqlx::query(
-                    "INSERT INTO participants (dip_id, mpid, name, kind, active, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dip_id) DO UPDATE SET \
+                    "INSERT INTO participants (dip_id, mpid, name, kind, active, updated_at, signatures_required) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dip_id) DO UPDATE SET \
                      mpid = excluded.mpid, name = excluded.name, kind = excluded.kind, \
-                     active = excluded.active, updated_at = excluded.updated_at",
+                     active = excluded.active, updated_at = excluded.updated_at, \
+                     signatures_required = excluded.signatures_required",
                 )
                 .bind(&p.dip_id)
                 .bind(&p.mpid)
@@ -195,6 +199,7 @@ macro_rules! impl_sql_store {
                 .bind(p.kind.as_str())
                 .bind(p.active)
                 .bind($crate::store::sql::now_micros())
+                .bind(p.signatures_required)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM participant_roles WHERE dip_id = $1")
