@@ -18,26 +18,17 @@ use serde_json::{Value, json};
 /// key) PEM.
 fn openssl_identity(cn: &str) -> (String, String) {
     let dir = tempfile::tempdir().expect("dir");
-    let run = |args: &[&str]| {
-        let ok = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("openssl")
-            .success();
-        assert!(ok, "openssl {args:?}");
-    };
-    let subject = format!("/CN={cn}");
-    run(&[
-        "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "r.csr", "-subj", &subject,
-    ]);
+    let (key, csr) = openssl_csr(&format!("/CN={cn}"));
+    std::fs::write(dir.path().join("k.pem"), &key).expect("write");
+    std::fs::write(dir.path().join("r.csr"), csr).expect("write");
     // Signed with its own key and without the CA extensions `req -x509` would add.
-    run(&[
-        "x509", "-req", "-in", "r.csr", "-signkey", "k.pem", "-days", "2", "-out", "c.pem",
-    ]);
-    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).expect("read");
-    (read("c.pem"), read("k.pem"))
+    openssl(
+        dir.path(),
+        &[
+            "x509", "-req", "-in", "r.csr", "-signkey", "k.pem", "-days", "2", "-out", "c.pem",
+        ],
+    );
+    (std::fs::read_to_string(dir.path().join("c.pem")).expect("read"), key)
 }
 
 /// Registers a certificate to `dip_id`; returns its fingerprint.
@@ -364,21 +355,9 @@ async fn signing_certificates_must_chain_to_a_trusted_authority(db: Db) {
     );
 
     // The same kind of RSA key, certified by the trusted authority from a CSR.
-    let dir = tempfile::tempdir().expect("dir");
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "r.csr", "-subj", "/CN=x",
-        ])
-        .current_dir(dir.path())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl")
-        .success();
-    assert!(ok);
-    let csr = std::fs::read_to_string(dir.path().join("r.csr")).unwrap();
+    let (key, csr) = openssl_csr("/CN=x");
     let issued = ca.issue_from_csr(&csr, SUP1, 30).expect("issue");
     register(&s, &issued.cert_pem, SUP1).await;
-    let key = std::fs::read_to_string(dir.path().join("k.pem")).unwrap();
     let headers = Signer::new(&issued.cert_pem, &key)
         .unwrap()
         .headers("POST", &url, &body, chrono::Utc::now());

@@ -261,34 +261,11 @@ async fn environment_separation_and_api_keys(db: Db) {
 /// subject the authority decides, and the certificate works.
 async fn certificate_from_openssl_csr(db: Db) {
     let p = TlsPlatform::start(db, true, false).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let (key, csr) = (dir.path().join("k.pem"), dir.path().join("r.csr"));
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=someone-else",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl")
-        .success();
-    assert!(ok);
-    let issued =
-        p.ca.issue_from_csr(&std::fs::read_to_string(&csr).unwrap(), SUP1, 30)
-            .expect("issue from CSR");
+    let (key_pem, csr) = openssl_csr("/CN=someone-else");
+    let issued = p.ca.issue_from_csr(&csr, SUP1, 30).expect("issue from CSR");
     let record = certs::record(&issued.cert_pem, SUP1, "DEV", "issued", 0).expect("record");
     assert!(record.subject.contains(&format!("CN={SUP1}")), "{}", record.subject);
     p.register(&issued.cert_pem, SUP1, "DEV").await;
-    let key_pem = std::fs::read_to_string(&key).unwrap();
     let (status, body) = p
         .send(&p.client(Some((&issued.cert_pem, &key_pem))), SUP1, "csr")
         .await

@@ -315,18 +315,10 @@ impl Settings {
 /// when it does not exist.
 pub fn load_data_keys(path: &Path) -> anyhow::Result<broker_core::security::vault::Vault> {
     if !path.exists() {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        f.write_all(broker_core::security::vault::new_key_line().as_bytes())?;
+        crate::certs::write_private(path, &broker_core::security::vault::new_key_line())?;
         tracing::info!(path = %path.display(), "created data keys");
     }
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
