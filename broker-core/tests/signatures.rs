@@ -55,6 +55,13 @@ async fn post_signed(s: &TestServer, key: &str, body: &[u8], headers: &[(&str, S
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Signs `items` with `signer` for the messages endpoint and POSTs them as `key`.
+async fn send_signed(s: &TestServer, key: &str, signer: &Signer, items: &Value) -> (u16, Value) {
+    let body = serde_json::to_vec(items).expect("json");
+    let url = format!("{}/api/v1/messages", s.base);
+    post_signed(s, key, &body, &signer.headers("POST", &url, &body, chrono::Utc::now())).await
+}
+
 fn body_of(reference: &str) -> Vec<u8> {
     serde_json::to_vec(&json!([if031(reference)])).expect("json")
 }
@@ -178,7 +185,6 @@ async fn end_to_end_payload_relayed_unchanged(db: Db) {
     let (cert, key) = openssl_identity(SUP1);
     register(&s, &cert, SUP1).await;
     let signer = Signer::new(&cert, &key).expect("signer");
-    let url = format!("{}/api/v1/messages", s.base);
 
     let random = |n: usize| (0..n).map(|_| rand::random::<u8>()).collect::<Vec<u8>>();
     let jwe = format!(
@@ -190,14 +196,7 @@ async fn end_to_end_payload_relayed_unchanged(db: Db) {
     );
     let mut it = if031("e2e-1");
     set(&mut it, "/payload/CustomBlock", json!(jwe));
-    let body = serde_json::to_vec(&json!([it])).unwrap();
-    let (status, reply) = post_signed(
-        &s,
-        &s.key(SUP1),
-        &body,
-        &signer.headers("POST", &url, &body, chrono::Utc::now()),
-    )
-    .await;
+    let (status, reply) = send_signed(&s, &s.key(SUP1), &signer, &json!([it])).await;
     assert_eq!(status, 202, "{reply}");
     let got = sink.wait_delivered(1, Duration::from_secs(15)).await;
     assert_eq!(
@@ -212,14 +211,7 @@ async fn end_to_end_payload_relayed_unchanged(db: Db) {
     // Anything but a compact JWE is refused, and so is an unsigned request.
     let mut clear = if031("e2e-2");
     set(&mut clear, "/payload/CustomBlock/mpanCore", json!("1600001000020"));
-    let body = serde_json::to_vec(&json!([clear])).unwrap();
-    let (status, reply) = post_signed(
-        &s,
-        &s.key(SUP1),
-        &body,
-        &signer.headers("POST", &url, &body, chrono::Utc::now()),
-    )
-    .await;
+    let (status, reply) = send_signed(&s, &s.key(SUP1), &signer, &json!([clear])).await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["results"][0]["errors"][0]["code"], "SCHEMA_VIOLATION");
     let (status, reply) = s.post(&s.key(SUP1), &json!([it])).await;
@@ -314,14 +306,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     assert!(open(&recipients[0].1, &received[1]).is_none() && open(&recipients[1].1, &received[0]).is_none());
 
     // A CustomBlock not encrypted to the platform is refused.
-    let body = serde_json::to_vec(&json!([if909("p2-clear")])).unwrap();
-    let (status, reply) = post_signed(
-        &s,
-        &s.key(MS_KEY),
-        &body,
-        &signer.headers("POST", &url, &body, chrono::Utc::now()),
-    )
-    .await;
+    let (status, reply) = send_signed(&s, &s.key(MS_KEY), &signer, &json!([if909("p2-clear")])).await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["results"][0]["errors"][0]["code"], "DECRYPTION_FAILED");
 }
