@@ -279,7 +279,7 @@ impl Broker {
             .pointer(&format!("{PAYLOAD}/CommonBlock/S0/interfaceID"))
             .and_then(Value::as_str)
             .and_then(|id| registry.channel(id))
-            .is_some_and(|c| c.channel.security_pattern == 2);
+            .is_some_and(|c| c.channel.encrypted_to_platform());
         if !pattern_2 {
             return Ok(None);
         }

@@ -190,6 +190,12 @@ impl Channel {
         self.signature_required || self.security_pattern >= 1
     }
 
+    /// Whether the CustomBlock arrives encrypted to the platform and leaves re-encrypted to
+    /// each recipient (pattern 2).
+    pub fn encrypted_to_platform(&self) -> bool {
+        self.security_pattern == 2
+    }
+
     /// Whether the CustomBlock is end-to-end encrypted (pattern 3): opaque to the platform.
     pub fn end_to_end(&self) -> bool {
         self.security_pattern == 3

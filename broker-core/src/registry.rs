@@ -76,24 +76,21 @@ impl Registry {
         self.certificates.get(fingerprint)
     }
 
-    /// Fingerprints of the certificates that may sign for `dip_id` at `now`: registered to
-    /// it for `environment`, current and unrevoked.
+    /// Fingerprints of the certificates that may sign for `dip_id` at `now`.
     pub fn signing_certificates(&self, dip_id: &str, environment: &str, now: i64) -> Vec<String> {
         self.certificates
             .values()
-            .filter(|c| c.dip_id == dip_id && c.environment == environment && c.revoked_at.is_none())
-            .filter(|c| c.not_before <= now && now < c.not_after)
+            .filter(|c| usable(c, dip_id, environment, now))
             .map(|c| c.fingerprint.clone())
             .collect()
     }
 
-    /// The certificate to encrypt to for `dip_id` (pattern 2): its current, unrevoked
-    /// certificate for `environment` that lasts longest.
+    /// The certificate to encrypt to for `dip_id` (pattern 2): its usable certificate that
+    /// lasts longest.
     pub fn encryption_certificate(&self, dip_id: &str, environment: &str, now: i64) -> Option<&CertificateRecord> {
         self.certificates
             .values()
-            .filter(|c| c.dip_id == dip_id && c.environment == environment && c.revoked_at.is_none())
-            .filter(|c| c.not_before <= now && now < c.not_after)
+            .filter(|c| usable(c, dip_id, environment, now))
             .max_by_key(|c| c.not_after)
     }
 
@@ -157,4 +154,14 @@ impl Registry {
         }
         out
     }
+}
+
+/// Whether `c` is usable for `dip_id` at `now`: registered to it for `environment`,
+/// current and unrevoked.
+fn usable(c: &CertificateRecord, dip_id: &str, environment: &str, now: i64) -> bool {
+    c.dip_id == dip_id
+        && c.environment == environment
+        && c.revoked_at.is_none()
+        && c.not_before <= now
+        && now < c.not_after
 }

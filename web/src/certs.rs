@@ -9,7 +9,7 @@ use broker_core::security::authority::{Authority, Issued};
 use broker_core::security::certs;
 use clap::Subcommand;
 
-use crate::config::{Settings, StoreArgs};
+use crate::config::{Settings, StoreArgs, read_file};
 use crate::server;
 
 #[derive(Debug, Subcommand)]
@@ -90,10 +90,8 @@ pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 pub(crate) fn load_authority(dir: &Path, environment: &str) -> anyhow::Result<Authority> {
-    let cert =
-        std::fs::read_to_string(dir.join("ca.pem")).with_context(|| format!("reading {}/ca.pem", dir.display()))?;
-    let key = std::fs::read_to_string(dir.join("ca-key.pem"))
-        .with_context(|| format!("reading {}/ca-key.pem", dir.display()))?;
+    let cert = read_file(&dir.join("ca.pem"))?;
+    let key = read_file(&dir.join("ca-key.pem"))?;
     Ok(Authority::load(&cert, &key, environment)?)
 }
 
@@ -145,7 +143,7 @@ pub async fn run(store_args: &StoreArgs, command: CertsCommand) -> anyhow::Resul
             }
             let ca = load_authority(&ca_dir, &environment)?;
             let issued = match csr {
-                Some(path) => ca.issue_from_csr(&std::fs::read_to_string(&path)?, &dip_id, days)?,
+                Some(path) => ca.issue_from_csr(&read_file(&path)?, &dip_id, days)?,
                 None => ca.issue_client(&dip_id, days, None)?,
             };
             let record = certs::record(&issued.cert_pem, &dip_id, &environment, "issued", now)?;
@@ -158,7 +156,7 @@ pub async fn run(store_args: &StoreArgs, command: CertsCommand) -> anyhow::Resul
             if !store.participants().await?.iter().any(|p| p.dip_id == dip_id) {
                 bail!("no participant or DCP {dip_id}");
             }
-            let pem = std::fs::read_to_string(&cert).with_context(|| format!("reading {}", cert.display()))?;
+            let pem = read_file(&cert)?;
             let record = certs::record(&pem, &dip_id, &environment, "registered", now)?;
             store.put_certificate(&record).await?;
             println!("registered to {dip_id}: {}", record.fingerprint);

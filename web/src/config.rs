@@ -135,7 +135,7 @@ impl Settings {
     pub fn resolve(store: &StoreArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Self> {
         let file: FileSettings = match &store.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let text = read_file(path)?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileSettings::default(),
@@ -209,10 +209,7 @@ impl Settings {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             delivery.destinations = broker_core::delivery::destinations::Destinations::allowing(ranges);
         }
-        let read_opt = |p: Option<PathBuf>| -> anyhow::Result<Option<String>> {
-            p.map(|p| std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display())))
-                .transpose()
-        };
+        let read_opt = |p: Option<PathBuf>| p.as_deref().map(read_file).transpose();
         delivery.client_identity_pem = read_opt(serve.and_then(|s| s.webhook_identity.clone()))?;
         delivery.extra_roots_pem = read_opt(serve.and_then(|s| s.webhook_roots.clone()))?;
         if let (Some(cert), Some(key)) = (
@@ -259,15 +256,14 @@ impl Settings {
             }
             None => None,
             Some((cert, key)) => {
-                let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
                 let Some(ca) = serve.and_then(|s| s.client_ca.clone()) else {
                     anyhow::bail!("with TLS, give --client-ca: the authorities whose client certificates are accepted");
                 };
-                let client_ca_pem = read(&ca)?;
+                let client_ca_pem = read_file(&ca)?;
                 broker.trusted = Some(broker_core::security::tls::trust(&client_ca_pem).context("client CA")?);
                 Some(broker_core::security::tls::TlsSettings {
-                    cert_pem: read(&cert)?,
-                    key_pem: read(&key)?,
+                    cert_pem: read_file(&cert)?,
+                    key_pem: read_file(&key)?,
                     client_ca_pem,
                     // Without API keys a caller can only be a certificate holder.
                     require_client_cert: !broker.api_keys,
@@ -289,11 +285,6 @@ impl Settings {
             tls,
             data_keys: keys_file,
         })
-    }
-
-    /// The data-keys file.
-    pub fn data_keys_file(&self) -> Option<PathBuf> {
-        self.data_keys.clone()
     }
 
     /// The URL with any password masked, for logs.
@@ -321,8 +312,12 @@ pub fn load_data_keys(path: &Path) -> anyhow::Result<broker_core::security::vaul
         crate::certs::write_private(path, &broker_core::security::vault::new_key_line())?;
         tracing::info!(path = %path.display(), "created data keys");
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(broker_core::security::vault::Vault::from_text(&text)?)
+    Ok(broker_core::security::vault::Vault::from_text(&read_file(path)?)?)
+}
+
+/// A text file's contents, with its path in the error.
+pub fn read_file(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 pub fn sqlite_url(dir: &Path) -> String {

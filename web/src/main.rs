@@ -113,12 +113,12 @@ async fn main() -> anyhow::Result<()> {
             command: KeysCommand::RotateDataKey,
         } => {
             let settings = Settings::resolve(&cli.store, None)?;
-            let Some(path) = settings.data_keys_file() else {
+            let Some(path) = settings.data_keys.clone() else {
                 bail!("no data-keys file: give --data-keys");
             };
             config::load_data_keys(&path)?;
             let line = broker_core::security::vault::new_key_line();
-            let mut text = std::fs::read_to_string(&path)?;
+            let mut text = config::read_file(&path)?;
             text.push_str(&line);
             // Checked before it replaces the file.
             let vault = broker_core::security::vault::Vault::from_text(&text)?;

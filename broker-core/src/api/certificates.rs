@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Caller, Failure, read_body, require_operator, rfc3339};
+use super::{Caller, Failure, json_body, require_operator, rfc3339};
 use crate::error::ErrorCode;
 use crate::ingest::Broker;
 use crate::security::certs;
@@ -88,14 +88,7 @@ async fn register(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), Failure> {
     require_operator(&caller)?;
-    let bytes = read_body(&broker, body).await?;
-    let r: Registration = serde_json::from_slice(&bytes).map_err(|e| {
-        Failure::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidRequest,
-            format!("the body does not parse: {e}"),
-        )
-    })?;
+    let r: Registration = json_body(&broker, body).await?;
     if broker.registry().participant(&r.dip_id).is_none() {
         return Err(Failure::new(
             StatusCode::BAD_REQUEST,
@@ -136,9 +129,8 @@ async fn issue(
             "this platform has no test authority (production certificates are issued outside and registered)",
         ));
     };
-    let bytes = read_body(&broker, body).await?;
+    let r: Issue = json_body(&broker, body).await?;
     let bad = |m: String| Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, m);
-    let r: Issue = serde_json::from_slice(&bytes).map_err(|e| bad(format!("the body does not parse: {e}")))?;
     if broker.registry().participant(&r.dip_id).is_none() {
         return Err(bad(format!("no participant or DCP {}", r.dip_id)));
     }

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Caller, Failure, error_response, read_body, require_operator, rfc3339};
+use super::{Caller, Failure, bad_request, error_response, json_body, require_operator, rfc3339};
 use crate::delivery::pull::{self, PullError};
 use crate::delivery::report::{ErrorItem, Reason};
 use crate::error::ErrorCode;
@@ -37,16 +37,6 @@ pub(super) fn routes() -> Router<Broker> {
         .route("/api/v1/dead-letters/{dip_id}/{name}/{position}", get(get_dead_letter))
         .route("/api/v1/dead-letters/redrive", post(redrive))
         .route("/api/v1/replays", post(start_replay).get(list_replays))
-}
-
-fn bad_request(message: impl Into<String>) -> Failure {
-    Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
-}
-
-/// Parses a JSON body into `T`, answering 400 with the reason.
-async fn json_body<T: serde::de::DeserializeOwned>(broker: &Broker, body: Body) -> Result<T, Failure> {
-    let bytes = read_body(broker, body).await?;
-    serde_json::from_slice(&bytes).map_err(|e| bad_request(format!("the body does not parse: {e}")))
 }
 
 /// The DIP IDs whose queues and deliveries a caller may see: everyone for the operator.
@@ -311,9 +301,7 @@ async fn report_error_inner(
             "participant credentials required",
         ));
     };
-    let bytes = read_body(broker, body).await?;
-    let report: ErrorReport =
-        serde_json::from_slice(&bytes).map_err(|e| bad_request(format!("the body does not parse: {e}")))?;
+    let report: ErrorReport = json_body(broker, body).await?;
     if report.errors.is_empty() || report.errors.len() > 100 {
         return Err(bad_request("give 1 to 100 errors"));
     }

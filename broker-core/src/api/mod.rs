@@ -158,6 +158,16 @@ pub(crate) async fn read_body(broker: &Broker, body: Body) -> Result<Bytes, Fail
     })
 }
 
+pub(crate) fn bad_request(message: impl Into<String>) -> Failure {
+    Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
+}
+
+/// Reads a JSON body into `T`, answering 400 with the reason.
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(broker: &Broker, body: Body) -> Result<T, Failure> {
+    let bytes = read_body(broker, body).await?;
+    serde_json::from_slice(&bytes).map_err(|e| bad_request(format!("the body does not parse: {e}")))
+}
+
 async fn post_messages(
     State(broker): State<Broker>,
     Caller(caller): Caller,

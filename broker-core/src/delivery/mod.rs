@@ -97,7 +97,7 @@ pub(crate) fn recipient_payload(broker: &Broker, out: &Outbound) -> Result<serde
     let registry = broker.registry();
     if registry
         .channel(&out.interface_id)
-        .is_some_and(|c| c.channel.security_pattern == 2)
+        .is_some_and(|c| c.channel.encrypted_to_platform())
     {
         let cert = registry
             .encryption_certificate(&out.entry.recipient_dip_id, &broker.config().environment, now_micros())
@@ -118,12 +118,12 @@ fn recipient_body(broker: &Broker, out: &Outbound) -> Result<Vec<u8>, String> {
         && broker
             .registry()
             .channel(&out.interface_id)
-            .is_none_or(|c| c.channel.security_pattern != 2);
+            .is_none_or(|c| !c.channel.encrypted_to_platform());
     if unchanged {
         let plain = broker
             .open_envelope(&out.entry.transaction_id, &out.envelope)
             .map_err(|e| e.to_string())?;
-        return webhook::body(&plain, &[]).map_err(|e| e.to_string());
+        return Ok(webhook::body(&plain));
     }
     let payload = recipient_payload(broker, out)?;
     serde_json::to_vec(&serde_json::json!([{ "payload": payload }])).map_err(|e| e.to_string())
@@ -142,20 +142,22 @@ fn policy(broker: &Broker, interface_id: &str) -> DeliveryPolicy {
         .unwrap_or_default()
 }
 
-/// When an entry goes stale, microseconds since the epoch.
-fn stale_at(broker: &Broker, out: &Outbound) -> i64 {
-    let limit = policy(broker, &out.interface_id).stale_after_secs;
-    out.entry
-        .enqueued_at
-        .saturating_add(i64::try_from(limit).unwrap_or(i64::MAX / 2).saturating_mul(1_000_000))
+/// When an entry goes stale under its channel's policy, microseconds since the epoch.
+fn stale_at(policy: &DeliveryPolicy, out: &Outbound) -> i64 {
+    out.entry.enqueued_at.saturating_add(
+        i64::try_from(policy.stale_after_secs)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1_000_000),
+    )
 }
 
 /// The dead-lettering of an entry that is stale at `now`, with the report to its sender.
 fn expire(broker: &Broker, out: &Outbound, now: i64) -> Option<(Settlement, Option<NewMessage>)> {
-    if now < stale_at(broker, out) {
+    let policy = policy(broker, &out.interface_id);
+    if now < stale_at(&policy, out) {
         return None;
     }
-    let limit = policy(broker, &out.interface_id).stale_after_secs;
+    let limit = policy.stale_after_secs;
     let why = format!(
         "not delivered within {limit} s after {} attempt(s); last outcome: {}",
         out.entry.attempts,

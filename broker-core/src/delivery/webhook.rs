@@ -8,7 +8,6 @@ use serde_json::Value;
 use crate::delivery::destinations::Destinations;
 use crate::delivery::report::ErrorItem;
 use crate::error::ErrorCode;
-use crate::obfuscate;
 use crate::security::signature::Signer;
 use crate::store::Outbound;
 
@@ -50,19 +49,14 @@ impl Answer {
     }
 }
 
-/// The outbound body: the envelope (in the clear) as the recipient may see it, without
-/// the pointers `hidden` from it, in a one-item array.
-pub fn body(envelope: &str, hidden: &[String]) -> Result<Vec<u8>, serde_json::Error> {
-    if hidden.is_empty() {
-        // The archive holds canonical JSON already: no need to parse it again.
-        let mut body = Vec::with_capacity(envelope.len() + 16);
-        body.extend_from_slice(b"[{\"payload\":");
-        body.extend_from_slice(envelope.as_bytes());
-        body.extend_from_slice(b"}]");
-        return Ok(body);
-    }
-    let payload: Value = serde_json::from_str(envelope)?;
-    serde_json::to_vec(&serde_json::json!([{ "payload": obfuscate::redact(&payload, hidden) }]))
+/// The outbound body for an envelope (in the clear, JSON) that goes out unchanged: a
+/// one-item array, built without parsing the envelope again.
+pub fn body(envelope: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(envelope.len() + 16);
+    body.extend_from_slice(b"[{\"payload\":");
+    body.extend_from_slice(envelope.as_bytes());
+    body.extend_from_slice(b"}]");
+    body
 }
 
 /// POSTs one entry to a webhook and reads the answer. Addresses the platform may not

@@ -213,7 +213,7 @@ impl Worker {
                     let policy = super::policy(&broker, &out.interface_id);
                     let delay = retry_after.unwrap_or_else(|| super::backoff(&policy, out.entry.attempts));
                     // Wake at the staleness limit at the latest, to dead-letter on time.
-                    let until_stale = super::stale_at(&broker, &out).saturating_sub(at).max(0);
+                    let until_stale = super::stale_at(&policy, &out).saturating_sub(at).max(0);
                     let delay = delay.min(Duration::from_micros(u64::try_from(until_stale).unwrap_or(0)));
                     let retry_at = at.saturating_add(i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
                     self.flush(&[], vec![]).await;
