@@ -134,9 +134,17 @@ pub fn is_sealed(stored: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A key line with a chosen id (generated ids are per second, so two in one test
+    /// could collide).
+    fn line(id: &str) -> String {
+        let key = new_key_line();
+        let (_, b64) = key.split_once(' ').expect("id and key");
+        format!("{id} {b64}")
+    }
+
     #[test]
     fn seals_opens_rotates_and_refuses_tampering() {
-        let first = new_key_line().replace('k', "a");
+        let first = line("a1");
         let old = Vault::from_text(&first).unwrap();
         let sealed = old.seal("{\"secret\": 1}", "tx-1");
         assert!(is_sealed(&sealed) && !sealed.contains("secret"));
@@ -147,7 +155,7 @@ mod tests {
         );
         assert_eq!(old.open("plain", "tx-1").unwrap(), "plain");
 
-        let rotated = Vault::from_text(&format!("{first}{}", new_key_line().replace('k', "b"))).unwrap();
+        let rotated = Vault::from_text(&format!("{first}{}", line("b1"))).unwrap();
         assert_ne!(rotated.current(), old.current());
         assert_eq!(
             rotated.open(&sealed, "tx-1").unwrap(),
