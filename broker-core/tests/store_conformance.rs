@@ -11,8 +11,9 @@ use broker_core::catalogue::CatalogueData;
 use broker_core::model::{Appointment, Channel, Endpoint, Participant, ParticipantKind, Role, SchemaVersion};
 use broker_core::seed::seed_catalogue;
 use broker_core::store::{
-    ApiKeyRecord, AttemptFailure, Backend, CommitOutcome, DeadLetterFilter, Delivery, EntryState, MessageRecord,
-    NewMessage, QueueEntry, QueueStat, ReplayCopy, ReplayRecord, Settlement, Store, StoreError,
+    ApiKeyRecord, AttemptFailure, AuditEntry, AuditFilter, Backend, CommitOutcome, DeadLetterFilter, Delivery,
+    EntryState, MessageRecord, NewMessage, QueueEntry, QueueStat, ReplayCopy, ReplayRecord, SessionRecord, Settlement,
+    Store, StoreError, UserRecord,
 };
 use common::*;
 use serde_json::json;
@@ -52,6 +53,9 @@ both_stores!(
     dead_letters_filter_and_redrive_to_the_tail,
     replay_candidates_and_recorded_replays,
     commits_announce_their_queues,
+    users_round_trip_with_unique_usernames_and_sign_in_counters,
+    sessions_expire_and_end_per_user,
+    the_audit_log_appends_filters_pages_and_refuses_changes,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1675,4 +1679,194 @@ async fn commits_announce_their_queues(db: Db) {
             break;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Portal accounts
+// ---------------------------------------------------------------------------------------
+
+fn user(id: &str, username: &str, dip_id: Option<&str>) -> UserRecord {
+    UserRecord {
+        id: id.into(),
+        username: username.into(),
+        display_name: format!("{username} name"),
+        email: format!("{username}@example.com"),
+        dip_id: dip_id.map(Into::into),
+        roles: vec!["message_user".into(), "analyst".into()],
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        disabled: false,
+        must_change_password: false,
+        failed_sign_ins: 0,
+        last_failed_at: None,
+        last_sign_in_at: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+async fn users_round_trip_with_unique_usernames_and_sign_in_counters(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    seed_catalogue(s, &CatalogueData::seed().unwrap()).await.unwrap();
+    s.put_participant(&participant(SUP1, "AURA", ParticipantKind::Participant, &["SUP"], &[]))
+        .await
+        .unwrap();
+    let alice = user("u1", "alice", Some(SUP1));
+    assert!(s.insert_user(&alice).await.unwrap());
+    assert!(
+        !s.insert_user(&user("u2", "alice", None)).await.unwrap(),
+        "username taken"
+    );
+    assert!(s.insert_user(&user("u3", "bob", None)).await.unwrap());
+    assert_eq!(s.user("u1").await.unwrap(), Some(alice.clone()));
+    assert_eq!(s.user_by_username("bob").await.unwrap().unwrap().dip_id, None);
+    assert_eq!(
+        s.users()
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["alice", "bob"]
+    );
+
+    let mut changed = alice.clone();
+    changed.roles = vec!["user_admin".into()];
+    changed.disabled = true;
+    changed.password_hash = "other".into();
+    changed.updated_at = 5;
+    s.update_user(&changed).await.unwrap();
+    assert_eq!(s.user("u1").await.unwrap(), Some(changed.clone()));
+
+    s.note_sign_in("u1", false, 10).await.unwrap();
+    s.note_sign_in("u1", false, 11).await.unwrap();
+    let failed = s.user("u1").await.unwrap().unwrap();
+    assert_eq!((failed.failed_sign_ins, failed.last_failed_at), (2, Some(11)));
+    s.note_sign_in("u1", true, 12).await.unwrap();
+    let ok = s.user("u1").await.unwrap().unwrap();
+    assert_eq!((ok.failed_sign_ins, ok.last_sign_in_at), (0, Some(12)));
+}
+
+async fn sessions_expire_and_end_per_user(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let session = |id: &str, user: Option<&str>, expires_at: i64| SessionRecord {
+        id: id.into(),
+        user_id: user.map(Into::into),
+        data: format!("{{\"id\":\"{id}\"}}"),
+        expires_at,
+    };
+    assert!(s.create_session(&session("a", Some("u1"), 100)).await.unwrap());
+    assert!(
+        !s.create_session(&session("a", None, 100)).await.unwrap(),
+        "ids are unique"
+    );
+    s.save_session(&session("b", Some("u1"), 200)).await.unwrap();
+    s.save_session(&session("c", Some("u2"), 50)).await.unwrap();
+    assert_eq!(s.session("a", 99).await.unwrap(), Some(session("a", Some("u1"), 100)));
+    assert_eq!(s.session("a", 100).await.unwrap(), None, "expired");
+    s.save_session(&session("a", Some("u1"), 300)).await.unwrap();
+    assert_eq!(
+        s.session("a", 150).await.unwrap().unwrap().expires_at,
+        300,
+        "saving extends"
+    );
+
+    assert_eq!(s.delete_user_sessions("u1").await.unwrap(), 2);
+    assert_eq!(s.session("b", 0).await.unwrap(), None);
+    assert_eq!(s.delete_expired_sessions(60).await.unwrap(), 1);
+    assert_eq!(s.session("c", 0).await.unwrap(), None);
+    s.save_session(&session("d", None, 500)).await.unwrap();
+    s.delete_session("d").await.unwrap();
+    assert_eq!(s.session("d", 0).await.unwrap(), None);
+}
+
+async fn the_audit_log_appends_filters_pages_and_refuses_changes(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let entry = |at: i64, actor: &str, dip: Option<&str>, action: &str, target: &str| AuditEntry {
+        id: 0,
+        at,
+        actor: actor.into(),
+        actor_dip_id: dip.map(Into::into),
+        action: action.into(),
+        target: target.into(),
+        detail: json!({"n": at}).to_string(),
+    };
+    for i in 0..30 {
+        let (actor, dip) = if i % 3 == 0 {
+            ("aura-admin", Some(SUP1))
+        } else {
+            ("admin", None)
+        };
+        let action = if i % 2 == 0 { "user.create" } else { "channel.update" };
+        s.append_audit(&entry(i, actor, dip, action, &format!("target_{i}%")))
+            .await
+            .unwrap();
+    }
+    let all = AuditFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let (rows, total) = s.audit_log(&all).await.unwrap();
+    assert_eq!((rows.len(), total), (30, 30));
+    assert_eq!(rows[0].at, 29, "newest first");
+    assert!(rows.windows(2).all(|w| w[0].id > w[1].id));
+
+    let page = AuditFilter {
+        limit: 10,
+        offset: 25,
+        ..Default::default()
+    };
+    let (rows, total) = s.audit_log(&page).await.unwrap();
+    assert_eq!((rows.len(), total), (5, 30));
+
+    let mine = AuditFilter {
+        actor_dip_id: Some(SUP1.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let (rows, total) = s.audit_log(&mine).await.unwrap();
+    assert_eq!(total, 10);
+    assert!(rows.iter().all(|r| r.actor == "aura-admin"));
+
+    let channel = AuditFilter {
+        action: Some("channel.".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(s.audit_log(&channel).await.unwrap().1, 15);
+    // LIKE wildcards in the filter are literal: "_1%" matches target_1% and target_1x%.
+    let target = AuditFilter {
+        target: Some("t_1%".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(s.audit_log(&target).await.unwrap().1, 1);
+    let underscore = AuditFilter {
+        target: Some("get_".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(s.audit_log(&underscore).await.unwrap().1, 30);
+
+    // The database itself refuses to change or remove entries.
+    for sql in [
+        "UPDATE admin_audit SET actor = 'someone else'",
+        "DELETE FROM admin_audit",
+    ] {
+        let refused = match db {
+            Db::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.map(|_| ())
+            }
+            Db::Postgres => {
+                let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.map(|_| ())
+            }
+        };
+        let err = refused.expect_err(sql).to_string();
+        assert!(err.contains("cannot be changed"), "{sql}: {err}");
+    }
+    assert_eq!(s.audit_log(&all).await.unwrap().1, 30);
 }

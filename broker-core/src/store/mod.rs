@@ -4,10 +4,12 @@
 //! Both implementations run the same SQL (written once in `sql.rs`); they differ in how
 //! they connect, in migrations and in how writers are serialised.
 
+pub mod accounts;
 mod postgres;
 mod sql;
 mod sqlite;
 
+pub use accounts::{AccountStore, AuditEntry, AuditFilter, SessionRecord, UserRecord};
 pub use postgres::{PostgresStore, create_database, drop_database};
 pub use sqlite::SqliteStore;
 
@@ -452,7 +454,7 @@ pub struct QueueStat {
 /// Everything the broker persists. Implemented by [`SqliteStore`] and [`PostgresStore`];
 /// `tests/store_conformance.rs` runs the same behaviour suite against both.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccountStore + Send + Sync + 'static {
     /// Which database this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use super::accounts::impl_account_store;
 use super::sql::impl_sql_store;
 use super::{Backend, Notifier, Result, StoreError};
 
@@ -77,3 +78,4 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite);
+impl_account_store!(SqliteStore, sqlx::Sqlite);
