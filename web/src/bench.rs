@@ -194,7 +194,7 @@ impl Platform {
         let broker = Broker::start(store.store.clone(), BrokerConfig::default()).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/api/v1/messages", listener.local_addr()?).into();
-        let app = crate::server::app(broker.clone());
+        let app = broker_core::api::router(broker.clone());
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Self {
             store,

@@ -87,6 +87,16 @@ pub struct ServeArgs {
     /// client certificates do).
     #[arg(long, env = "DIP_API_KEYS")]
     pub api_keys: Option<bool>,
+    /// Folder of the portal's browser bundle (`scripts/build-site` writes `target/site`);
+    /// without it pages are served unhydrated, still complete.
+    #[arg(long, env = "DIP_SITE_DIR")]
+    pub site_dir: Option<PathBuf>,
+    /// A portal session unused this many seconds ends (default 1800).
+    #[arg(long, env = "DIP_SESSION_IDLE_SECS")]
+    pub session_idle_secs: Option<u64>,
+    /// A portal session ends this many seconds after sign-in (default 43200).
+    #[arg(long, env = "DIP_SESSION_MAX_SECS")]
+    pub session_max_secs: Option<u64>,
 }
 
 /// The settings file.
@@ -129,6 +139,10 @@ pub struct Settings {
     pub tls: Option<broker_core::security::tls::TlsSettings>,
     /// The data-keys file, if any.
     pub data_keys: Option<PathBuf>,
+    /// Where the portal's browser bundle is.
+    pub site_dir: PathBuf,
+    /// Portal session lifetimes.
+    pub sessions: dip_web::portal::SessionPolicy,
 }
 
 impl Settings {
@@ -284,6 +298,17 @@ impl Settings {
             delivery,
             tls,
             data_keys: keys_file,
+            site_dir: serve
+                .and_then(|s| s.site_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("target/site")),
+            sessions: {
+                let default = dip_web::portal::SessionPolicy::default();
+                let secs = |v: Option<u64>, d: std::time::Duration| v.map(std::time::Duration::from_secs).unwrap_or(d);
+                dip_web::portal::SessionPolicy {
+                    idle: secs(serve.and_then(|s| s.session_idle_secs), default.idle),
+                    absolute: secs(serve.and_then(|s| s.session_max_secs), default.absolute),
+                }
+            },
         })
     }
 
@@ -347,6 +372,9 @@ mod tests {
             ca_dir: None,
             public_url: None,
             api_keys: None,
+            site_dir: None,
+            session_idle_secs: None,
+            session_max_secs: None,
         }
     }
 
@@ -401,6 +429,8 @@ mod tests {
             delivery: Default::default(),
             tls: None,
             data_keys: None,
+            site_dir: PathBuf::new(),
+            sessions: Default::default(),
         };
         assert_eq!(s.database_for_log(), "postgres://dip:***@db:5432/dip");
     }

@@ -10,6 +10,8 @@ use broker_core::seed::{DirectoryData, seed_directory};
 use clap::{Parser, Subcommand};
 
 use config::{ServeArgs, Settings, StoreArgs};
+use dip_web::app::types::PortalRole;
+use dip_web::portal::accounts;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Portal users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Certificates: a test authority, issuing, registering, revoking, listing.
     Certs {
         #[command(subcommand)]
@@ -66,6 +73,24 @@ enum KeysCommand {
     },
     /// Adds a new data key that seals from now on; older keys keep opening older rows.
     RotateDataKey,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a portal user with a generated password (printed once): e.g. the first
+    /// platform administrator of a new installation.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        /// The user's participant; operator staff when absent.
+        #[arg(long)]
+        dip_id: Option<String>,
+        /// Roles: platform_admin, user_admin, message_user, analyst, auditor.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,7 +131,9 @@ async fn main() -> anyhow::Result<()> {
             }
             let store = server::open_store(&settings).await?;
             seed_directory(store.as_ref(), &demo).await?;
+            let users = demo_users(store.as_ref(), &demo).await?;
             print_demo_keys(&demo, &settings.listen);
+            print_demo_users(&users, &settings.listen);
             server::serve(&settings, store).await
         }
         Command::Keys {
@@ -169,9 +196,115 @@ async fn main() -> anyhow::Result<()> {
             println!("{n} appointment rows loaded");
             Ok(())
         }
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    username,
+                    name,
+                    dip_id,
+                    roles,
+                },
+        } => {
+            let settings = Settings::resolve(&cli.store, None)?;
+            let store = server::open_store(&settings).await?;
+            let mut parsed = Vec::new();
+            for code in &roles {
+                let role = PortalRole::parse(code).with_context(|| format!("no portal role {code}"))?;
+                if !role.allowed_for(dip_id.is_none()) {
+                    bail!(
+                        "{} is not a role for {}",
+                        role.label(),
+                        if dip_id.is_none() {
+                            "operator staff"
+                        } else {
+                            "a participant's users"
+                        }
+                    );
+                }
+                parsed.push(role);
+            }
+            if let Some(d) = &dip_id
+                && !store.participants().await?.iter().any(|p| &p.dip_id == d)
+            {
+                bail!("no participant {d}");
+            }
+            let password = accounts::generate_password();
+            let created = accounts::ensure_user(
+                store.as_ref(),
+                &username.to_lowercase(),
+                &name,
+                dip_id.as_deref(),
+                &parsed,
+                &password,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !created {
+                bail!("the username {username} is taken");
+            }
+            println!("user {username} created; password (shown once): {password}");
+            Ok(())
+        }
         Command::Bench { command } => bench::run(command).await,
         Command::Certs { command } => certs::run(&cli.store, command).await,
     }
+}
+
+/// The password of every demo user (the demo environment only).
+const DEMO_PASSWORD: &str = "demo-password";
+
+/// Portal users for the demo: an operator administrator and auditor, and for each market
+/// participant a user administrator and a message user.
+async fn demo_users(
+    store: &dyn broker_core::store::Store,
+    demo: &DirectoryData,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let mut users = vec![
+        (
+            "admin".to_owned(),
+            "Platform Administrator".to_owned(),
+            None,
+            vec![PortalRole::PlatformAdmin],
+        ),
+        (
+            "auditor".to_owned(),
+            "Platform Auditor".to_owned(),
+            None,
+            vec![PortalRole::Auditor],
+        ),
+    ];
+    for p in demo.participants.iter().filter(|p| !p.roles.is_empty()) {
+        let mpid = p.mpid.to_lowercase();
+        users.push((
+            format!("{mpid}-admin"),
+            format!("{} administrator", p.name),
+            Some(p.dip_id.clone()),
+            vec![PortalRole::UserAdmin],
+        ));
+        users.push((
+            format!("{mpid}-user"),
+            format!("{} operations", p.name),
+            Some(p.dip_id.clone()),
+            vec![PortalRole::MessageUser, PortalRole::Analyst],
+        ));
+    }
+    let mut shown = Vec::new();
+    for (username, name, dip_id, roles) in users {
+        accounts::ensure_user(store, &username, &name, dip_id.as_deref(), &roles, DEMO_PASSWORD)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo user {username}: {e}"))?;
+        let roles = roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");
+        shown.push((username, dip_id.unwrap_or_else(|| "operator".into()), roles));
+    }
+    Ok(shown)
+}
+
+fn print_demo_users(users: &[(String, String, String)], listen: &str) {
+    println!("Portal on http://{listen}/ — demo users, password {DEMO_PASSWORD:?}:");
+    for (username, whose, roles) in users {
+        println!("  {username:<14} {whose:<12} {roles}");
+    }
+    println!();
 }
 
 fn print_demo_keys(demo: &DirectoryData, listen: &str) {

@@ -8,6 +8,8 @@ use broker_core::catalogue::CatalogueData;
 use broker_core::ingest::Broker;
 use broker_core::store::{self, Store};
 
+use dip_web::portal::AppState;
+
 use crate::config::Settings;
 
 /// Opens the configured store, applies migrations and adds catalogue channels it lacks.
@@ -23,20 +25,23 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-/// The whole application: the participant API, and a landing page until the portal lands.
-pub fn app(broker: Broker) -> Router {
-    broker_core::api::router(broker).route(
-        "/",
-        axum::routing::get(|| async {
-            "DIP — Data Integration Platform. Participant API under /api/v1 (see docs/api.md).\n"
-        }),
-    )
+/// The whole application: the portal (pages, server functions, admin REST API) beside
+/// the participant API.
+pub fn app(broker: Broker, settings: &Settings) -> Router {
+    let state = AppState::new(
+        broker.clone(),
+        settings.site_dir.clone(),
+        settings.sessions,
+        settings.tls.is_some(),
+    );
+    dip_web::portal::router(state).merge(broker_core::api::router(broker))
 }
 
 /// Serves until interrupted (SIGINT or SIGTERM), finishing requests in flight.
 pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<()> {
     let broker = Broker::start(store, settings.broker.clone()).await?;
     let delivery = broker_core::delivery::start(broker.clone(), settings.delivery.clone())?;
+    dip_web::portal::accounts::start_session_sweeper(broker.store().clone());
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -58,10 +63,10 @@ pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result
                 },
                 "TLS on"
             );
-            broker_core::security::tls::serve(listener, config, app(broker), shutdown()).await;
+            broker_core::security::tls::serve(listener, config, app(broker, settings), shutdown()).await;
         }
         None => {
-            axum::serve(listener, app(broker))
+            axum::serve(listener, app(broker, settings))
                 .with_graceful_shutdown(shutdown())
                 .await?
         }

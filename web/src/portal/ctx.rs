@@ -1,0 +1,66 @@
+//! What server functions get from the request: the application state, the session, the
+//! signed-in actor, and one-shot notices carried in the session.
+
+use leptos::prelude::*;
+use tower_sessions::Session;
+
+use super::AppState;
+use super::accounts;
+use crate::app::types::{Actor, AppError};
+
+/// Session key of the notice shown on the next page.
+const FLASH: &str = "flash";
+
+/// Sets the response status for `error` (so a page that failed to load answers 403, not
+/// 200) and hands the error back. Not for `SignInRequired`: [`actor`] has redirected.
+pub fn fail(error: AppError) -> AppError {
+    if !matches!(error, AppError::SignInRequired)
+        && let Some(r) = use_context::<leptos_axum::ResponseOptions>()
+        && let Ok(status) = axum::http::StatusCode::from_u16(error.status())
+    {
+        r.set_status(status);
+    }
+    error
+}
+
+/// The state and the session of the request.
+pub async fn state_and_session() -> Result<(AppState, Session), AppError> {
+    let state = use_context::<AppState>().ok_or(AppError::Unavailable)?;
+    let session: Session = leptos_axum::extract().await.map_err(|_| AppError::Unavailable)?;
+    Ok((state, session))
+}
+
+/// The signed-in actor, if any.
+pub async fn maybe_actor() -> Result<Option<Actor>, AppError> {
+    let (state, session) = state_and_session().await?;
+    accounts::current(state.broker.store().as_ref(), &session, &state.sessions).await
+}
+
+/// The signed-in actor; otherwise the browser is sent to sign in.
+pub async fn actor() -> Result<(AppState, Actor), AppError> {
+    let (state, session) = state_and_session().await?;
+    match accounts::current(state.broker.store().as_ref(), &session, &state.sessions).await? {
+        Some(actor) => Ok((state, actor)),
+        None => {
+            let here = use_context::<axum::http::request::Parts>()
+                .map(|p| p.uri.path().to_owned())
+                .filter(|p| !p.starts_with("/fn/"))
+                .unwrap_or_else(|| "/".into());
+            leptos_axum::redirect(&format!("/sign-in?next={here}"));
+            Err(AppError::SignInRequired)
+        }
+    }
+}
+
+/// Leaves a notice for the next page this session shows.
+pub async fn flash(message: &str) {
+    if let Ok((_, session)) = state_and_session().await {
+        let _ = session.insert(FLASH, message).await;
+    }
+}
+
+/// Takes the notice left by the last action.
+pub async fn take_flash() -> Option<String> {
+    let (_, session) = state_and_session().await.ok()?;
+    session.remove::<String>(FLASH).await.ok().flatten()
+}

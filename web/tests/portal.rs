@@ -1,0 +1,793 @@
+//! The portal over real HTTP against a real store: sign-in and sessions, throttling,
+//! cross-site refusal, server-side authorisation of every admin route and page for every
+//! role, row-level scoping, the audit log, and admin changes that apply to the next
+//! message without a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker_core::catalogue::CatalogueData;
+use broker_core::ingest::{Broker, BrokerConfig};
+use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
+use broker_core::store::{self, Store};
+use dip_web::app::types::PortalRole;
+use dip_web::portal::{AppState, SessionPolicy, accounts};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+const SUP1: &str = "1000000001";
+const SUP2: &str = "1000000002";
+const REGS_N: &str = "1000000011";
+const LDSO_P: &str = "1000000021";
+
+struct Portal {
+    base: String,
+    store: Arc<dyn Store>,
+    demo: DirectoryData,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// A user and their session cookie.
+struct Session {
+    cookie: String,
+}
+
+impl Portal {
+    async fn start() -> Self {
+        Self::start_with(SessionPolicy::default(), false).await
+    }
+
+    async fn start_with(policy: SessionPolicy, tls_cookies: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("dip.db").display());
+        let store = store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        seed_catalogue(store.as_ref(), &CatalogueData::seed().unwrap())
+            .await
+            .unwrap();
+        let demo = DirectoryData::demo().unwrap();
+        seed_directory(store.as_ref(), &demo).await.unwrap();
+        let users: &[(&str, Option<&str>, &[PortalRole])] = &[
+            ("admin", None, &[PortalRole::PlatformAdmin]),
+            ("op-auditor", None, &[PortalRole::Auditor]),
+            ("op-analyst", None, &[PortalRole::Analyst]),
+            ("sup1-admin", Some(SUP1), &[PortalRole::UserAdmin]),
+            ("sup1-user", Some(SUP1), &[PortalRole::MessageUser]),
+            ("sup1-analyst", Some(SUP1), &[PortalRole::Analyst]),
+            ("sup1-auditor", Some(SUP1), &[PortalRole::Auditor]),
+            ("sup2-user", Some(SUP2), &[PortalRole::MessageUser]),
+        ];
+        for (name, dip, roles) in users {
+            assert!(
+                accounts::ensure_user(store.as_ref(), name, name, *dip, roles, PASSWORD)
+                    .await
+                    .unwrap()
+            );
+        }
+        let broker = Broker::start(store.clone(), BrokerConfig::default()).await.unwrap();
+        let state = AppState::new(broker.clone(), dir.path().join("site"), policy, tls_cookies);
+        let app = dip_web::portal::router(state).merge(broker_core::api::router(broker));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            base,
+            store,
+            demo,
+            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn key(&self, dip_id: &str) -> String {
+        self.demo
+            .participants
+            .iter()
+            .find(|p| p.dip_id == dip_id)
+            .unwrap()
+            .api_key
+            .clone()
+    }
+
+    fn operator_key(&self) -> String {
+        self.demo.operator_keys[0].api_key.clone()
+    }
+
+    /// Signs in as a browser form would; returns the response.
+    async fn sign_in_response(&self, username: &str, password: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/fn/sign_in", self.base))
+            .header(ACCEPT, "text/html")
+            .header(ORIGIN, &self.base)
+            .header("referer", format!("{}/sign-in", self.base))
+            .form(&[("username", username), ("password", password), ("next", "/admin/users")]);
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn sign_in(&self, username: &str) -> Session {
+        let res = self.sign_in_response(username, PASSWORD, None).await;
+        assert_eq!(res.status(), 302, "sign-in of {username}");
+        assert_eq!(res.headers()["location"], "/admin/users");
+        Session {
+            cookie: session_cookie(&res).expect("session cookie"),
+        }
+    }
+
+    /// A page as a browser navigation asks for it: status and body.
+    async fn page(&self, s: Option<&Session>, path: &str) -> (u16, String, Option<String>) {
+        let mut req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(ACCEPT, "text/html");
+        if let Some(s) = s {
+            req = req.header(COOKIE, &s.cookie);
+        }
+        let res = req.send().await.unwrap();
+        let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        (res.status().as_u16(), res.text().await.unwrap(), location)
+    }
+
+    /// A call of the admin REST API with a session or an API key.
+    async fn api(&self, auth: Auth<'_>, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        match auth {
+            Auth::Session(s) => req = req.header(COOKIE, &s.cookie).header(ORIGIN, &self.base),
+            Auth::Key(k) => req = req.bearer_auth(k),
+            Auth::None => {}
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A server function called as the browser bundle calls it (JSON answer).
+    async fn server_fn(&self, s: &Session, name: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let res = self
+            .http
+            .post(format!("{}/fn/{name}", self.base))
+            .header(COOKIE, &s.cookie)
+            .header(ORIGIN, &self.base)
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(serde_urlencoded(form))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    async fn user_id(&self, username: &str) -> String {
+        self.store.user_by_username(username).await.unwrap().unwrap().id
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    Session(&'a Session),
+    Key(&'a str),
+    None,
+}
+
+fn serde_urlencoded(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `dip_session=…` from a response's Set-Cookie.
+fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("dip_session="))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+fn set_cookie_header(res: &reqwest::Response) -> String {
+    res.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("dip_session="))
+        .unwrap()
+        .to_owned()
+}
+
+use reqwest::Method;
+
+#[tokio::test]
+async fn signing_in_issues_a_fresh_session_id_and_signing_out_ends_it_on_the_server() {
+    let p = Portal::start().await;
+    let (status, _, location) = p.page(None, "/admin/users").await;
+    assert_eq!((status, location.as_deref()), (302, Some("/sign-in?next=/admin/users")));
+
+    let res = p.sign_in_response("admin", PASSWORD, None).await;
+    let attrs = set_cookie_header(&res).to_lowercase();
+    assert!(attrs.contains("httponly") && attrs.contains("samesite=lax"), "{attrs}");
+    assert!(!attrs.contains("secure"), "plain HTTP: {attrs}");
+    let first = session_cookie(&res).unwrap();
+    let s1 = Session { cookie: first.clone() };
+    let (status, body, _) = p.page(Some(&s1), "/admin/users").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("sup1-admin"));
+
+    // Signing in again on the same session gives it a new id; the old id is dead.
+    let res = p.sign_in_response("admin", PASSWORD, Some(&first)).await;
+    let second = session_cookie(&res).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(p.page(Some(&s1), "/admin/users").await.0, 302, "old id no longer valid");
+    let s2 = Session { cookie: second };
+    assert_eq!(p.page(Some(&s2), "/admin/users").await.0, 200);
+
+    // Sign-out deletes the session in the store: replaying the cookie gets nothing.
+    let res = p
+        .http
+        .post(format!("{}/fn/sign_out", p.base))
+        .header(COOKIE, &s2.cookie)
+        .header(ORIGIN, &p.base)
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(p.page(Some(&s2), "/admin/users").await.0, 302);
+    assert_eq!(
+        p.api(Auth::Session(&s2), Method::GET, "/api/v1/admin/users", None)
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_served_over_tls() {
+    let p = Portal::start_with(SessionPolicy::default(), true).await;
+    let res = p.sign_in_response("admin", PASSWORD, None).await;
+    assert!(set_cookie_header(&res).to_lowercase().contains("secure"));
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_alike_and_then_throttled() {
+    let p = Portal::start().await;
+    let refused = |res: &reqwest::Response| res.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+    for username in ["sup1-user", "nobody"] {
+        let res = p.sign_in_response(username, "not the password", None).await;
+        let location = refused(&res).unwrap();
+        assert!(location.contains("__err="), "{location}");
+        assert!(session_cookie(&res).is_none());
+    }
+    for _ in 0..4 {
+        p.sign_in_response("sup1-user", "not the password", None).await;
+    }
+    // Five failures: the next attempt must wait, even with the right password.
+    let res = p.sign_in_response("sup1-user", PASSWORD, None).await;
+    assert!(session_cookie(&res).is_none(), "locked");
+    let location = refused(&res).unwrap();
+    let err = location.split("__err=").nth(1).unwrap().split('&').next().unwrap();
+    use base64::Engine;
+    let err = err.replace("%3D", "=").replace("%2D", "-").replace("%5F", "_");
+    let decoded = base64::engine::general_purpose::URL_SAFE.decode(err).unwrap();
+    assert!(String::from_utf8(decoded).unwrap().contains("TooManyAttempts"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(p.sign_in_response("sup1-user", PASSWORD, None).await.status(), 302);
+    assert_eq!(
+        p.store
+            .user_by_username("sup1-user")
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_sign_ins,
+        0
+    );
+}
+
+#[tokio::test]
+async fn cross_site_state_changes_are_refused() {
+    let p = Portal::start().await;
+    let res = p
+        .http
+        .post(format!("{}/fn/sign_in", p.base))
+        .header(ORIGIN, "http://evil.example")
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let admin = p.sign_in("admin").await;
+    let res = p
+        .http
+        .post(format!(
+            "{}/api/v1/admin/users/{}/disable",
+            p.base,
+            p.user_id("sup1-user").await
+        ))
+        .header(COOKIE, &admin.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(!p.store.user_by_username("sup1-user").await.unwrap().unwrap().disabled);
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_their_sessions_and_stops_sign_in() {
+    let p = Portal::start().await;
+    let admin = p.sign_in("admin").await;
+    let user = p.sign_in("sup1-user").await;
+    assert_eq!(p.page(Some(&user), "/").await.0, 200);
+    let id = p.user_id("sup1-user").await;
+    let (status, body) = p
+        .api(
+            Auth::Session(&admin),
+            Method::POST,
+            &format!("/api/v1/admin/users/{id}/disable"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(p.page(Some(&user), "/").await.0, 302, "session ended");
+    assert!(session_cookie(&p.sign_in_response("sup1-user", PASSWORD, None).await).is_none());
+    p.api(
+        Auth::Session(&admin),
+        Method::POST,
+        &format!("/api/v1/admin/users/{id}/enable"),
+        None,
+    )
+    .await;
+    p.sign_in("sup1-user").await;
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_timeout_and_after_the_absolute_limit() {
+    let idle = Portal::start_with(
+        SessionPolicy {
+            idle: Duration::from_secs(2),
+            absolute: Duration::from_secs(3600),
+        },
+        false,
+    )
+    .await;
+    let s = idle.sign_in("admin").await;
+    // Activity keeps it alive past the idle time…
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(idle.page(Some(&s), "/").await.0, 200);
+    }
+    // …and a pause longer than it ends it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(idle.page(Some(&s), "/").await.0, 302);
+
+    let absolute = Portal::start_with(
+        SessionPolicy {
+            idle: Duration::from_secs(3600),
+            absolute: Duration::from_secs(2),
+        },
+        false,
+    )
+    .await;
+    let s = absolute.sign_in("admin").await;
+    assert_eq!(absolute.page(Some(&s), "/").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(
+        absolute.page(Some(&s), "/").await.0,
+        302,
+        "busy or not, the session ends"
+    );
+}
+
+/// Every admin REST route, with a body that would succeed for a platform administrator.
+fn admin_routes(user_id: &str) -> Vec<(Method, String, Option<Value>)> {
+    let participant = json!({"dip_id": "1000000999", "mpid": "ZZZZ", "name": "New", "kind": "participant",
+        "roles": ["SUP"], "active": true});
+    vec![
+        (Method::GET, "/api/v1/admin/participants".into(), None),
+        (
+            Method::POST,
+            "/api/v1/admin/participants".into(),
+            Some(participant.clone()),
+        ),
+        (Method::GET, format!("/api/v1/admin/participants/{SUP2}"), None),
+        (
+            Method::PUT,
+            format!("/api/v1/admin/participants/{SUP1}"),
+            Some(
+                json!({"dip_id": SUP1, "mpid": "AURA", "name": "x", "kind": "participant", "roles": ["SUP"], "active": true}),
+            ),
+        ),
+        (
+            Method::POST,
+            "/api/v1/admin/channels".into(),
+            Some(json!({"template": "IF-031", "id": "IF-931", "name": "Copy"})),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/admin/channels/IF-031".into(),
+            Some(if031_definition()),
+        ),
+        (Method::GET, "/api/v1/admin/endpoints".into(), None),
+        (
+            Method::POST,
+            "/api/v1/admin/endpoints".into(),
+            Some(json!({"dip_id": SUP1, "name": "extra"})),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/admin/endpoints/{SUP1}/default"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/admin/users".into(),
+            Some(
+                json!({"username": "mallory", "display_name": "M", "roles": ["platform_admin"], "password": PASSWORD}),
+            ),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/admin/users/{user_id}"),
+            Some(json!({"display_name": "x", "roles": ["auditor"]})),
+        ),
+        (Method::POST, format!("/api/v1/admin/users/{user_id}/disable"), None),
+        (
+            Method::POST,
+            format!("/api/v1/admin/users/{user_id}/reset-password"),
+            None,
+        ),
+    ]
+}
+
+fn if031_definition() -> Value {
+    let seed = CatalogueData::seed().unwrap();
+    json!(seed.channels.iter().find(|c| c.id == "IF-031").unwrap())
+}
+
+#[tokio::test]
+async fn every_admin_route_is_refused_to_every_non_admin_role() {
+    let p = Portal::start().await;
+    // The operator's administrator (user id of the operator's staff as the target).
+    let target = p.user_id("op-analyst").await;
+    for username in [
+        "op-auditor",
+        "op-analyst",
+        "sup1-admin",
+        "sup1-user",
+        "sup1-analyst",
+        "sup1-auditor",
+    ] {
+        let s = p.sign_in(username).await;
+        for (method, path, body) in admin_routes(&target) {
+            let (status, answer) = p.api(Auth::Session(&s), method.clone(), &path, body).await;
+            let readonly_ok = username == "op-auditor" && method == Method::GET;
+            if readonly_ok {
+                assert_eq!(status, 200, "{username} {method} {path}: {answer}");
+            } else {
+                assert!(
+                    [403, 404].contains(&status),
+                    "{username} {method} {path}: {status} {answer}"
+                );
+            }
+        }
+    }
+    // A participant's API key gets nothing; without credentials, sign in first.
+    let key = p.key(SUP1);
+    for (method, path, body) in admin_routes(&target) {
+        assert_eq!(
+            p.api(Auth::Key(&key), method.clone(), &path, body.clone()).await.0,
+            403,
+            "{method} {path}"
+        );
+        assert_eq!(
+            p.api(Auth::None, method.clone(), &path, body).await.0,
+            401,
+            "{method} {path}"
+        );
+    }
+    // Nothing changed.
+    assert!(p.store.user_by_username("mallory").await.unwrap().is_none());
+    assert!(
+        !p.store
+            .participants()
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.dip_id == "1000000999")
+    );
+    let (entries, _) = p
+        .store
+        .audit_log(&broker_core::store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(entries.is_empty(), "{entries:?}");
+
+    // The operator's API key and administrator may do all of it.
+    let op = p.operator_key();
+    for (method, path, body) in admin_routes(&target) {
+        let (status, answer) = p.api(Auth::Key(&op), method.clone(), &path, body).await;
+        assert!(
+            (200..300).contains(&status) || status == 400,
+            "{method} {path}: {status} {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_pages_and_server_functions_are_refused_on_the_server() {
+    let p = Portal::start().await;
+    let user = p.sign_in("sup1-user").await;
+    for path in [
+        "/admin/users",
+        "/admin/participants",
+        "/admin/endpoints",
+        "/admin/certificates",
+        "/admin/audit",
+    ] {
+        let (status, body, _) = p.page(Some(&user), path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(body.contains("You do not have access"), "{path}");
+    }
+    // Another participant's data is not found; their own is shown.
+    assert_eq!(p.page(Some(&user), &format!("/admin/participants/{SUP2}")).await.0, 404);
+    let (status, body, _) = p.page(Some(&user), "/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains(SUP1) && !body.contains(SUP2));
+    // Calling the server functions directly changes nothing either.
+    let (_, answer) = p
+        .server_fn(
+            &user,
+            "save_participant",
+            &[
+                ("create", "true"),
+                ("dip_id", "1000000998"),
+                ("mpid", "QQQQ"),
+                ("name", "Q"),
+                ("kind", "participant"),
+                ("roles[SUP]", "SUP"),
+                ("nominated_dcps", ""),
+            ],
+        )
+        .await;
+    assert!(answer.contains("Forbidden"), "{answer}");
+    let (_, answer) = p
+        .server_fn(
+            &user,
+            "create_user",
+            &[
+                ("username", "eve"),
+                ("display_name", "Eve"),
+                ("email", ""),
+                ("roles[platform_admin]", "platform_admin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(answer.contains("Forbidden"), "{answer}");
+    assert!(p.store.user_by_username("eve").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_participants_user_administrator_manages_only_their_own_users() {
+    let p = Portal::start().await;
+    let ua = p.sign_in("sup1-admin").await;
+    let (status, list) = p
+        .api(Auth::Session(&ua), Method::GET, "/api/v1/admin/users", None)
+        .await;
+    assert_eq!(status, 200);
+    let rows = list["rows"].as_array().unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|u| u["dip_id"] == SUP1), "{list}");
+
+    // Creates users of their participant only, and no operator roles.
+    let new = |username: &str, dip: Option<&str>, role: &str| json!({"username": username, "display_name": username, "dip_id": dip, "roles": [role], "password": PASSWORD});
+    let (status, _) = p
+        .api(
+            Auth::Session(&ua),
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(new("sup1-new", Some(SUP1), "message_user")),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = p
+        .api(
+            Auth::Session(&ua),
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(new("sup1-boss", Some(SUP1), "platform_admin")),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["fields"]["roles"].is_string()),
+        (400, true),
+        "{body}"
+    );
+    let (status, _) = p
+        .api(
+            Auth::Session(&ua),
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(new("sup2-new", Some(SUP2), "message_user")),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Another participant's user cannot be seen or changed.
+    let other = p.user_id("sup2-user").await;
+    assert_eq!(
+        p.api(
+            Auth::Session(&ua),
+            Method::GET,
+            &format!("/api/v1/admin/users/{other}"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        p.api(
+            Auth::Session(&ua),
+            Method::POST,
+            &format!("/api/v1/admin/users/{other}/disable"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Their audit view shows their own participant's actions only.
+    let admin = p.sign_in("admin").await;
+    p.api(
+        Auth::Session(&admin),
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(new("op-new", None, "auditor")),
+    )
+    .await;
+    let (_, audit) = p
+        .api(Auth::Session(&ua), Method::GET, "/api/v1/admin/audit", None)
+        .await;
+    let rows = audit["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{audit}");
+    assert_eq!(
+        (rows[0]["actor"].as_str(), rows[0]["target"].as_str()),
+        (Some("sup1-admin"), Some("sup1-new"))
+    );
+    let (_, audit) = p
+        .api(Auth::Session(&admin), Method::GET, "/api/v1/admin/audit", None)
+        .await;
+    assert_eq!(audit["total"], 2);
+}
+
+/// An IF-031-shaped message from SUP1 on `channel`, targeted at `recipient`.
+fn message(channel: &str, reference: &str, recipient: &str) -> Value {
+    json!({"payload": {
+        "CommonBlock": {
+            "S0": {"interfaceID": channel, "schemaVersion": "001", "eventCode": "SupplierServiceAppointmentRequest"},
+            "S1": {"environmentTag": "DEV", "senderUniqueReference": reference, "senderTimestamp": "2026-11-27T09:00:00+00:00",
+                   "senderDIPID": SUP1, "senderRoleID": "SUP", "senderCorrelationID": null, "DIPConnectionProviderID": null},
+            "M0": {"MPANCore": "1600001000020"},
+            "A0": {"primaryRecipients": [recipient]}
+        },
+        "CustomBlock": {"mpanCore": "1600001000020", "supplierId": "AURA", "serviceRole": "MSS", "serviceProviderId": "KYST",
+                        "serviceProviderDIPID": "1000000031", "effectiveFromDate": "2025-02-01", "contractReference": "C-1"}
+    }})
+}
+
+impl Portal {
+    async fn send(&self, body: &Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/messages", self.base))
+            .bearer_auth(self.key(SUP1))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn a_channel_made_from_a_template_and_edited_applies_to_the_next_message() {
+    let p = Portal::start().await;
+    let admin = p.sign_in("admin").await;
+    let (status, body) = p
+        .api(
+            Auth::Session(&admin),
+            Method::POST,
+            "/api/v1/admin/channels",
+            Some(json!({"template": "IF-031", "id": "IF-931", "name": "Registration copy"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, definition) = p
+        .api(
+            Auth::Session(&admin),
+            Method::GET,
+            "/api/v1/admin/channels/IF-931",
+            None,
+        )
+        .await;
+    assert_eq!(definition["name"], "Registration copy");
+    let template = broker_core::catalogue::CatalogueData::seed().unwrap();
+    let original = template.channels.iter().find(|c| c.id == "IF-031").unwrap();
+    assert_eq!(definition["recipient_roles"], json!(original.recipient_roles));
+
+    // Bad edits are refused with the rule broken, and nothing changes.
+    let mut bad = definition.clone();
+    bad["recipient_roles"] = json!(["NOPE"]);
+    let (status, body) = p
+        .api(
+            Auth::Session(&admin),
+            Method::PUT,
+            "/api/v1/admin/channels/IF-931",
+            Some(bad),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("NOPE"), "{body}");
+
+    // The copy routes like its template: to the Registration Service, not to a distributor.
+    assert_eq!(p.send(&message("IF-931", "r1", REGS_N)).await.0, 202);
+    let (status, body) = p.send(&message("IF-931", "r2", LDSO_P)).await;
+    assert!((400..500).contains(&status), "{status} {body}");
+
+    // The distributor becomes a recipient role: the very next message may go to it,
+    // with no restart and the template channel untouched.
+    let mut edited = definition.clone();
+    edited["recipient_roles"] = json!(["REGS", "LDSO"]);
+    let (status, body) = p
+        .api(
+            Auth::Session(&admin),
+            Method::PUT,
+            "/api/v1/admin/channels/IF-931",
+            Some(edited),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = p.send(&message("IF-931", "r3", LDSO_P)).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = p.send(&message("IF-031", "r4", LDSO_P)).await;
+    assert!((400..500).contains(&status), "the template keeps its rules");
+
+    let (audit, _) = p
+        .store
+        .audit_log(&broker_core::store::AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["channel.update", "channel.create"]);
+    assert!(audit.iter().all(|e| e.actor == "admin"));
+    assert!(audit[0].detail.contains("LDSO"), "{}", audit[0].detail);
+}
