@@ -631,8 +631,9 @@ pub async fn list_channels(query: ListQuery) -> Result<Screen<Page<ChannelRow>>,
 pub async fn create_channel(template: String, id: String, name: String) -> Result<(), AppError> {
     server::with_admin(async |admin, _| {
         let row = admin.create_channel_from_template(&template, &id, &name).await?;
-        server::flash(&format!("Channel {} created from {template}.", row.id)).await;
-        leptos_axum::redirect(&format!("/channels/{}", row.id));
+        // The notice rides in the URL: the list page refetching at the same moment
+        // would otherwise take a session notice first.
+        leptos_axum::redirect(&format!("/channels/{}?from={template}", row.id));
         Ok(())
     })
     .await
@@ -702,7 +703,10 @@ pub async fn update_channel(
                 errors.insert("retention_days".to_owned(), "Days from 1 to 36500.".to_owned());
             }
         }
-        let keep = checked(versions);
+        let keep: Vec<String> = checked(versions)
+            .iter()
+            .map(|k| k.trim_start_matches('v').to_owned())
+            .collect();
         channel.schema.retain(|v| keep.contains(&v.version));
         if !errors.is_empty() {
             return Err(AppError::Invalid {
@@ -802,6 +806,8 @@ pub fn ChannelPage() -> impl IntoView {
         |(id, _)| get_channel(id),
     );
     let error = move || save.value().get().and_then(Result::err);
+    let query = leptos_router::hooks::use_query_map();
+    let created_from = move || query.read().get("from");
     view! {
         <Title text="Channel"/>
         <p><a href="/channels">"← Channels"</a></p>
@@ -816,8 +822,11 @@ pub fn ChannelPage() -> impl IntoView {
                         let (senders, recipients, routing, mpan, versions) =
                             (c.sender_roles.clone(), c.recipient_roles.clone(), c.routing.clone(), d.mpan_roles.clone(), c.versions.clone());
                         let (always, obfuscation) = (d.always.join(", "), d.obfuscation.clone());
+                        let version_options: Vec<(String, String)> = versions.iter().map(|v| (format!("v{v}"), v.clone())).collect();
+                        let version_keys: Vec<String> = versions.iter().map(|v| format!("v{v}")).collect();
                         view! {
                             <h1>{format!("{} {}", c.id, c.name)}</h1>
+                            {created_from().map(|t| view! { <Notice message=format!("Channel {} created from {t}.", c.id)/> })}
                             {screen.notice.map(|n| view! { <Notice message=n/> })}
                             {move || error().map(|e| view! { <ErrorBox error=e/> })}
                             <dl class="facts">
@@ -853,8 +862,9 @@ pub fn ChannelPage() -> impl IntoView {
                                     <Field name="retention_days" label="Archive retention (days)" kind="number" required=true
                                         value=c.retention_days.to_string()
                                         error=Signal::derive(move || error().and_then(|e| e.field_error("retention_days")))/>
+                                    // Keys are prefixed: a bare number in brackets would read as a list index.
                                     <Checks name="versions" legend="Accepted schema versions (untick to withdraw)"
-                                        options=versions.iter().map(|v| (v.clone(), v.clone())).collect() checked=versions.clone() error=no_error()/>
+                                        options=version_options checked=version_keys error=no_error()/>
                                     <button type="submit" class="primary">"Save channel"</button>
                                 </ActionForm>
                             })}

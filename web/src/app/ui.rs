@@ -36,6 +36,8 @@ fn with_params(changes: &[(&str, String)]) -> String {
         .get_untracked()
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        // A failed form post's error belongs to that one answer, not to other links.
+        .filter(|(k, _)| k != "__err" && k != "__path")
         .collect();
     for (k, v) in changes {
         if v.is_empty() {

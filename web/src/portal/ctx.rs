@@ -11,10 +11,14 @@ use crate::app::types::{Actor, AppError};
 /// Session key of the notice shown on the next page.
 const FLASH: &str = "flash";
 
-/// Sets the response status for `error` (so a page that failed to load answers 403, not
-/// 200) and hands the error back. Not for `SignInRequired`: [`actor`] has redirected.
+/// Sets the response status for `error` while a page renders (so a page that failed to
+/// load answers 403, not 200) and hands the error back. Not for a server function's own
+/// request, whose form post must stay a redirect back to the form, nor for
+/// `SignInRequired` ([`actor`] has redirected).
 pub fn fail(error: AppError) -> AppError {
-    if !matches!(error, AppError::SignInRequired)
+    let rendering_page = use_context::<axum::http::request::Parts>().is_some_and(|p| !p.uri.path().starts_with("/fn/"));
+    if rendering_page
+        && !matches!(error, AppError::SignInRequired)
         && let Some(r) = use_context::<leptos_axum::ResponseOptions>()
         && let Ok(status) = axum::http::StatusCode::from_u16(error.status())
     {
