@@ -1772,8 +1772,11 @@ async fn sessions_expire_and_end_per_user(db: Db) {
         "saving extends"
     );
 
-    assert_eq!(s.delete_user_sessions("u1").await.unwrap(), 2);
+    s.save_session(&session("e", Some("u1"), 400)).await.unwrap();
+    assert_eq!(s.delete_user_sessions("u1", Some("e")).await.unwrap(), 2);
     assert_eq!(s.session("b", 0).await.unwrap(), None);
+    assert!(s.session("e", 0).await.unwrap().is_some(), "the one kept");
+    assert_eq!(s.delete_user_sessions("u1", None).await.unwrap(), 1);
     assert_eq!(s.delete_expired_sessions(60).await.unwrap(), 1);
     assert_eq!(s.session("c", 0).await.unwrap(), None);
     s.save_session(&session("d", None, 500)).await.unwrap();

@@ -341,6 +341,29 @@ async fn certificate_api(db: Db) {
     assert_eq!(status, 200, "{body}");
     let (status, _) = p.s.post_to(&revoke, &op, "application/json", "").await;
     assert_eq!(status, 404, "already revoked");
+    // Both changes are in the admin audit log, refusals are not.
+    let (entries, _) =
+        p.s.db
+            .store
+            .audit_log(&broker_core::store::AuditFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("audit log");
+    let seen: Vec<(&str, &str)> = entries.iter().map(|e| (e.action.as_str(), e.target.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("certificate.revoke", fp.as_str()),
+            ("certificate.register", fp.as_str())
+        ]
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.actor.starts_with("api:") && e.actor_dip_id.is_none())
+    );
     p.s.broker.reload().await.expect("reload");
     let (status, _) = p.send(&client, SUP1, "api-revoked").await.expect("sent");
     assert_eq!(status, 401);

@@ -154,7 +154,17 @@ test('an administrator creates a participant and a user, with JavaScript', async
   await theirs.fill('#f-username', `newco-${run}`);
   await theirs.fill('#f-password', 'a much longer password');
   await Promise.all([theirs.waitForURL((u) => !u.pathname.startsWith('/sign-in')), theirs.click('form button.primary')]);
+  // The administrator chose that password: the user must replace it before anything else.
   await theirs.goto(`${BASE}/`);
+  assert.equal(new URL(theirs.url()).pathname, '/account');
+  await hydrated(theirs);
+  await theirs.fill('#f-current', 'a much longer password');
+  await theirs.fill('#f-new_password', 'my own secret phrase');
+  await theirs.fill('#f-repeat', 'my own secret phrase');
+  await theirs.click('form.form button.primary');
+  await theirs.waitForSelector('.notice:has-text("Your password is changed")');
+  await theirs.goto(`${BASE}/`);
+  assert.equal(new URL(theirs.url()).pathname, '/');
   assert.ok((await theirs.textContent('main')).includes(dip));
 });
 

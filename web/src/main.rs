@@ -236,13 +236,14 @@ async fn main() -> anyhow::Result<()> {
                 dip_id.as_deref(),
                 &parsed,
                 &password,
+                true,
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             if !created {
                 bail!("the username {username} is taken");
             }
-            println!("user {username} created; password (shown once): {password}");
+            println!("user {username} created; password (shown once, to be changed at first sign-in): {password}");
             Ok(())
         }
         Command::Bench { command } => bench::run(command).await,
@@ -290,7 +291,7 @@ async fn demo_users(
     }
     let mut shown = Vec::new();
     for (username, name, dip_id, roles) in users {
-        accounts::ensure_user(store, &username, &name, dip_id.as_deref(), &roles, DEMO_PASSWORD)
+        accounts::ensure_user(store, &username, &name, dip_id.as_deref(), &roles, DEMO_PASSWORD, false)
             .await
             .map_err(|e| anyhow::anyhow!("demo user {username}: {e}"))?;
         let roles = roles.iter().map(|r| r.label()).collect::<Vec<_>>().join(", ");

@@ -62,7 +62,7 @@ impl Portal {
         ];
         for (name, dip, roles) in users {
             assert!(
-                accounts::ensure_user(store.as_ref(), name, name, *dip, roles, PASSWORD)
+                accounts::ensure_user(store.as_ref(), name, name, *dip, roles, PASSWORD, false)
                     .await
                     .unwrap()
             );
@@ -208,6 +208,15 @@ fn session_cookie(res: &reqwest::Response) -> Option<String> {
         .map(|v| v.split(';').next().unwrap().to_owned())
 }
 
+/// The server function error a form post was redirected back with (`__err`, base64).
+fn decode_error(res: &reqwest::Response) -> String {
+    use base64::Engine;
+    let location = res.headers()["location"].to_str().unwrap();
+    let err = location.split("__err=").nth(1).unwrap().split('&').next().unwrap();
+    let err = err.replace("%3D", "=").replace("%2D", "-").replace("%5F", "_");
+    String::from_utf8(base64::engine::general_purpose::URL_SAFE.decode(err).unwrap()).unwrap()
+}
+
 fn set_cookie_header(res: &reqwest::Response) -> String {
     res.headers()
         .get_all(SET_COOKIE)
@@ -283,16 +292,15 @@ async fn wrong_passwords_are_refused_alike_and_then_throttled() {
     }
     for _ in 0..4 {
         p.sign_in_response("sup1-user", "not the password", None).await;
+        p.sign_in_response("nobody", "not the password", None).await;
     }
+    // An unknown name is throttled alike: the answer does not tell which names exist.
+    let res = p.sign_in_response("nobody", "not the password", None).await;
+    assert!(decode_error(&res).contains("TooManyAttempts"));
     // Five failures: the next attempt must wait, even with the right password.
     let res = p.sign_in_response("sup1-user", PASSWORD, None).await;
     assert!(session_cookie(&res).is_none(), "locked");
-    let location = refused(&res).unwrap();
-    let err = location.split("__err=").nth(1).unwrap().split('&').next().unwrap();
-    use base64::Engine;
-    let err = err.replace("%3D", "=").replace("%2D", "-").replace("%5F", "_");
-    let decoded = base64::engine::general_purpose::URL_SAFE.decode(err).unwrap();
-    assert!(String::from_utf8(decoded).unwrap().contains("TooManyAttempts"));
+    assert!(decode_error(&res).contains("TooManyAttempts"));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(p.sign_in_response("sup1-user", PASSWORD, None).await.status(), 302);
     assert_eq!(
@@ -790,4 +798,82 @@ async fn a_channel_made_from_a_template_and_edited_applies_to_the_next_message()
     assert_eq!(actions, ["channel.update", "channel.create"]);
     assert!(audit.iter().all(|e| e.actor == "admin"));
     assert!(audit[0].detail.contains("LDSO"), "{}", audit[0].detail);
+}
+
+#[tokio::test]
+async fn a_reset_password_must_be_replaced_before_anything_else() {
+    let p = Portal::start().await;
+    let admin = p.sign_in("admin").await;
+    let before = p.sign_in("sup1-user").await;
+    let id = p.user_id("sup1-user").await;
+    let (status, body) = p
+        .api(
+            Auth::Session(&admin),
+            Method::POST,
+            &format!("/api/v1/admin/users/{id}/reset-password"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let temporary = body["temporaryPassword"].as_str().unwrap().to_owned();
+    assert_eq!(temporary.len(), 20);
+    assert_eq!(
+        p.page(Some(&before), "/").await.0,
+        302,
+        "the reset ended their sessions"
+    );
+    assert!(
+        session_cookie(&p.sign_in_response("sup1-user", PASSWORD, None).await).is_none(),
+        "old password gone"
+    );
+
+    let res = p.sign_in_response("sup1-user", &temporary, None).await;
+    let s = Session {
+        cookie: session_cookie(&res).expect("signed in"),
+    };
+    let (status, _, location) = p.page(Some(&s), "/").await;
+    assert_eq!((status, location.as_deref()), (302, Some("/account")));
+    assert_eq!(p.page(Some(&s), "/account").await.0, 200);
+    let (status, body) = p.api(Auth::Session(&s), Method::GET, "/api/v1/admin/users", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("PASSWORD_CHANGE_REQUIRED"))
+    );
+
+    // A second session of the same user ends when the password is changed in the first.
+    let other = Session {
+        cookie: session_cookie(&p.sign_in_response("sup1-user", &temporary, None).await).unwrap(),
+    };
+    let (_, answer) = p
+        .server_fn(
+            &s,
+            "change_password",
+            &[("current", &temporary), ("new_password", "short"), ("repeat", "short")],
+        )
+        .await;
+    assert!(answer.contains("12 characters"), "{answer}");
+    let (status, answer) = p
+        .server_fn(
+            &s,
+            "change_password",
+            &[
+                ("current", &temporary),
+                ("new_password", "my own long phrase"),
+                ("repeat", "my own long phrase"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(p.page(Some(&s), "/").await.0, 200);
+    assert_eq!(p.page(Some(&other), "/").await.0, 302);
+    let (_, audit) = p
+        .api(
+            Auth::Session(&admin),
+            Method::GET,
+            "/api/v1/admin/audit?action=user.",
+            None,
+        )
+        .await;
+    assert_eq!(audit["rows"][0]["action"], "user.reset_password");
+    assert!(!audit.to_string().contains(&temporary), "no secret in the audit log");
 }

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Caller, Failure, json_body, require_operator, rfc3339};
+use super::{Caller, Failure, audit, json_body, require_operator, rfc3339};
 use crate::error::ErrorCode;
 use crate::ingest::Broker;
 use crate::security::certs;
@@ -102,6 +102,8 @@ async fn register(
         .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, e.to_string()))?;
     broker.store().put_certificate(&record).await?;
     tracing::info!(dip_id = %record.dip_id, fingerprint = %record.fingerprint, "certificate registered");
+    let detail = json!({ "dipID": record.dip_id, "subject": record.subject, "notAfter": rfc3339(record.not_after) });
+    audit(&broker, &caller, "certificate.register", &record.fingerprint, detail).await?;
     Ok((StatusCode::CREATED, Json(certificate_json(&record, now, WARN_DAYS))))
 }
 
@@ -145,6 +147,8 @@ async fn issue(
         .map_err(|e| bad(e.to_string()))?;
     broker.store().put_certificate(&record).await?;
     tracing::info!(dip_id = %record.dip_id, fingerprint = %record.fingerprint, "certificate issued");
+    let detail = json!({ "dipID": record.dip_id, "subject": record.subject, "notAfter": rfc3339(record.not_after) });
+    audit(&broker, &caller, "certificate.issue", &record.fingerprint, detail).await?;
     let mut out = certificate_json(&record, now, WARN_DAYS);
     out["certificatePem"] = json!(issued.cert_pem);
     out["privateKeyPem"] = json!(issued.key_pem);
@@ -163,5 +167,6 @@ async fn revoke(
         return Err(Failure::not_found());
     }
     tracing::info!(%fingerprint, "certificate revoked");
+    audit(&broker, &caller, "certificate.revoke", &fingerprint, json!({})).await?;
     Ok(Json(json!({ "fingerprint": fingerprint, "revokedAt": rfc3339(now) })))
 }

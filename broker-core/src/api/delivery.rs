@@ -509,6 +509,17 @@ async fn redrive(State(broker): State<Broker>, Caller(caller): Caller, body: Bod
         .iter()
         .map(|(queue, old, new)| json!({ "queue": queue, "position": old, "newPosition": new }))
         .collect();
+    if !redriven.is_empty() {
+        let target = format!("{} dead letters", redriven.len());
+        super::audit(
+            &broker,
+            &caller,
+            "dead_letter.redrive",
+            &target,
+            json!({ "redriven": redriven }),
+        )
+        .await?;
+    }
     Ok(Json(json!({ "redriven": redriven })))
 }
 

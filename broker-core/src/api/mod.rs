@@ -128,6 +128,37 @@ impl FromRequestParts<Broker> for Caller {
     }
 }
 
+/// Appends an administrative action made through this API to the admin audit log
+/// (the portal's actions are recorded the same way): the actor is `api:<key name>` for
+/// the operator, `api:<DIP ID>` for a participant or DCP.
+pub(crate) async fn audit(
+    broker: &Broker,
+    caller: &Principal,
+    action: &str,
+    target: &str,
+    detail: Value,
+) -> Result<(), Failure> {
+    let (actor, actor_dip_id) = match caller {
+        Principal::Operator { name } => (format!("api:{name}"), None),
+        Principal::Participant { dip_id } | Principal::Dcp { dip_id } => {
+            (format!("api:{dip_id}"), Some(dip_id.clone()))
+        }
+    };
+    broker
+        .store()
+        .append_audit(&crate::store::AuditEntry {
+            id: 0,
+            at: chrono::Utc::now().timestamp_micros(),
+            actor,
+            actor_dip_id,
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail: detail.to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
 pub(crate) fn require_operator(caller: &Principal) -> Result<(), Failure> {
     match caller {
         Principal::Operator { .. } => Ok(()),
@@ -404,7 +435,18 @@ async fn load_appointments(
     match rows.and_then(|rows| appointments::validate(rows, &broker.registry())) {
         Err(errors) => error_response(StatusCode::BAD_REQUEST, errors),
         Ok(rows) => match broker.store().put_appointments(&rows).await {
-            Ok(n) => (StatusCode::OK, Json(json!({ "loaded": n }))).into_response(),
+            Ok(n) => match audit(
+                &broker,
+                &caller,
+                "appointments.load",
+                "appointments",
+                json!({ "rows": rows.len(), "loaded": n }),
+            )
+            .await
+            {
+                Ok(()) => (StatusCode::OK, Json(json!({ "loaded": n }))).into_response(),
+                Err(f) => f.into_response(),
+            },
             Err(e) => Failure::from(e).into_response(),
         },
     }

@@ -114,8 +114,8 @@ pub trait AccountStore: Send + Sync {
     async fn session(&self, id: &str, now: i64) -> Result<Option<SessionRecord>>;
     /// Ends a session.
     async fn delete_session(&self, id: &str) -> Result<()>;
-    /// Ends every session of a user; returns how many.
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64>;
+    /// Ends every session of a user but `except`; returns how many.
+    async fn delete_user_sessions(&self, user_id: &str, except: Option<&str>) -> Result<u64>;
     /// Removes sessions expired at `now`; returns how many.
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64>;
 
@@ -290,12 +290,15 @@ macro_rules! impl_account_store {
                 Ok(())
             }
 
-            async fn delete_user_sessions(&self, user_id: &str) -> $crate::store::Result<u64> {
-                Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(self.writer())
-                    .await?
-                    .rows_affected())
+            async fn delete_user_sessions(&self, user_id: &str, except: Option<&str>) -> $crate::store::Result<u64> {
+                Ok(
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> COALESCE($2, '')")
+                        .bind(user_id)
+                        .bind(except)
+                        .execute(self.writer())
+                        .await?
+                        .rows_affected(),
+                )
             }
 
             async fn delete_expired_sessions(&self, now: i64) -> $crate::store::Result<u64> {

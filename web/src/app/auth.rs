@@ -40,7 +40,7 @@ pub async fn sign_out() -> Result<(), AppError> {
 #[server(prefix = "/fn", endpoint = "change_password")]
 pub async fn change_password(current: String, new_password: String, repeat: String) -> Result<(), AppError> {
     use crate::portal::{accounts, ctx};
-    let (state, actor) = ctx::actor().await?;
+    let (state, actor) = ctx::actor_changing_password().await?;
     let store = state.broker.store();
     let user_id = actor.user_id.clone().ok_or(AppError::Forbidden)?;
     let mut user = store
@@ -59,6 +59,10 @@ pub async fn change_password(current: String, new_password: String, repeat: Stri
     user.must_change_password = false;
     user.updated_at = chrono::Utc::now().timestamp_micros();
     store.update_user(&user).await.map_err(accounts::unavailable)?;
+    // Other sessions of this user (perhaps someone who knew the old password) end.
+    let (_, session) = ctx::state_and_session().await?;
+    let current = session.id().map(|id| id.to_string());
+    accounts::end_other_sessions(store.as_ref(), &user.id, current.as_deref()).await?;
     ctx::flash("Your password is changed.").await;
     Ok(())
 }

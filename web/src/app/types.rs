@@ -136,6 +136,9 @@ pub enum AppError {
     SignInRequired,
     /// Signed in, but not allowed.
     Forbidden,
+    /// The password was set by someone else (a reset, a new account): the user must
+    /// choose their own before anything else.
+    PasswordChangeRequired,
     /// Nothing of that name (or nothing the caller may see).
     NotFound(String),
     /// The input breaks a rule: a message, errors per field, and the values sent back
@@ -173,7 +176,7 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             Self::SignInRequired => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::PasswordChangeRequired => 403,
             Self::NotFound(_) => 404,
             Self::Invalid { .. } | Self::Request(_) => 400,
             Self::Conflict(_) => 409,
@@ -187,6 +190,7 @@ impl AppError {
         match self {
             Self::SignInRequired => "SIGN_IN_REQUIRED",
             Self::Forbidden => "FORBIDDEN",
+            Self::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Invalid { .. } => "INVALID_REQUEST",
             Self::Conflict(_) => "CONFLICT",
@@ -218,6 +222,7 @@ impl fmt::Display for AppError {
         match self {
             Self::SignInRequired => write!(f, "Please sign in."),
             Self::Forbidden => write!(f, "You do not have access to this."),
+            Self::PasswordChangeRequired => write!(f, "Choose a new password first, on your account page."),
             Self::NotFound(what) => write!(f, "Not found: {what}."),
             Self::Invalid { message, .. } => write!(f, "{message}"),
             Self::Conflict(m) | Self::TooManyAttempts(m) => write!(f, "{m}"),

@@ -96,14 +96,49 @@ pub fn generate_password() -> String {
 
 /// How long a user with these failures must still wait before the next attempt.
 fn lock_remaining(user: &UserRecord, now: i64) -> Option<Duration> {
-    let over = user.failed_sign_ins - FREE_FAILURES;
-    let last = user.last_failed_at?;
+    lock_after(user.failed_sign_ins, user.last_failed_at, now)
+}
+
+/// The wait after `failed` failures in a row, the last at `last_failed_at`.
+fn lock_after(failed: i64, last_failed_at: Option<i64>, now: i64) -> Option<Duration> {
+    let over = failed - FREE_FAILURES;
+    let last = last_failed_at?;
     if over < 0 {
         return None;
     }
     let wait = Duration::from_secs(1u64 << over.min(10)).min(MAX_LOCK);
     let until = last.saturating_add(wait.as_micros() as i64);
     (until > now).then(|| Duration::from_micros((until - now) as u64))
+}
+
+/// Failed sign-ins per unknown username (failures in a row, last failure), so that
+/// unknown names are throttled like known ones and throttling does not reveal which
+/// names exist. Per node; entries older than the longest wait are dropped.
+static UNKNOWN_FAILURES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn unknown_lock(username: &str, now: i64) -> Option<Duration> {
+    let failures = UNKNOWN_FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+    failures
+        .get(username)
+        .and_then(|(n, last)| lock_after(*n, Some(*last), now))
+}
+
+fn note_unknown_failure(username: &str, now: i64) {
+    let mut failures = UNKNOWN_FAILURES.lock().unwrap_or_else(|e| e.into_inner());
+    if failures.len() >= 10_000 {
+        let horizon = now - MAX_LOCK.as_micros() as i64;
+        failures.retain(|_, (_, last)| *last > horizon);
+    }
+    let entry = failures.entry(username.to_owned()).or_insert((0, now));
+    *entry = (entry.0 + 1, now);
+}
+
+fn too_many(wait: Duration) -> AppError {
+    AppError::TooManyAttempts(format!(
+        "Too many failed sign-ins; try again in {} s.",
+        wait.as_secs().max(1)
+    ))
 }
 
 /// A hash to verify against when the username is unknown, so that the answer takes as
@@ -129,16 +164,17 @@ pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, passw
         values: [("username".to_owned(), username.clone())].into(),
     };
     let user = store.user_by_username(&username).await.map_err(unavailable)?;
+    let now = now_micros();
     let Some(user) = user else {
+        if let Some(wait) = unknown_lock(&username, now) {
+            return Err(too_many(wait));
+        }
         verify_password(password.to_owned(), decoy_hash().to_owned()).await;
+        note_unknown_failure(&username, now);
         return Err(wrong());
     };
-    let now = now_micros();
     if let Some(wait) = lock_remaining(&user, now) {
-        return Err(AppError::TooManyAttempts(format!(
-            "Too many failed sign-ins; try again in {} s.",
-            wait.as_secs().max(1)
-        )));
+        return Err(too_many(wait));
     }
     let ok = verify_password(password.to_owned(), user.password_hash.clone()).await;
     store
@@ -229,6 +265,7 @@ pub async fn ensure_user(
     dip_id: Option<&str>,
     roles: &[PortalRole],
     password: &str,
+    must_change_password: bool,
 ) -> Result<bool, AppError> {
     if store.user_by_username(username).await.map_err(unavailable)?.is_some() {
         return Ok(false);
@@ -243,7 +280,7 @@ pub async fn ensure_user(
         roles: roles.iter().map(|r| r.code().to_owned()).collect(),
         password_hash: hash_password(password.to_owned()).await?,
         disabled: false,
-        must_change_password: false,
+        must_change_password,
         failed_sign_ins: 0,
         last_failed_at: None,
         last_sign_in_at: None,
@@ -251,6 +288,11 @@ pub async fn ensure_user(
         updated_at: at,
     };
     store.insert_user(&user).await.map_err(unavailable)
+}
+
+/// Ends every session of a user but the current one (after a password change).
+pub async fn end_other_sessions(store: &dyn Store, user_id: &str, current: Option<&str>) -> Result<u64, AppError> {
+    store.delete_user_sessions(user_id, current).await.map_err(unavailable)
 }
 
 /// Logs a store failure and hides it from the caller.

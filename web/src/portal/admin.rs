@@ -406,7 +406,8 @@ impl<'a> Admin<'a> {
             roles: form.roles.clone(),
             password_hash: hash_password(form.password).await?,
             disabled: false,
-            must_change_password: false,
+            // The administrator knows this password; the user replaces it at first sign-in.
+            must_change_password: true,
             failed_sign_ins: 0,
             last_failed_at: None,
             last_sign_in_at: None,
@@ -481,7 +482,10 @@ impl<'a> Admin<'a> {
         user.updated_at = now();
         self.store().update_user(&user).await.map_err(unavailable)?;
         let ended = if disabled {
-            self.store().delete_user_sessions(&user.id).await.map_err(unavailable)?
+            self.store()
+                .delete_user_sessions(&user.id, None)
+                .await
+                .map_err(unavailable)?
         } else {
             0
         };
@@ -500,7 +504,11 @@ impl<'a> Admin<'a> {
         user.must_change_password = true;
         user.updated_at = now();
         self.store().update_user(&user).await.map_err(unavailable)?;
-        let ended = self.store().delete_user_sessions(&user.id).await.map_err(unavailable)?;
+        let ended = self
+            .store()
+            .delete_user_sessions(&user.id, None)
+            .await
+            .map_err(unavailable)?;
         self.audit("user.reset_password", &user.username, json!({"sessionsEnded": ended}))
             .await?;
         Ok(password)

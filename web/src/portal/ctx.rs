@@ -40,8 +40,20 @@ pub async fn maybe_actor() -> Result<Option<Actor>, AppError> {
     accounts::current(state.broker.store().as_ref(), &session, &state.sessions).await
 }
 
-/// The signed-in actor; otherwise the browser is sent to sign in.
+/// The signed-in actor; otherwise the browser is sent to sign in, or, when the user
+/// must first choose a new password, to their account page.
 pub async fn actor() -> Result<(AppState, Actor), AppError> {
+    match actor_changing_password().await? {
+        (_, actor) if actor.must_change_password => {
+            leptos_axum::redirect("/account");
+            Err(AppError::PasswordChangeRequired)
+        }
+        found => Ok(found),
+    }
+}
+
+/// The signed-in actor, also one who must change their password (for doing just that).
+pub async fn actor_changing_password() -> Result<(AppState, Actor), AppError> {
     let (state, session) = state_and_session().await?;
     match accounts::current(state.broker.store().as_ref(), &session, &state.sessions).await? {
         Some(actor) => Ok((state, actor)),

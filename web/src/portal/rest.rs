@@ -85,6 +85,7 @@ impl FromRequestParts<AppState> for ApiActor {
                 .await
                 .map_err(|_| AppError::Unavailable)?;
             return match accounts::current(state.broker.store().as_ref(), &session, &state.sessions).await? {
+                Some(actor) if actor.must_change_password => Err(AppError::PasswordChangeRequired.into()),
                 Some(actor) => Ok(Self(actor)),
                 None => Err(AppError::SignInRequired.into()),
             };
