@@ -24,12 +24,41 @@ pub struct Screen<T> {
     pub notice: Option<String>,
     /// Whether the viewer may change what is shown.
     pub can_edit: bool,
+    /// Whether the viewer is operator staff (rather than a participant's user).
+    pub operator: bool,
 }
 
 #[cfg(feature = "ssr")]
 mod server {
+    use super::Screen;
+    use crate::app::types::{Actor, AppError};
     pub use crate::portal::admin::{Admin, EndpointForm, NewUser, ParticipantForm, UserChange};
     pub use crate::portal::ctx::{actor, fail, flash, take_flash};
+
+    /// A page's data, the notice left for it, and whether the viewer may edit it.
+    pub async fn screen_of<T>(actor: &Actor, can_edit: bool, data: T) -> Result<Screen<T>, AppError> {
+        Ok(Screen {
+            data,
+            notice: take_flash().await,
+            can_edit,
+            operator: actor.is_operator(),
+        })
+    }
+
+    /// A page for the platform's readers only (administrators edit it), with the data
+    /// `load` gives.
+    pub async fn platform_screen<T, F>(load: F) -> Result<Screen<T>, AppError>
+    where
+        F: AsyncFnOnce(&Admin<'_>) -> Result<T, AppError>,
+    {
+        with_admin(async |admin, actor| {
+            if !actor.reads_platform() {
+                return Err(AppError::Forbidden);
+            }
+            screen_of(actor, actor.is_platform_admin(), load(admin).await?).await
+        })
+        .await
+    }
 
     /// Runs `f` with the actor's admin actions, turning errors into response statuses.
     pub async fn with_admin<T, F>(f: F) -> Result<T, crate::app::types::AppError>
@@ -57,11 +86,8 @@ fn need(confirm: Option<String>) -> Result<(), AppError> {
 #[server(prefix = "/fn", endpoint = "list_users")]
 pub async fn list_users(query: ListQuery) -> Result<Screen<Page<UserRow>>, AppError> {
     server::with_admin(async |admin, actor| {
-        Ok(Screen {
-            data: admin.users(&query).await?,
-            notice: server::take_flash().await,
-            can_edit: actor.is_platform_admin() || actor.has(PortalRole::UserAdmin),
-        })
+        let can_edit = actor.is_platform_admin() || actor.has(PortalRole::UserAdmin);
+        server::screen_of(actor, can_edit, admin.users(&query).await?).await
     })
     .await
 }
@@ -102,11 +128,7 @@ pub async fn create_user(
 pub async fn get_user(id: String) -> Result<Screen<UserRow>, AppError> {
     server::with_admin(async |admin, actor| {
         let user = admin.user(&id).await?;
-        Ok(Screen {
-            can_edit: actor.manages_users_of(user.dip_id.as_deref()),
-            data: user,
-            notice: server::take_flash().await,
-        })
+        server::screen_of(actor, actor.manages_users_of(user.dip_id.as_deref()), user).await
     })
     .await
 }
@@ -202,17 +224,12 @@ pub fn UsersPage() -> impl IntoView {
     let query = use_list_query(&["dip_id"]);
     let create = ServerAction::<CreateUser>::new();
     let data = Resource::new(move || (query.get(), create.version().get()), |(q, _)| list_users(q));
-    let me = super::use_me();
     let error = move || create.value().get().and_then(Result::err);
     view! {
         <Title text="Users"/>
         <h1>"Users"</h1>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                let operator = matches!(me.await, Ok(Some(ref a)) if a.is_operator());
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(screen) => {
+        <Loaded data view=move |screen| {
+                        let operator = screen.operator;
                         let q = query.get_untracked();
                         let dip_filter = q.filters.get("dip_id").cloned().unwrap_or_default();
                         view! {
@@ -275,10 +292,8 @@ pub fn UsersPage() -> impl IntoView {
                             })}
                         }
                         .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+                    }/>
+
     }
 }
 
@@ -312,11 +327,7 @@ pub fn UserPage() -> impl IntoView {
     view! {
         <Title text="User"/>
         <p><a href="/admin/users">"← Users"</a></p>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(screen) => {
+        <Loaded data view=move |screen| {
                         let u = screen.data;
                         let operator = u.dip_id.is_none();
                         let roles = u.roles.clone();
@@ -368,10 +379,8 @@ pub fn UserPage() -> impl IntoView {
                             })}
                         }
                         .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+                    }/>
+
     }
 }
 
@@ -380,28 +389,14 @@ pub fn UserPage() -> impl IntoView {
 /// Participants in the actor's scope.
 #[server(prefix = "/fn", endpoint = "list_participants")]
 pub async fn list_participants(query: ListQuery) -> Result<Screen<Page<ParticipantRow>>, AppError> {
-    server::with_admin(async |admin, actor| {
-        if !actor.reads_platform() {
-            return Err(AppError::Forbidden);
-        }
-        Ok(Screen {
-            data: admin.participants(&query).await?,
-            notice: server::take_flash().await,
-            can_edit: actor.is_platform_admin(),
-        })
-    })
-    .await
+    server::platform_screen(async |admin| admin.participants(&query).await).await
 }
 
 /// One participant.
 #[server(prefix = "/fn", endpoint = "get_participant")]
 pub async fn get_participant(dip_id: String) -> Result<Screen<ParticipantRow>, AppError> {
     server::with_admin(async |admin, actor| {
-        Ok(Screen {
-            data: admin.participant(&dip_id).await?,
-            notice: server::take_flash().await,
-            can_edit: actor.is_platform_admin(),
-        })
+        server::screen_of(actor, actor.is_platform_admin(), admin.participant(&dip_id).await?).await
     })
     .await
 }
@@ -514,18 +509,12 @@ pub fn ParticipantsPage() -> impl IntoView {
     let create = ServerAction::<SaveParticipant>::new();
     let data = Resource::new(
         move || (query.get(), create.version().get()),
-        |(q, _)| list_participants(q),
+        |(q, _)| async move { Ok((list_participants(q).await?, market_roles().await?)) },
     );
-    let market = Resource::new(|| (), |_| market_roles());
     view! {
         <Title text="Participants"/>
         <h1>"Participants"</h1>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                let market = market.await.unwrap_or_default();
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(screen) => {
+        <Loaded data view=move |(screen, market)| {
                         let q = query.get_untracked();
                         let open = create.value().get().is_some_and(|r| r.is_err());
                         let role_filter: Vec<(String, String)> = market.iter().map(|r| (r.code.clone(), r.code.clone())).collect();
@@ -565,10 +554,8 @@ pub fn ParticipantsPage() -> impl IntoView {
                             })}
                         }
                         .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+                    }/>
+
     }
 }
 
@@ -579,18 +566,12 @@ pub fn ParticipantPage() -> impl IntoView {
     let save = ServerAction::<SaveParticipant>::new();
     let data = Resource::new(
         move || (params.read().get("dip").unwrap_or_default(), save.version().get()),
-        |(d, _)| get_participant(d),
+        |(d, _)| async move { Ok((get_participant(d).await?, market_roles().await?)) },
     );
-    let market = Resource::new(|| (), |_| market_roles());
     view! {
         <Title text="Participant"/>
         <p><a href="/admin/participants">"← Participants"</a></p>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                let market = market.await.unwrap_or_default();
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(screen) => view! {
+        <Loaded data view=move |(screen, market)| view! {
                         <h1>{format!("{} ({})", screen.data.name, screen.data.dip_id)}</h1>
                         {screen.notice.map(|n| view! { <Notice message=n/> })}
                         {if screen.can_edit {
@@ -604,10 +585,8 @@ pub fn ParticipantPage() -> impl IntoView {
                             }.into_any()
                         }}
                     }
-                    .into_any(),
-                }
-            })}
-        </Suspense>
+                    .into_any()/>
+
     }
 }
 
@@ -617,11 +596,7 @@ pub fn ParticipantPage() -> impl IntoView {
 #[server(prefix = "/fn", endpoint = "list_channels")]
 pub async fn list_channels(query: ListQuery) -> Result<Screen<Page<ChannelRow>>, AppError> {
     server::with_admin(async |admin, actor| {
-        Ok(Screen {
-            data: admin.channels(&query).await?,
-            notice: server::take_flash().await,
-            can_edit: actor.is_platform_admin(),
-        })
+        server::screen_of(actor, actor.is_platform_admin(), admin.channels(&query).await?).await
     })
     .await
 }
@@ -643,11 +618,7 @@ pub async fn create_channel(template: String, id: String, name: String) -> Resul
 #[server(prefix = "/fn", endpoint = "get_channel")]
 pub async fn get_channel(id: String) -> Result<Screen<ChannelDetail>, AppError> {
     server::with_admin(async |admin, actor| {
-        Ok(Screen {
-            data: admin.channel(&id).await?,
-            notice: server::take_flash().await,
-            can_edit: actor.is_platform_admin(),
-        })
+        server::screen_of(actor, actor.is_platform_admin(), admin.channel(&id).await?).await
     })
     .await
 }
@@ -732,11 +703,7 @@ pub fn ChannelsPage() -> impl IntoView {
     view! {
         <Title text="Channels"/>
         <h1>"Channels"</h1>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(screen) => {
+        <Loaded data view=move |screen| {
                         let q = query.get_untracked();
                         let templates: Vec<String> = screen.data.rows.iter().map(|c| c.id.clone()).collect();
                         let role_filter = q.filters.get("role").cloned().unwrap_or_default();
@@ -789,10 +756,8 @@ pub fn ChannelsPage() -> impl IntoView {
                             })}
                         }
                         .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+                    }/>
+
     }
 }
 
@@ -811,11 +776,7 @@ pub fn ChannelPage() -> impl IntoView {
     view! {
         <Title text="Channel"/>
         <p><a href="/channels">"← Channels"</a></p>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(screen) => {
+        <Loaded data view=move |screen| {
                         let d = screen.data;
                         let roles: Vec<(String, String)> = d.market_roles.iter().map(|r| (r.code.clone(), r.code.clone())).collect();
                         let c = d.row.clone();
@@ -870,10 +831,8 @@ pub fn ChannelPage() -> impl IntoView {
                             })}
                         }
                         .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+                    }/>
+
     }
 }
 
@@ -882,17 +841,7 @@ pub fn ChannelPage() -> impl IntoView {
 /// Endpoints in the actor's scope.
 #[server(prefix = "/fn", endpoint = "list_endpoints")]
 pub async fn list_endpoints(query: ListQuery) -> Result<Screen<Page<EndpointRow>>, AppError> {
-    server::with_admin(async |admin, actor| {
-        if !actor.reads_platform() {
-            return Err(AppError::Forbidden);
-        }
-        Ok(Screen {
-            data: admin.endpoints(&query).await?,
-            notice: server::take_flash().await,
-            can_edit: actor.is_platform_admin(),
-        })
-    })
-    .await
+    server::platform_screen(async |admin| admin.endpoints(&query).await).await
 }
 
 /// Adds an endpoint, or changes the one of that participant and name.
@@ -934,11 +883,7 @@ pub fn EndpointsPage() -> impl IntoView {
     view! {
         <Title text="Endpoints"/>
         <h1>"Endpoints"</h1>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(screen) => {
+        <Loaded data view=move |screen| {
                         let q = query.get_untracked();
                         view! {
                             {screen.notice.map(|n| view! { <Notice message=n/> })}
@@ -972,10 +917,8 @@ pub fn EndpointsPage() -> impl IntoView {
                             })}
                         }
                         .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+                    }/>
+
     }
 }
 
@@ -984,17 +927,7 @@ pub fn EndpointsPage() -> impl IntoView {
 /// Certificates in the actor's scope.
 #[server(prefix = "/fn", endpoint = "list_certificates")]
 pub async fn list_certificates(query: ListQuery) -> Result<Screen<Page<CertificateRow>>, AppError> {
-    server::with_admin(async |admin, actor| {
-        if !actor.reads_platform() {
-            return Err(AppError::Forbidden);
-        }
-        Ok(Screen {
-            data: admin.certificates(&query).await?,
-            notice: server::take_flash().await,
-            can_edit: actor.is_platform_admin(),
-        })
-    })
-    .await
+    server::platform_screen(async |admin| admin.certificates(&query).await).await
 }
 
 /// Registers a certificate (PEM) to a participant.
@@ -1039,11 +972,7 @@ pub fn CertificatesPage() -> impl IntoView {
         <Title text="Certificates"/>
         <h1>"Certificates"</h1>
         {move || revoke.value().get().and_then(Result::err).map(|e| view! { <ErrorBox error=e/> })}
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(screen) => {
+        <Loaded data view=move |screen| {
                         let q = query.get_untracked();
                         let can_edit = screen.can_edit;
                         let rows = screen.data.rows.clone();
@@ -1109,10 +1038,8 @@ pub fn CertificatesPage() -> impl IntoView {
                             })}
                         }
                         .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+                    }/>
+
     }
 }
 
@@ -1133,11 +1060,7 @@ pub fn AuditPage() -> impl IntoView {
         <Title text="Audit log"/>
         <h1>"Audit log"</h1>
         <p>"Every administrative change, newest first. Entries cannot be changed or removed."</p>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(page) => {
+        <Loaded data view=move |page| {
                         let q = query.get_untracked();
                         let actor_filter = q.filters.get("actor").cloned().unwrap_or_default();
                         let q_action = q.clone();
@@ -1160,9 +1083,7 @@ pub fn AuditPage() -> impl IntoView {
                                 }.into_any()/>
                         }
                         .into_any()
-                    }
-                }
-            })}
-        </Suspense>
+                    }/>
+
     }
 }

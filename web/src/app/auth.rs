@@ -6,7 +6,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::rows::{EndpointRow, ParticipantRow};
 use super::types::{Actor, AppError};
-use super::ui::{ErrorBox, Field, Notice, no_error};
+use super::ui::{ErrorBox, Field, Loaded, Notice, no_error};
 
 /// The signed-in user, or `None`.
 #[server(prefix = "/fn", endpoint = "whoami")]
@@ -111,14 +111,7 @@ pub fn Home() -> impl IntoView {
     let data = Resource::new(|| (), |_| home_data());
     view! {
         <Title text="Home"/>
-        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorBox error=e/> }.into_any(),
-                    Ok(d) => view! { <HomeView data=d/> }.into_any(),
-                }
-            })}
-        </Suspense>
+        <Loaded data view=|d| view! { <HomeView data=d/> }.into_any()/>
     }
 }
 

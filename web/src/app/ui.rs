@@ -190,6 +190,28 @@ pub fn Table<T: Clone + Send + Sync + 'static>(
     .into_any()
 }
 
+/// A page's loaded data: "Loading…" until it arrives, then `view` of it, or the error.
+#[component]
+pub fn Loaded<T, F>(data: Resource<Result<T, AppError>>, view: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    F: Fn(T) -> AnyView + Clone + Send + Sync + 'static,
+{
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let view = view.clone();
+                Suspend::new(async move {
+                    match data.await {
+                        Ok(value) => view(value),
+                        Err(e) => view! { <ErrorBox error=e/> }.into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
 /// The error of a failed action or load, announced to screen readers.
 #[component]
 pub fn ErrorBox(error: AppError) -> impl IntoView {
