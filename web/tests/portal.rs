@@ -568,7 +568,7 @@ async fn admin_pages_and_server_functions_are_refused_on_the_server() {
     assert_eq!(status, 200);
     assert!(body.contains(SUP1) && !body.contains(SUP2));
     // Calling the server functions directly changes nothing either.
-    let (_, answer) = p
+    let (status, answer) = p
         .server_fn(
             &user,
             "save_participant",
@@ -584,7 +584,8 @@ async fn admin_pages_and_server_functions_are_refused_on_the_server() {
         )
         .await;
     assert!(answer.contains("Forbidden"), "{answer}");
-    let (_, answer) = p
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = p
         .server_fn(
             &user,
             "create_user",
@@ -597,6 +598,7 @@ async fn admin_pages_and_server_functions_are_refused_on_the_server() {
             ],
         )
         .await;
+    assert_eq!(status, 403, "{answer}");
     assert!(answer.contains("Forbidden"), "{answer}");
     assert!(p.store.user_by_username("eve").await.unwrap().is_none());
 }
@@ -844,13 +846,14 @@ async fn a_reset_password_must_be_replaced_before_anything_else() {
     let other = Session {
         cookie: session_cookie(&p.sign_in_response("sup1-user", &temporary, None).await).unwrap(),
     };
-    let (_, answer) = p
+    let (status, answer) = p
         .server_fn(
             &s,
             "change_password",
             &[("current", &temporary), ("new_password", "short"), ("repeat", "short")],
         )
         .await;
+    assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("12 characters"), "{answer}");
     let (status, answer) = p
         .server_fn(

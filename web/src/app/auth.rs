@@ -39,6 +39,13 @@ pub async fn sign_out() -> Result<(), AppError> {
 /// Changes the signed-in user's password (the current one is asked again).
 #[server(prefix = "/fn", endpoint = "change_password")]
 pub async fn change_password(current: String, new_password: String, repeat: String) -> Result<(), AppError> {
+    change_own_password(current, new_password, repeat)
+        .await
+        .map_err(crate::portal::ctx::fail)
+}
+
+#[cfg(feature = "ssr")]
+async fn change_own_password(current: String, new_password: String, repeat: String) -> Result<(), AppError> {
     use crate::portal::{accounts, ctx};
     let (state, actor) = ctx::actor_changing_password().await?;
     let store = state.broker.store();

@@ -11,13 +11,21 @@ use crate::app::types::{Actor, AppError};
 /// Session key of the notice shown on the next page.
 const FLASH: &str = "flash";
 
-/// Sets the response status for `error` while a page renders (so a page that failed to
-/// load answers 403, not 200) and hands the error back. Not for a server function's own
-/// request, whose form post must stay a redirect back to the form, nor for
-/// `SignInRequired` ([`actor`] has redirected).
+/// Sets the response status for `error` (a page that failed to load answers 403, not
+/// 200; a server function called by the browser bundle answers 400 for invalid input,
+/// not 500) and hands the error back. Not for a form posted without JavaScript, which
+/// must stay a redirect back to the form, nor for `SignInRequired` ([`actor`] has
+/// redirected).
 pub fn fail(error: AppError) -> AppError {
-    let rendering_page = use_context::<axum::http::request::Parts>().is_some_and(|p| !p.uri.path().starts_with("/fn/"));
-    if rendering_page
+    let status_applies = use_context::<axum::http::request::Parts>().is_some_and(|p| {
+        let form_post = p
+            .headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+        !p.uri.path().starts_with("/fn/") || !form_post
+    });
+    if status_applies
         && !matches!(error, AppError::SignInRequired)
         && let Some(r) = use_context::<leptos_axum::ResponseOptions>()
         && let Ok(status) = axum::http::StatusCode::from_u16(error.status())
