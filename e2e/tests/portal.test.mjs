@@ -34,6 +34,8 @@ async function newPage({ javaScript = true } = {}) {
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e.message));
+  // A script or resource the Content-Security-Policy blocked is an error too.
+  page.on('console', (m) => { if (m.text().includes('Content Security Policy')) page.errors.push(m.text()); });
   return page;
 }
 

@@ -244,6 +244,35 @@ async fn signing_in_issues_a_fresh_session_id_and_signing_out_ends_it_on_the_ser
     let (status, body, _) = p.page(Some(&s1), "/admin/users").await;
     assert_eq!(status, 200);
     assert!(body.contains("sup1-admin"));
+    // Pages carry a nonce-based Content-Security-Policy matching their inline scripts.
+    let res = p
+        .http
+        .get(format!("{}/admin/users", p.base))
+        .header(ACCEPT, "text/html")
+        .header(COOKIE, &s1.cookie)
+        .send()
+        .await
+        .unwrap();
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("'wasm-unsafe-eval'"),
+        "{csp}"
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.matches("<script").count() > 0);
+    assert_eq!(
+        html.matches("<script").count(),
+        html.matches(&format!("nonce=\"{nonce}\"")).count(),
+        "{html}"
+    );
 
     // Signing in again on the same session gives it a new id; the old id is dead.
     let res = p.sign_in_response("admin", PASSWORD, Some(&first)).await;

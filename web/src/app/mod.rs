@@ -17,6 +17,8 @@ use self::types::Actor;
 /// The HTML document around the application; `hydrate` adds the scripts that load the
 /// browser bundle (left out when the bundle was not built: the pages work without it).
 pub fn shell(options: LeptosOptions, hydrate: bool) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -32,6 +34,27 @@ pub fn shell(options: LeptosOptions, hydrate: bool) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// Sets a strict Content-Security-Policy on the page: scripts only with this response's
+/// nonce (Leptos puts it on its inline scripts) and what they load, the wasm bundle
+/// compiled, everything else from this site only, no framing.
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&policy) {
+        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 
