@@ -198,14 +198,18 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-/// `dip_session=…` from a response's Set-Cookie.
-fn session_cookie(res: &reqwest::Response) -> Option<String> {
+/// The whole `Set-Cookie` of the session cookie, attributes included.
+fn set_cookie_header(res: &reqwest::Response) -> Option<&str> {
     res.headers()
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with("dip_session="))
-        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// `dip_session=…` from a response's Set-Cookie.
+fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    set_cookie_header(res).map(|v| v.split(';').next().unwrap().to_owned())
 }
 
 /// The server function error a form post was redirected back with (`__err`, base64).
@@ -217,16 +221,6 @@ fn decode_error(res: &reqwest::Response) -> String {
     String::from_utf8(base64::engine::general_purpose::URL_SAFE.decode(err).unwrap()).unwrap()
 }
 
-fn set_cookie_header(res: &reqwest::Response) -> String {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("dip_session="))
-        .unwrap()
-        .to_owned()
-}
-
 use reqwest::Method;
 
 #[tokio::test]
@@ -236,7 +230,7 @@ async fn signing_in_issues_a_fresh_session_id_and_signing_out_ends_it_on_the_ser
     assert_eq!((status, location.as_deref()), (302, Some("/sign-in?next=/admin/users")));
 
     let res = p.sign_in_response("admin", PASSWORD, None).await;
-    let attrs = set_cookie_header(&res).to_lowercase();
+    let attrs = set_cookie_header(&res).unwrap().to_lowercase();
     assert!(attrs.contains("httponly") && attrs.contains("samesite=lax"), "{attrs}");
     assert!(!attrs.contains("secure"), "plain HTTP: {attrs}");
     let first = session_cookie(&res).unwrap();
@@ -306,7 +300,7 @@ async fn signing_in_issues_a_fresh_session_id_and_signing_out_ends_it_on_the_ser
 async fn cookies_are_secure_when_served_over_tls() {
     let p = Portal::start_with(SessionPolicy::default(), true).await;
     let res = p.sign_in_response("admin", PASSWORD, None).await;
-    assert!(set_cookie_header(&res).to_lowercase().contains("secure"));
+    assert!(set_cookie_header(&res).unwrap().to_lowercase().contains("secure"));
 }
 
 #[tokio::test]
@@ -908,4 +902,56 @@ async fn a_reset_password_must_be_replaced_before_anything_else() {
         .await;
     assert_eq!(audit["rows"][0]["action"], "user.reset_password");
     assert!(!audit.to_string().contains(&temporary), "no secret in the audit log");
+}
+
+#[tokio::test]
+async fn the_endpoint_form_changes_an_endpoint_wherever_it_is_listed() {
+    let p = Portal::start().await;
+    let op = p.operator_key();
+    const DCP: &str = "1000000090";
+    for name in ["zz1", "zz2"] {
+        let body = json!({"dip_id": DCP, "name": name});
+        let (status, answer) = p
+            .api(Auth::Key(&op), Method::POST, "/api/v1/admin/endpoints", Some(body))
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    assert!(
+        p.store.endpoints().await.unwrap().len() > dip_web::app::types::PAGE_SIZE,
+        "beyond one page"
+    );
+    let admin = p.sign_in("admin").await;
+    let (status, answer) = p
+        .server_fn(
+            &admin,
+            "save_endpoint",
+            &[
+                ("dip_id", DCP),
+                ("name", "zz2"),
+                ("url", "https://hooks.example/zz2"),
+                ("channels", ""),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let saved = p.store.endpoints().await.unwrap();
+    let zz2 = saved.iter().find(|e| e.id == format!("{DCP}/zz2")).unwrap();
+    assert_eq!(zz2.url.as_deref(), Some("https://hooks.example/zz2"));
+    // A new name through the same form creates the endpoint.
+    let (status, answer) = p
+        .server_fn(
+            &admin,
+            "save_endpoint",
+            &[("dip_id", DCP), ("name", "zz3"), ("url", ""), ("channels", "")],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        p.store
+            .endpoints()
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.id == format!("{DCP}/zz3"))
+    );
 }

@@ -146,15 +146,13 @@ pub(crate) async fn audit(
     };
     broker
         .store()
-        .append_audit(&crate::store::AuditEntry {
-            id: 0,
-            at: chrono::Utc::now().timestamp_micros(),
+        .append_audit(&crate::store::AuditEntry::now(
             actor,
             actor_dip_id,
-            action: action.to_owned(),
-            target: target.to_owned(),
-            detail: detail.to_string(),
-        })
+            action,
+            target,
+            &detail,
+        ))
         .await?;
     Ok(())
 }

@@ -73,6 +73,27 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+impl AuditEntry {
+    /// An entry for an action taken now (`id` is assigned when it is appended).
+    pub fn now(
+        actor: String,
+        actor_dip_id: Option<String>,
+        action: &str,
+        target: &str,
+        detail: &serde_json::Value,
+    ) -> Self {
+        Self {
+            id: 0,
+            at: chrono::Utc::now().timestamp_micros(),
+            actor,
+            actor_dip_id,
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
 /// Which audit entries to list (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

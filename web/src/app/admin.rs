@@ -32,7 +32,7 @@ pub struct Screen<T> {
 mod server {
     use super::Screen;
     use crate::app::types::{Actor, AppError};
-    pub use crate::portal::admin::{Admin, EndpointForm, NewUser, ParticipantForm, UserChange};
+    pub use crate::portal::admin::{Admin, EndpointForm, NewUser, ParticipantForm, Saving, UserChange};
     pub use crate::portal::ctx::{actor, fail, flash, take_flash};
 
     /// A page's data, the notice left for it, and whether the viewer may edit it.
@@ -848,12 +848,6 @@ pub async fn list_endpoints(query: ListQuery) -> Result<Screen<Page<EndpointRow>
 #[server(prefix = "/fn", endpoint = "save_endpoint")]
 pub async fn save_endpoint(dip_id: String, name: String, url: String, channels: String) -> Result<(), AppError> {
     server::with_admin(async |admin, _| {
-        let exists = admin
-            .endpoints(&ListQuery::default())
-            .await?
-            .rows
-            .iter()
-            .any(|e| e.dip_id == dip_id && e.name == name.trim());
         let form = server::EndpointForm {
             dip_id,
             name,
@@ -864,7 +858,7 @@ pub async fn save_endpoint(dip_id: String, name: String, url: String, channels: 
                 .map(str::to_owned)
                 .collect(),
         };
-        let row = admin.save_endpoint(form, !exists).await?;
+        let row = admin.save_endpoint(form, server::Saving::Either).await?;
         server::flash(&format!("Endpoint {} saved.", row.id)).await;
         Ok(())
     })

@@ -69,7 +69,10 @@ async fn change_own_password(current: String, new_password: String, repeat: Stri
     // Other sessions of this user (perhaps someone who knew the old password) end.
     let (_, session) = ctx::state_and_session().await?;
     let current = session.id().map(|id| id.to_string());
-    accounts::end_other_sessions(store.as_ref(), &user.id, current.as_deref()).await?;
+    store
+        .delete_user_sessions(&user.id, current.as_deref())
+        .await
+        .map_err(accounts::unavailable)?;
     ctx::flash("Your password is changed.").await;
     Ok(())
 }

@@ -122,6 +122,11 @@ impl Actor {
         self.reads_platform() || self.has(PortalRole::UserAdmin)
     }
 
+    /// May see a user of `dip_id` (`None`: the operator's staff).
+    pub fn sees_user(&self, dip_id: Option<&str>) -> bool {
+        self.sees_users() && (self.reads_platform() || (dip_id.is_some() && self.dip_id.as_deref() == dip_id))
+    }
+
     /// May see data of participant `dip_id`.
     pub fn sees_participant(&self, dip_id: &str) -> bool {
         self.reads_platform() || self.dip_id.as_deref() == Some(dip_id)

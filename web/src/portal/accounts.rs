@@ -54,12 +54,9 @@ pub async fn hash_password(password: String) -> Result<String, AppError> {
     .map_err(|_| AppError::Unavailable)
 }
 
-/// Whether `password` matches the stored hash.
+/// Whether `password` matches the stored hash (off the async threads, like hashing).
 pub async fn verify(password: &str, hash: &str) -> bool {
-    verify_password(password.to_owned(), hash.to_owned()).await
-}
-
-async fn verify_password(password: String, hash: String) -> bool {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     })
@@ -169,14 +166,14 @@ pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, passw
         if let Some(wait) = unknown_lock(&username, now) {
             return Err(too_many(wait));
         }
-        verify_password(password.to_owned(), decoy_hash().to_owned()).await;
+        verify(password, decoy_hash()).await;
         note_unknown_failure(&username, now);
         return Err(wrong());
     };
     if let Some(wait) = lock_remaining(&user, now) {
         return Err(too_many(wait));
     }
-    let ok = verify_password(password.to_owned(), user.password_hash.clone()).await;
+    let ok = verify(password, &user.password_hash).await;
     store
         .note_sign_in(&user.id, ok && !user.disabled, now)
         .await
@@ -288,11 +285,6 @@ pub async fn ensure_user(
         updated_at: at,
     };
     store.insert_user(&user).await.map_err(unavailable)
-}
-
-/// Ends every session of a user but the current one (after a password change).
-pub async fn end_other_sessions(store: &dyn Store, user_id: &str, current: Option<&str>) -> Result<u64, AppError> {
-    store.delete_user_sessions(user_id, current).await.map_err(unavailable)
 }
 
 /// Logs a store failure and hides it from the caller.

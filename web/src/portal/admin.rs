@@ -101,6 +101,17 @@ pub struct EndpointForm {
     pub channels: Vec<String>,
 }
 
+/// What saving an endpoint may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saving {
+    /// Create it; refused when it exists.
+    Create,
+    /// Change it; not found when it does not exist.
+    Change,
+    /// Create it or change it, whichever applies.
+    Either,
+}
+
 /// The admin actions of one actor.
 pub struct Admin<'a> {
     broker: &'a Broker,
@@ -228,6 +239,17 @@ fn certificate_row(c: &broker_core::store::CertificateRecord, now: i64) -> Certi
     }
 }
 
+fn market_roles_of(catalogue: &CatalogueData) -> Vec<MarketRole> {
+    catalogue
+        .roles
+        .iter()
+        .map(|r| MarketRole {
+            code: r.code.clone(),
+            name: r.name.clone(),
+        })
+        .collect()
+}
+
 fn is_dip_id(s: &str) -> bool {
     s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -243,18 +265,14 @@ impl<'a> Admin<'a> {
     }
 
     async fn audit(&self, action: &str, target: &str, detail: Value) -> Result<()> {
-        self.store()
-            .append_audit(&AuditEntry {
-                id: 0,
-                at: now(),
-                actor: self.actor.name.clone(),
-                actor_dip_id: self.actor.dip_id.clone(),
-                action: action.to_owned(),
-                target: target.to_owned(),
-                detail: detail.to_string(),
-            })
-            .await
-            .map_err(unavailable)
+        let entry = AuditEntry::now(
+            self.actor.name.clone(),
+            self.actor.dip_id.clone(),
+            action,
+            target,
+            &detail,
+        );
+        self.store().append_audit(&entry).await.map_err(unavailable)
     }
 
     /// Waits until this node's registry has the latest directory, so that what the admin
@@ -274,7 +292,7 @@ impl<'a> Admin<'a> {
         let all = self.store().users().await.map_err(unavailable)?;
         let rows: Vec<UserRow> = all
             .iter()
-            .filter(|u| self.actor.reads_platform() || u.dip_id == self.actor.dip_id)
+            .filter(|u| self.actor.sees_user(u.dip_id.as_deref()))
             .filter(|u| {
                 q.filters
                     .get("dip_id")
@@ -307,9 +325,7 @@ impl<'a> Admin<'a> {
         let user = self.store().user(id).await.map_err(unavailable)?;
         match user {
             Some(u) if self.actor.manages_users_of(u.dip_id.as_deref()) => Ok(u),
-            Some(u) if self.actor.sees_users() && (self.actor.reads_platform() || u.dip_id == self.actor.dip_id) => {
-                Err(AppError::Forbidden)
-            }
+            Some(u) if self.actor.sees_user(u.dip_id.as_deref()) => Err(AppError::Forbidden),
             _ => Err(AppError::NotFound(format!("user {id}"))),
         }
     }
@@ -319,14 +335,12 @@ impl<'a> Admin<'a> {
         require(self.actor.sees_users())?;
         let user = self.store().user(id).await.map_err(unavailable)?;
         match user {
-            Some(u) if self.actor.reads_platform() || (u.dip_id.is_some() && u.dip_id == self.actor.dip_id) => {
-                Ok(user_row(&u))
-            }
+            Some(u) if self.actor.sees_user(u.dip_id.as_deref()) => Ok(user_row(&u)),
             _ => Err(AppError::NotFound(format!("user {id}"))),
         }
     }
 
-    async fn check_roles(&self, dip_id: Option<&str>, roles: &[String], errors: &mut BTreeMap<String, String>) {
+    fn check_roles(&self, dip_id: Option<&str>, roles: &[String], errors: &mut BTreeMap<String, String>) {
         let operator = dip_id.is_none();
         for code in roles {
             match PortalRole::parse(code) {
@@ -384,7 +398,7 @@ impl<'a> Admin<'a> {
         {
             errors.insert("dip_id".into(), format!("No participant {d}."));
         }
-        self.check_roles(dip_id.as_deref(), &form.roles, &mut errors).await;
+        self.check_roles(dip_id.as_deref(), &form.roles, &mut errors);
         if let Err(AppError::Invalid { fields, .. }) = check_password("password", &form.password, &username) {
             errors.extend(fields);
         }
@@ -437,8 +451,7 @@ impl<'a> Admin<'a> {
         if change.display_name.trim().is_empty() {
             errors.insert("display_name".into(), "Give a name.".into());
         }
-        self.check_roles(user.dip_id.as_deref(), &change.roles, &mut errors)
-            .await;
+        self.check_roles(user.dip_id.as_deref(), &change.roles, &mut errors);
         if self.actor.user_id.as_deref() == Some(id)
             && !change.roles.iter().any(|r| {
                 self.actor
@@ -686,14 +699,7 @@ impl<'a> Admin<'a> {
     /// The market roles, for forms.
     pub async fn market_roles(&self) -> Result<Vec<MarketRole>> {
         let catalogue = self.store().catalogue().await.map_err(unavailable)?;
-        Ok(catalogue
-            .roles
-            .iter()
-            .map(|r| MarketRole {
-                code: r.code.clone(),
-                name: r.name.clone(),
-            })
-            .collect())
+        Ok(market_roles_of(&catalogue))
     }
 
     /// What the channel editor shows.
@@ -711,7 +717,7 @@ impl<'a> Admin<'a> {
             always: c.always.iter().map(always_text).collect(),
             obfuscation: obfuscation_text(&c.obfuscation),
             security_category: c.security_category,
-            market_roles: self.market_roles().await?,
+            market_roles: market_roles_of(&catalogue),
         })
     }
 
@@ -825,11 +831,16 @@ impl<'a> Admin<'a> {
     }
 
     /// Creates or changes an endpoint; its URL must pass the webhook destination rules.
-    pub async fn save_endpoint(&self, form: EndpointForm, create: bool) -> Result<EndpointRow> {
+    pub async fn save_endpoint(&self, form: EndpointForm, saving: Saving) -> Result<EndpointRow> {
         require(self.actor.is_platform_admin())?;
         let existing = self.store().endpoints().await.map_err(unavailable)?;
         let id = Endpoint::make_id(&form.dip_id, form.name.trim());
         let before = existing.iter().find(|e| e.id == id).cloned();
+        let create = match saving {
+            Saving::Create => true,
+            Saving::Change => false,
+            Saving::Either => before.is_none(),
+        };
         let mut errors = BTreeMap::new();
         if !self
             .store()

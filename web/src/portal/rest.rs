@@ -16,7 +16,7 @@ use tower_sessions::Session;
 
 use super::AppState;
 use super::accounts;
-use super::admin::{Admin, EndpointForm, NewUser, ParticipantForm, UserChange};
+use super::admin::{Admin, EndpointForm, NewUser, ParticipantForm, Saving, UserChange};
 use crate::app::types::{Actor, AppError, ListQuery, PortalRole};
 
 /// Routes under `/api/v1/admin/`.
@@ -306,7 +306,9 @@ async fn create_endpoint(
     json: Result<Json<EndpointForm>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiFailure> {
     platform_admin(&a)?;
-    let row = Admin::new(&s.broker, &a).save_endpoint(body(json)?, true).await?;
+    let row = Admin::new(&s.broker, &a)
+        .save_endpoint(body(json)?, Saving::Create)
+        .await?;
     Ok((StatusCode::CREATED, Json(json!(row))))
 }
 
@@ -334,7 +336,9 @@ async fn update_endpoint(
         url: change.url,
         channels: change.channels,
     };
-    Ok(Json(json!(Admin::new(&s.broker, &a).save_endpoint(form, false).await?)))
+    Ok(Json(json!(
+        Admin::new(&s.broker, &a).save_endpoint(form, Saving::Change).await?
+    )))
 }
 
 async fn audit(State(s): State<AppState>, ApiActor(a): ApiActor, Query(q): Query<ListParams>) -> ApiResult<Value> {
