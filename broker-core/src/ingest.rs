@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use crate::analytics::{Event, EventKind};
 use crate::catalogue::CompiledChannel;
 use crate::envelope::{self, Header, PAYLOAD};
 use crate::error::{ApiError, ErrorCode};
@@ -62,6 +63,8 @@ pub struct BrokerConfig {
     pub trusted: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// The test authority that issues certificates through the admin API (non-production).
     pub authority: Option<Arc<crate::security::authority::Authority>>,
+    /// Where lifecycle events go and reports are read from.
+    pub analytics: crate::analytics::Sink,
 }
 
 impl Default for BrokerConfig {
@@ -81,6 +84,7 @@ impl Default for BrokerConfig {
             decrypter: None,
             trusted: None,
             authority: None,
+            analytics: crate::analytics::Sink::Embedded,
         }
     }
 }
@@ -192,6 +196,11 @@ impl Broker {
         };
         tokio::spawn(follow_directory(Arc::downgrade(&broker.inner)));
         Ok(broker)
+    }
+
+    /// Reports over the configured analytics sink.
+    pub fn analytics(&self) -> crate::analytics::Analytics {
+        crate::analytics::Analytics::new(self.inner.store.clone(), self.inner.config.analytics.clone())
     }
 
     /// Changes each time the registry is reloaded.
@@ -374,6 +383,30 @@ impl Broker {
     /// Handles the body of `POST /api/v1/messages` from `principal`; `signed` when the
     /// request's X-DIP signature was verified (channels may require it).
     pub async fn ingest_request(&self, principal: &Principal, body: &[u8], signed: bool) -> IngestReply {
+        let reply = self.ingest_items(principal, body, signed).await;
+        // A request refused whole counts once as a rejection (not one refused for lack of
+        // rights to send at all, nor for the platform being unavailable).
+        if let IngestReply::Failed {
+            status: 400 | 413,
+            error,
+        } = &reply
+        {
+            let mut event = Event::new(EventKind::Rejected, chrono::Utc::now().timestamp_micros());
+            event.sender_dip_id = principal.dip_id().unwrap_or_default().to_owned();
+            event.outcome = error.code.as_str().to_owned();
+            self.record_rejections(vec![event]).await;
+        }
+        reply
+    }
+
+    /// Writes rejection events; a failure only costs the figures, never the answer.
+    async fn record_rejections(&self, events: Vec<Event>) {
+        if let Err(e) = self.inner.store.record_events(&events).await {
+            tracing::warn!(error = %e, rejected = events.len(), "cannot record rejections for reports");
+        }
+    }
+
+    async fn ingest_items(&self, principal: &Principal, body: &[u8], signed: bool) -> IngestReply {
         let fail = |status, code, message: &str| IngestReply::Failed {
             status,
             error: ApiError::new(code, "", message),
@@ -547,6 +580,29 @@ impl Broker {
                     }
                 }
             }
+        }
+
+        let at = received.timestamp_micros();
+        let rejected: Vec<Event> = results
+            .iter()
+            .filter(|r| r.status == ItemStatus::Rejected)
+            .map(|r| {
+                let mut event = Event::new(EventKind::Rejected, at);
+                event.sender_dip_id = principal.dip_id().unwrap_or_default().to_owned();
+                event.outcome = r.errors.first().map(|e| e.code.as_str()).unwrap_or_default().to_owned();
+                // Only a channel that exists names the event's channel: anything else
+                // the caller wrote stays out of the reports.
+                event.interface_id = items[r.index]
+                    .pointer(&format!("{PAYLOAD}/CommonBlock/S0/interfaceID"))
+                    .and_then(Value::as_str)
+                    .filter(|id| registry.channel(id).is_some())
+                    .unwrap_or_default()
+                    .to_owned();
+                event
+            })
+            .collect();
+        if !rejected.is_empty() {
+            self.record_rejections(rejected).await;
         }
 
         let accepted = results.iter().filter(|r| r.status != ItemStatus::Rejected).count();

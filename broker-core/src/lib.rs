@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analytics;
 pub mod api;
 pub mod appointments;
 pub mod auth;

@@ -71,6 +71,13 @@ impl Registry {
         }
     }
 
+    /// Every participant and DCP, in DIP ID order.
+    pub fn participants(&self) -> Vec<&Participant> {
+        let mut all: Vec<&Participant> = self.participants.values().collect();
+        all.sort_by(|a, b| a.dip_id.cmp(&b.dip_id));
+        all
+    }
+
     /// A registered certificate by fingerprint (hex SHA-256 of its DER).
     pub fn certificate(&self, fingerprint: &str) -> Option<&CertificateRecord> {
         self.certificates.get(fingerprint)

@@ -1324,6 +1324,7 @@ fn settlement(queue: &str, seq: i64, state: EntryState, at: i64) -> Settlement {
         state,
         at,
         outcome: format!("{state:?}"),
+        duration_us: 7,
     }
 }
 
@@ -1485,6 +1486,7 @@ async fn failed_attempts_show_in_entry_and_queue_health(db: Db) {
             at,
             outcome: outcome.into(),
             retry_at: at + 50,
+            duration_us: 9,
         };
         s.record_failure(&failure).await.unwrap();
     }

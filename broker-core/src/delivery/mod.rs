@@ -194,6 +194,7 @@ fn dead_letter(
         state: EntryState::Dead,
         at: now,
         outcome: outcome.into(),
+        duration_us: 0,
     };
     let report = returned(
         broker,

@@ -131,6 +131,7 @@ pub async fn ack(
             state: EntryState::Delivered,
             at,
             outcome: "acknowledged".into(),
+            duration_us: 0,
         })
         .collect();
     store.settle(&settlements, &[]).await?;

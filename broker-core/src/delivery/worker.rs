@@ -166,8 +166,10 @@ impl Worker {
             };
             let config = &self.ctx.config;
             let signer = config.signer.as_deref();
+            let started = std::time::Instant::now();
             let answer = webhook::send(&self.ctx.http, &config.destinations, signer, &url, &out, body).await;
             let at = super::now_micros();
+            let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
             match answer {
                 Answer::Delivered { .. } => {
                     self.unflushed_since.get_or_insert_with(tokio::time::Instant::now);
@@ -177,6 +179,7 @@ impl Worker {
                         state: EntryState::Delivered,
                         at,
                         outcome: answer.outcome(),
+                        duration_us,
                     });
                     self.cursor = out.entry.seq;
                     return Next::Continue;
@@ -199,6 +202,7 @@ impl Worker {
                         state: EntryState::Returned,
                         at,
                         outcome: answer.outcome(),
+                        duration_us,
                     };
                     self.flush(&[settlement], report.into_iter().collect()).await;
                     self.cursor = out.entry.seq;
@@ -223,6 +227,7 @@ impl Worker {
                         at,
                         outcome: outcome.clone(),
                         retry_at,
+                        duration_us,
                     };
                     if let Err(e) = broker.store().record_failure(&failure).await {
                         tracing::warn!(queue = %self.queue, error = %e, "cannot record failed attempt");

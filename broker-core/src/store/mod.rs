@@ -5,11 +5,13 @@
 //! they connect, in migrations and in how writers are serialised.
 
 pub mod accounts;
+pub mod alarms;
 mod postgres;
 mod sql;
 mod sqlite;
 
 pub use accounts::{AccountStore, AuditEntry, AuditFilter, SessionRecord, UserRecord};
+pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
 pub use postgres::{PostgresStore, create_database, drop_database};
 pub use sqlite::SqliteStore;
 
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::analytics::{Event, ReportRow};
 use crate::catalogue::CatalogueData;
 use crate::model::{Appointment, Channel, Endpoint, Participant, Role};
 
@@ -309,6 +312,9 @@ pub struct Settlement {
     pub at: i64,
     /// Outcome of the last attempt.
     pub outcome: String,
+    /// How long the webhook call took, microseconds (0 when there was none: a pull
+    /// acknowledgement, a dead letter).
+    pub duration_us: i64,
 }
 
 /// A failed attempt on the head of a queue, to be retried at `retry_at`.
@@ -324,6 +330,8 @@ pub struct AttemptFailure {
     pub outcome: String,
     /// When the next attempt is due.
     pub retry_at: i64,
+    /// How long the attempt took, microseconds.
+    pub duration_us: i64,
 }
 
 /// Delivery health of one queue.
@@ -454,7 +462,7 @@ pub struct QueueStat {
 /// Everything the broker persists. Implemented by [`SqliteStore`] and [`PostgresStore`];
 /// `tests/store_conformance.rs` runs the same behaviour suite against both.
 #[async_trait]
-pub trait Store: AccountStore + Send + Sync + 'static {
+pub trait Store: AccountStore + AlarmStore + Send + Sync + 'static {
     /// Which database this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
@@ -564,6 +572,24 @@ pub trait Store: AccountStore + Send + Sync + 'static {
     /// the queue ids, or `*` when some notifications were missed; [`DIRECTORY_CHANGED`]
     /// after a change to the catalogue or directory.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<String>>>;
+
+    /// Appends events that go with no state change (API rejections) to the analytics
+    /// outbox. State changes write theirs in their own transaction.
+    async fn record_events(&self, events: &[Event]) -> Result<()>;
+    /// The oldest events of the analytics outbox.
+    async fn outbox(&self, limit: i64) -> Result<Vec<Event>>;
+    /// Moves outbox events into the embedded analytics table, in one transaction.
+    async fn move_to_embedded(&self, ids: &[i64]) -> Result<()>;
+    /// Deletes outbox events that a sink holds.
+    async fn discard_outbox(&self, ids: &[i64]) -> Result<()>;
+    /// Signalled on this node whenever events are written to the outbox.
+    fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
+    /// Runs a report statement (built by `analytics::report`) over the embedded analytics
+    /// table: bucket, group, label, then `values` integers per row.
+    async fn analytics_rows(&self, sql: &str, values: usize) -> Result<Vec<ReportRow>>;
+    /// Takes or renews the lease `name` of a singleton background job for `owner`
+    /// until `until`; false while another owner holds it past `now`.
+    async fn claim_worker(&self, name: &str, owner: &str, now: i64, until: i64) -> Result<bool>;
 }
 
 /// Queue id standing for "any queue may have work" in notifications.

@@ -6,6 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use super::accounts::impl_account_store;
+use super::alarms::impl_alarm_store;
 use super::sql::impl_sql_store;
 use super::{ALL_QUEUES, Backend, Notifier, Result, StoreError};
 
@@ -17,6 +18,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 pub struct PostgresStore {
     pool: PgPool,
     notifier: Notifier,
+    outbox: std::sync::Arc<tokio::sync::Notify>,
     listening: std::sync::Arc<std::sync::Once>,
     instance: std::sync::Arc<Instance>,
 }
@@ -49,6 +51,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             notifier: super::notifier(),
+            outbox: std::sync::Arc::default(),
             listening: std::sync::Arc::new(std::sync::Once::new()),
             instance: std::sync::Arc::new(Instance {
                 id: uuid::Uuid::new_v4().simple().to_string(),
@@ -143,6 +146,7 @@ impl PostgresStore {
 }
 
 impl_sql_store!(PostgresStore, sqlx::Postgres);
+impl_alarm_store!(PostgresStore, sqlx::Postgres);
 impl_account_store!(PostgresStore, sqlx::Postgres);
 
 /// Creates database `name` on the server of `admin_url` (tests, benchmarks, setup).

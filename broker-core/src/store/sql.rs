@@ -48,6 +48,21 @@ pub(super) struct NewEntry<'a> {
     pub replay_id: Option<&'a str>,
 }
 
+/// An event about an existing queue entry; the rest is read from the entry and its
+/// message when the event is written.
+pub(super) struct EntryEvent<'a> {
+    pub queue_id: &'a str,
+    pub seq: i64,
+    pub kind: crate::analytics::EventKind,
+    pub at: i64,
+    pub outcome: &'a str,
+    pub duration_us: i64,
+}
+
+/// The outbox columns, in the order `write_events` and `outbox` use them.
+pub(super) const EVENT_COLUMNS: &str = "kind, at, transaction_id, interface_id, sender_dip_id, \
+     recipient_dip_id, queue_id, outcome, latency_us, duration_us, replay";
+
 /// The notification payload naming queues that received entries; `*` when it would not
 /// fit PostgreSQL's 8000-byte limit.
 pub(super) fn notification(queues: &[String]) -> String {
@@ -575,6 +590,7 @@ macro_rules! impl_sql_store {
                 let mut sorted: Vec<&$crate::store::Settlement> = settlements.iter().collect();
                 sorted.sort_by(|a, b| (&a.queue_id, a.seq).cmp(&(&b.queue_id, b.seq)));
                 let mut tx = self.writer().begin().await?;
+                let mut settled: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
                 for chunk in sorted.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "UPDATE queue_entries SET state = v.column3, settled_at = v.column4, \
@@ -593,10 +609,31 @@ macro_rules! impl_sql_store {
                     });
                     qb.push(
                         ") AS v WHERE queue_entries.queue_id = v.column1 AND queue_entries.seq = v.column2 \
-                         AND queue_entries.state = 'pending'",
+                         AND queue_entries.state = 'pending' RETURNING queue_id, seq",
                     );
-                    qb.build().execute(&mut *tx).await?;
+                    for r in qb.build().fetch_all(&mut *tx).await? {
+                        use sqlx::Row;
+                        settled.insert((r.get::<String, _>(0), r.get::<i64, _>(1)));
+                    }
                 }
+                // Events only for entries this call settled: a repeat changes nothing.
+                let events: Vec<$crate::store::sql::EntryEvent<'_>> = sorted
+                    .iter()
+                    .filter(|st| settled.contains(&(st.queue_id.clone(), st.seq)))
+                    .map(|st| $crate::store::sql::EntryEvent {
+                        queue_id: &st.queue_id,
+                        seq: st.seq,
+                        kind: match st.state {
+                            EntryState::Returned => $crate::analytics::EventKind::Returned,
+                            EntryState::Dead => $crate::analytics::EventKind::DeadLettered,
+                            _ => $crate::analytics::EventKind::Delivered,
+                        },
+                        at: st.at,
+                        outcome: &st.outcome,
+                        duration_us: st.duration_us,
+                    })
+                    .collect();
+                Self::entry_events(&mut tx, &events).await?;
                 // A recipient that answered is reachable, whatever it answered.
                 let mut answered: std::collections::BTreeMap<&str, (i64, &str)> = std::collections::BTreeMap::new();
                 for st in settlements
@@ -629,7 +666,7 @@ macro_rules! impl_sql_store {
 
             async fn record_failure(&self, f: &$crate::store::AttemptFailure) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
-                sqlx::query(
+                let changed = sqlx::query(
                     "UPDATE queue_entries SET attempts = attempts + 1, last_attempt_at = $3, last_outcome = $4 \
                      WHERE queue_id = $1 AND seq = $2 AND state = 'pending'",
                 )
@@ -638,7 +675,19 @@ macro_rules! impl_sql_store {
                 .bind(f.at)
                 .bind(&f.outcome)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if changed > 0 {
+                    let event = $crate::store::sql::EntryEvent {
+                        queue_id: &f.queue_id,
+                        seq: f.seq,
+                        kind: $crate::analytics::EventKind::FailedAttempt,
+                        at: f.at,
+                        outcome: &f.outcome,
+                        duration_us: f.duration_us,
+                    };
+                    Self::entry_events(&mut tx, std::slice::from_ref(&event)).await?;
+                }
                 sqlx::query(
                     "UPDATE queue_status SET last_attempt_at = $2, last_outcome = $3, \
                      failing_since = COALESCE(failing_since, $2), retry_at = $4 WHERE queue_id = $1",
@@ -650,6 +699,7 @@ macro_rules! impl_sql_store {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                self.outbox.notify_one();
                 Ok(())
             }
 
@@ -889,6 +939,19 @@ macro_rules! impl_sql_store {
                     })
                     .collect();
                 let seqs = Self::enqueue(&mut tx, &new).await?;
+                let events: Vec<$crate::store::sql::EntryEvent<'_>> = revived
+                    .iter()
+                    .map(|r| $crate::store::sql::EntryEvent {
+                        queue_id: &r.0,
+                        seq: r.1,
+                        kind: $crate::analytics::EventKind::Redriven,
+                        at,
+                        outcome: "",
+                        duration_us: 0,
+                    })
+                    .collect();
+                Self::entry_events(&mut tx, &events).await?;
+                drop(events);
                 let mut queues: Vec<String> = revived.iter().map(|r| r.0.clone()).collect();
                 queues.dedup();
                 let out = revived.iter().zip(seqs).map(|(r, s)| (r.0.clone(), r.1, s)).collect();
@@ -989,6 +1052,18 @@ macro_rules! impl_sql_store {
                     })
                     .collect();
                 Self::enqueue(&mut tx, &entries).await?;
+                let events: Vec<$crate::analytics::Event> = copies
+                    .iter()
+                    .map(|c| $crate::analytics::Event {
+                        transaction_id: c.transaction_id.clone(),
+                        interface_id: c.interface_id.clone(),
+                        recipient_dip_id: c.delivery.recipient_dip_id.clone(),
+                        queue_id: c.delivery.queue_id.clone(),
+                        replay: true,
+                        ..$crate::analytics::Event::new($crate::analytics::EventKind::Replayed, replay.created_at)
+                    })
+                    .collect();
+                Self::write_events(&mut tx, &events).await?;
                 let mut queues: Vec<String> = copies.iter().map(|c| c.delivery.queue_id.clone()).collect();
                 queues.sort();
                 queues.dedup();
@@ -1022,6 +1097,128 @@ macro_rules! impl_sql_store {
             fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<Vec<String>>> {
                 self.listen();
                 self.notifier.subscribe()
+            }
+
+            async fn record_events(&self, events: &[$crate::analytics::Event]) -> $crate::store::Result<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.writer().begin().await?;
+                Self::write_events(&mut tx, events).await?;
+                tx.commit().await?;
+                self.outbox.notify_one();
+                Ok(())
+            }
+
+            async fn outbox(&self, limit: i64) -> $crate::store::Result<Vec<$crate::analytics::Event>> {
+                use sqlx::Row;
+                sqlx::query(&format!(
+                    "SELECT id, {} FROM analytics_outbox ORDER BY id LIMIT $1",
+                    $crate::store::sql::EVENT_COLUMNS
+                ))
+                .bind(limit)
+                .fetch_all(self.writer())
+                .await?
+                .iter()
+                .map(|r| {
+                    let kind: String = r.get(1);
+                    Ok($crate::analytics::Event {
+                        id: r.get(0),
+                        kind: $crate::analytics::EventKind::parse(&kind)
+                            .ok_or_else(|| $crate::store::StoreError::Corrupt(format!("event kind {kind:?}")))?,
+                        at: r.get(2),
+                        transaction_id: r.get(3),
+                        interface_id: r.get(4),
+                        sender_dip_id: r.get(5),
+                        recipient_dip_id: r.get(6),
+                        queue_id: r.get(7),
+                        outcome: r.get(8),
+                        latency_us: r.get(9),
+                        duration_us: r.get(10),
+                        replay: r.get::<i64, _>(11) != 0,
+                    })
+                })
+                .collect()
+            }
+
+            async fn move_to_embedded(&self, ids: &[i64]) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                for chunk in ids.chunks($crate::store::sql::CHUNK) {
+                    for statement in [
+                        format!(
+                            "INSERT INTO analytics_events (id, {c}) SELECT id, {c} FROM analytics_outbox WHERE id IN (",
+                            c = $crate::store::sql::EVENT_COLUMNS
+                        ),
+                        "DELETE FROM analytics_outbox WHERE id IN (".to_owned(),
+                    ] {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(statement);
+                        let mut list = qb.separated(", ");
+                        for id in chunk {
+                            list.push_bind(*id);
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn discard_outbox(&self, ids: &[i64]) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                for chunk in ids.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM analytics_outbox WHERE id IN (");
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+                self.outbox.clone()
+            }
+
+            async fn analytics_rows(
+                &self,
+                sql: &str,
+                values: usize,
+            ) -> $crate::store::Result<Vec<$crate::analytics::ReportRow>> {
+                use sqlx::Row;
+                sqlx::query(sql)
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok($crate::analytics::ReportRow {
+                            bucket: r.try_get(0)?,
+                            group: r.try_get(1)?,
+                            label: r.try_get(2)?,
+                            values: (3..3 + values)
+                                .map(|i| r.try_get::<i64, _>(i))
+                                .collect::<Result<_, _>>()?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn claim_worker(&self, name: &str, owner: &str, now: i64, until: i64) -> $crate::store::Result<bool> {
+                Ok(sqlx::query_scalar::<_, String>(
+                    "INSERT INTO worker_leases (name, owner, lease_until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until \
+                     WHERE worker_leases.owner = excluded.owner OR worker_leases.lease_until < $4 RETURNING name",
+                )
+                .bind(name)
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .fetch_optional(self.writer())
+                .await?
+                .is_some())
             }
         }
 
@@ -1150,6 +1347,28 @@ macro_rules! impl_sql_store {
                     .flat_map(|m| m.appointments.iter().cloned())
                     .collect();
                 Self::upsert_appointments(tx, &appointments).await?;
+                let queued_at = $crate::store::sql::now_micros();
+                let mut events = Vec::with_capacity(accepted.len() + entries.len());
+                for m in &accepted {
+                    let message = $crate::analytics::Event {
+                        transaction_id: m.transaction_id.clone(),
+                        interface_id: m.interface_id.clone(),
+                        sender_dip_id: m.sender_dip_id.clone(),
+                        ..$crate::analytics::Event::new($crate::analytics::EventKind::Received, m.received_at)
+                    };
+                    for d in &m.deliveries {
+                        events.push($crate::analytics::Event {
+                            kind: $crate::analytics::EventKind::Routed,
+                            at: queued_at,
+                            recipient_dip_id: d.recipient_dip_id.clone(),
+                            queue_id: d.queue_id.clone(),
+                            latency_us: queued_at - m.received_at,
+                            ..message.clone()
+                        });
+                    }
+                    events.push(message);
+                }
+                Self::write_events(tx, &events).await?;
                 let mut queues: Vec<String> = entries.iter().map(|e| e.queue_id.to_owned()).collect();
                 queues.sort();
                 queues.dedup();
@@ -1184,8 +1403,69 @@ macro_rules! impl_sql_store {
                     self.notify_in_tx(&mut tx, &queues).await?;
                 }
                 tx.commit().await?;
+                self.outbox.notify_one();
                 if !queues.is_empty() {
                     let _ = self.notifier.send(std::sync::Arc::new(queues));
+                }
+                Ok(())
+            }
+
+            /// Appends events to the analytics outbox.
+            async fn write_events(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                events: &[$crate::analytics::Event],
+            ) -> $crate::store::Result<()> {
+                for chunk in events.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO analytics_outbox ({}) ",
+                        $crate::store::sql::EVENT_COLUMNS
+                    ));
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.kind.as_str())
+                            .push_bind(e.at)
+                            .push_bind(&e.transaction_id)
+                            .push_bind(&e.interface_id)
+                            .push_bind(&e.sender_dip_id)
+                            .push_bind(&e.recipient_dip_id)
+                            .push_bind(&e.queue_id)
+                            .push_bind(&e.outcome)
+                            .push_bind(e.latency_us)
+                            .push_bind(e.duration_us)
+                            .push_bind(i64::from(e.replay));
+                    });
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Appends events about queue entries, completed from each entry and its
+            /// message (latency counts from receipt, or from queueing for replay copies).
+            async fn entry_events(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                events: &[$crate::store::sql::EntryEvent<'_>],
+            ) -> $crate::store::Result<()> {
+                for chunk in events.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO analytics_outbox ({}) SELECT v.column3, v.column4, q.transaction_id, \
+                         a.interface_id, COALESCE(m.sender_dip_id, ''), q.recipient_dip_id, q.queue_id, v.column5, \
+                         v.column4 - COALESCE(m.received_at, q.enqueued_at), v.column6, \
+                         CASE WHEN q.replay_id IS NULL THEN 0 ELSE 1 END FROM (",
+                        $crate::store::sql::EVENT_COLUMNS
+                    ));
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.queue_id)
+                            .push_bind(e.seq)
+                            .push_bind(e.kind.as_str())
+                            .push_bind(e.at)
+                            .push_bind(e.outcome)
+                            .push_bind(e.duration_us);
+                    });
+                    qb.push(
+                        ") AS v JOIN queue_entries q ON q.queue_id = v.column1 AND q.seq = v.column2 \
+                         JOIN archive a ON a.transaction_id = q.transaction_id \
+                         LEFT JOIN messages m ON m.transaction_id = q.transaction_id",
+                    );
+                    qb.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::accounts::impl_account_store;
+use super::alarms::impl_alarm_store;
 use super::sql::impl_sql_store;
 use super::{Backend, Notifier, Result, StoreError};
 
@@ -20,6 +21,7 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     notifier: Notifier,
+    outbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -53,6 +55,7 @@ impl SqliteStore {
             write,
             read,
             notifier: super::notifier(),
+            outbox: std::sync::Arc::default(),
         })
     }
 
@@ -78,4 +81,5 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite);
+impl_alarm_store!(SqliteStore, sqlx::Sqlite);
 impl_account_store!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,227 @@
+//! Analytics (spec 5.11): the broker's lifecycle events, the pump that moves them out of
+//! the store's outbox, and the throughput, latency and SLO reports read from them.
+//!
+//! Every state change on the message path writes its events to `analytics_outbox` in the
+//! same transaction (see the stores), so an event exists exactly when its change does.
+//! The [`pump`] moves them in batches into ClickHouse (production) or into the embedded
+//! store's `analytics_events` table (the default); [`report`] builds the same queries
+//! for both, so they give the same numbers.
+
+pub mod clickhouse;
+pub mod pump;
+pub mod report;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+
+pub use clickhouse::ClickHouse;
+pub use report::{Report, ReportQuery, ReportRow};
+
+/// What happened to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A message was accepted (incoming volume).
+    Received,
+    /// An item was refused at the API (error volume).
+    Rejected,
+    /// A recipient's copy was queued (internal latency: receipt to queued).
+    Routed,
+    /// A webhook attempt failed and will be retried (status and duration).
+    FailedAttempt,
+    /// The recipient took it (outgoing volume; end-to-end latency, webhook duration).
+    Delivered,
+    /// The recipient refused it (4xx) and it went back to the sender.
+    Returned,
+    /// It went stale and was dead-lettered.
+    DeadLettered,
+    /// A replay queued a copy.
+    Replayed,
+    /// A dead letter was queued again.
+    Redriven,
+}
+
+impl EventKind {
+    /// Every kind, in report order.
+    pub const ALL: [EventKind; 9] = [
+        Self::Received,
+        Self::Rejected,
+        Self::Routed,
+        Self::FailedAttempt,
+        Self::Delivered,
+        Self::Returned,
+        Self::DeadLettered,
+        Self::Replayed,
+        Self::Redriven,
+    ];
+
+    /// Storage form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Rejected => "rejected",
+            Self::Routed => "routed",
+            Self::FailedAttempt => "failed_attempt",
+            Self::Delivered => "delivered",
+            Self::Returned => "returned",
+            Self::DeadLettered => "dead_lettered",
+            Self::Replayed => "replayed",
+            Self::Redriven => "redriven",
+        }
+    }
+
+    /// The kind stored as `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One lifecycle event. Empty strings and zeros stand for "not applicable", so that the
+/// three stores hold the same values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Outbox id: the event's identity in every sink (0 before it is stored).
+    pub id: i64,
+    /// What happened.
+    pub kind: EventKind,
+    /// When, microseconds since the epoch.
+    pub at: i64,
+    /// Transaction id (a replay copy's own `R-` id).
+    pub transaction_id: String,
+    /// Channel.
+    pub interface_id: String,
+    /// Sender DIP ID.
+    pub sender_dip_id: String,
+    /// Recipient DIP ID.
+    pub recipient_dip_id: String,
+    /// Recipient queue.
+    pub queue_id: String,
+    /// `HTTP 503`, `timeout`, an error code…
+    pub outcome: String,
+    /// Receipt to this event (routed: internal latency; delivered: end to end).
+    pub latency_us: i64,
+    /// The webhook call's own duration (attempts, deliveries, returns).
+    pub duration_us: i64,
+    /// Whether replay traffic (kept out of latency figures).
+    pub replay: bool,
+}
+
+impl Event {
+    /// An event of `kind` at `at` with everything else empty.
+    pub fn new(kind: EventKind, at: i64) -> Self {
+        Self {
+            id: 0,
+            kind,
+            at,
+            transaction_id: String::new(),
+            interface_id: String::new(),
+            sender_dip_id: String::new(),
+            recipient_dip_id: String::new(),
+            queue_id: String::new(),
+            outcome: String::new(),
+            latency_us: 0,
+            duration_us: 0,
+            replay: false,
+        }
+    }
+}
+
+/// An analytics failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// ClickHouse failed or is unreachable.
+    #[error("ClickHouse: {0}")]
+    ClickHouse(String),
+    /// The report request is not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The viewer may not see what the request asks for.
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+/// Where events end up and reports are read from.
+#[derive(Clone)]
+pub enum Sink {
+    /// The store's own `analytics_events` table.
+    Embedded,
+    /// A ClickHouse database.
+    ClickHouse(Arc<ClickHouse>),
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("embedded"),
+            Self::ClickHouse(c) => write!(f, "ClickHouse {}", c.describe()),
+        }
+    }
+}
+
+/// Report queries against the configured sink.
+#[derive(Clone)]
+pub struct Analytics {
+    store: Arc<dyn Store>,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for Analytics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "analytics over the {:?} sink", self.sink)
+    }
+}
+
+impl Analytics {
+    /// Reports over `store`'s events, or over ClickHouse's when `sink` says so.
+    pub fn new(store: Arc<dyn Store>, sink: Sink) -> Self {
+        Self { store, sink }
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &Sink {
+        &self.sink
+    }
+
+    /// The store (its outbox feeds the sink).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Runs `query` (already authorised, see [`ReportQuery::authorise`]).
+    pub async fn report(&self, query: &ReportQuery) -> Result<Report, AnalyticsError> {
+        self.run(query, false).await
+    }
+
+    /// Runs `query` for the totals over its range only (no series).
+    pub async fn totals(&self, query: &ReportQuery) -> Result<Report, AnalyticsError> {
+        self.run(query, true).await
+    }
+
+    async fn run(&self, query: &ReportQuery, totals_only: bool) -> Result<Report, AnalyticsError> {
+        query.validate()?;
+        let dialect = match self.sink {
+            Sink::Embedded => report::Dialect::Sql,
+            Sink::ClickHouse(_) => report::Dialect::ClickHouse,
+        };
+        // The statements are independent: run together, they take the time of the slowest.
+        let statements = report::statements(query, dialect, totals_only);
+        let rows = futures::future::try_join_all(statements.iter().map(|(part, sql, values)| async move {
+            Ok::<_, AnalyticsError>((*part, self.rows(sql, *values).await?))
+        }))
+        .await?;
+        Ok(report::assemble(query, rows))
+    }
+
+    async fn rows(&self, sql: &str, values: usize) -> Result<Vec<ReportRow>, AnalyticsError> {
+        match &self.sink {
+            Sink::Embedded => Ok(self.store.analytics_rows(sql, values).await?),
+            Sink::ClickHouse(c) => c.rows(sql, values).await,
+        }
+    }
+}
