@@ -1142,41 +1142,15 @@ macro_rules! impl_sql_store {
             }
 
             async fn move_to_embedded(&self, ids: &[i64]) -> $crate::store::Result<()> {
-                let mut tx = self.writer().begin().await?;
-                for chunk in ids.chunks($crate::store::sql::CHUNK) {
-                    for statement in [
-                        format!(
-                            "INSERT INTO analytics_events (id, {c}) SELECT id, {c} FROM analytics_outbox WHERE id IN (",
-                            c = $crate::store::sql::EVENT_COLUMNS
-                        ),
-                        "DELETE FROM analytics_outbox WHERE id IN (".to_owned(),
-                    ] {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(statement);
-                        let mut list = qb.separated(", ");
-                        for id in chunk {
-                            list.push_bind(*id);
-                        }
-                        qb.push(")");
-                        qb.build().execute(&mut *tx).await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok(())
+                let copy = format!(
+                    "INSERT INTO analytics_events (id, {c}) SELECT id, {c} FROM analytics_outbox WHERE id IN (",
+                    c = $crate::store::sql::EVENT_COLUMNS
+                );
+                self.on_outbox_ids(&[&copy, "DELETE FROM analytics_outbox WHERE id IN ("], ids).await
             }
 
             async fn discard_outbox(&self, ids: &[i64]) -> $crate::store::Result<()> {
-                let mut tx = self.writer().begin().await?;
-                for chunk in ids.chunks($crate::store::sql::CHUNK) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("DELETE FROM analytics_outbox WHERE id IN (");
-                    let mut list = qb.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    qb.push(")");
-                    qb.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                self.on_outbox_ids(&["DELETE FROM analytics_outbox WHERE id IN ("], ids).await
             }
 
             fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
@@ -1407,6 +1381,25 @@ macro_rules! impl_sql_store {
                 if !queues.is_empty() {
                     let _ = self.notifier.send(std::sync::Arc::new(queues));
                 }
+                Ok(())
+            }
+
+            /// Runs each statement (ending in `IN (`) for the outbox events `ids`, in chunks,
+            /// all in one transaction.
+            async fn on_outbox_ids(&self, statements: &[&str], ids: &[i64]) -> $crate::store::Result<()> {
+                let mut tx = self.writer().begin().await?;
+                for chunk in ids.chunks($crate::store::sql::CHUNK) {
+                    for statement in statements {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(*statement);
+                        let mut list = qb.separated(", ");
+                        for id in chunk {
+                            list.push_bind(*id);
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
