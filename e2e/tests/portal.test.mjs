@@ -1,60 +1,14 @@
 // Browser tests of the portal: Playwright driving Debian's Chromium against a running
 // `dip demo` (started by e2e/run, which sets DIP_URL). Screenshots of the main pages are
 // saved in e2e/artifacts/.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
-
-const BASE = process.env.DIP_URL ?? 'http://127.0.0.1:8080';
-const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname;
-const PASSWORD = 'demo-password';
-const SUP1 = '1000000001';
-const SUP2 = '1000000002';
-const REGS_N = '1000000011';
-const LDSO_P = '1000000021';
-mkdirSync(ARTIFACTS, { recursive: true });
+import { readFileSync } from 'node:fs';
+import { BASE, SUP1, SUP2, REGS_N, LDSO_P, newPage, shot, hydrated, signIn } from '../lib.mjs';
 
 // The demo directory's API key of the first supplier, to send messages as it.
 const demo = readFileSync(new URL('../../broker-core/demo/demo.toml', import.meta.url), 'utf8');
 const SUP1_KEY = demo.match(/dip_id = "1000000001"[\s\S]*?api_key = "([^"]+)"/)[1];
-
-let browser;
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-});
-after(async () => { await browser?.close(); });
-
-async function newPage({ javaScript = true } = {}) {
-  const context = await browser.newContext({ javaScriptEnabled: javaScript, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e.message));
-  // A script or resource the Content-Security-Policy blocked is an error too.
-  page.on('console', (m) => { if (m.text().includes('Content Security Policy')) page.errors.push(m.text()); });
-  return page;
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
-}
-
-async function hydrated(page) {
-  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 15000 });
-}
-
-async function signIn(page, username, { javaScript = true } = {}) {
-  await page.goto(`${BASE}/sign-in`);
-  if (javaScript) await hydrated(page);
-  await page.fill('#f-username', username);
-  await page.fill('#f-password', PASSWORD);
-  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/sign-in')), page.click('form button.primary')]);
-  if (javaScript) await hydrated(page);
-}
 
 async function send(channel, reference, recipient) {
   const body = {

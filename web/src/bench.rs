@@ -17,6 +17,8 @@
 //! phase also checks what recipients can see: every accepted message delivered, per-queue
 //! order, duplicates, and no queue delivered by two requests at once.
 
+mod analytics;
+
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +43,9 @@ pub enum BenchCommand {
     Ingest(IngestArgs),
     /// End-to-end delivery: saturation rate, then receipt-to-delivery latency at fixed offered rates.
     E2e(E2eArgs),
+    /// Analytics: the pump's rate into ClickHouse and the embedded tables, and report
+    /// query times on 10 million events in ClickHouse.
+    Analytics(analytics::AnalyticsArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -117,6 +122,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
         BenchCommand::E2e(args) => e2e(args).await,
+        BenchCommand::Analytics(args) => analytics::run(args).await,
     }
 }
 

@@ -24,6 +24,10 @@ pub struct StoreArgs {
     /// Settings file (TOML).
     #[arg(long, env = "DIP_CONFIG", global = true)]
     pub config: Option<PathBuf>,
+    /// ClickHouse for analytics (`http://[user:password@]host:8123/?database=dip`);
+    /// without it events and reports stay in the store's own tables.
+    #[arg(long, env = "DIP_CLICKHOUSE_URL", global = true)]
+    pub clickhouse_url: Option<String>,
 }
 
 /// Options of commands that serve HTTP.
@@ -97,6 +101,16 @@ pub struct ServeArgs {
     /// A portal session ends this many seconds after sign-in (default 43200).
     #[arg(long, env = "DIP_SESSION_MAX_SECS")]
     pub session_max_secs: Option<u64>,
+    /// Mail server for alarm notices: `smtp://[user:password@]host:port` (add
+    /// `?tls=required` for STARTTLS) or `smtps://…`; without it notices wait in the outbox.
+    #[arg(long, env = "DIP_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender of alarm notices.
+    #[arg(long, env = "DIP_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Seconds between alarm evaluations (default 15).
+    #[arg(long, env = "DIP_ALARM_INTERVAL_SECS")]
+    pub alarm_interval_secs: Option<u64>,
 }
 
 /// The settings file.
@@ -110,6 +124,7 @@ struct FileSettings {
     max_items: Option<usize>,
     max_body_bytes: Option<usize>,
     committers: Option<usize>,
+    clickhouse_url: Option<String>,
     #[serde(default)]
     delivery: DeliverySettings,
 }
@@ -143,6 +158,8 @@ pub struct Settings {
     pub site_dir: PathBuf,
     /// Portal session lifetimes.
     pub sessions: dip_web::portal::SessionPolicy,
+    /// Alarm evaluation and notices.
+    pub alarms: dip_web::portal::alarms::AlarmConfig,
 }
 
 impl Settings {
@@ -184,6 +201,10 @@ impl Settings {
         }
         if let Some(n) = file.committers {
             broker.committers = n;
+        }
+        if let Some(url) = store.clickhouse_url.clone().or(file.clickhouse_url) {
+            let clickhouse = broker_core::analytics::ClickHouse::new(&url).context("--clickhouse-url")?;
+            broker.analytics = broker_core::analytics::Sink::ClickHouse(std::sync::Arc::new(clickhouse));
         }
         let ms = std::time::Duration::from_millis;
         let mut delivery = broker_core::delivery::DeliveryConfig::default();
@@ -290,7 +311,24 @@ impl Settings {
                  --signing-key and --webhook-identity"
             );
         }
+        let alarms = {
+            let default = dip_web::portal::alarms::AlarmConfig::default();
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            dip_web::portal::alarms::AlarmConfig {
+                owner: delivery.node_id.clone(),
+                interval: serve
+                    .and_then(|s| s.alarm_interval_secs)
+                    .map_or(default.interval, |n| std::time::Duration::from_secs(n.max(1))),
+                smtp_url: serve.and_then(|s| s.smtp_url.clone()),
+                mail_from: serve.and_then(|s| s.mail_from.clone()).unwrap_or(default.mail_from),
+                portal_url: broker
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{scheme}://{listen}")),
+            }
+        };
         Ok(Self {
+            alarms,
             database_url,
             listen,
             environment,
@@ -375,6 +413,9 @@ mod tests {
             site_dir: None,
             session_idle_secs: None,
             session_max_secs: None,
+            smtp_url: None,
+            mail_from: None,
+            alarm_interval_secs: None,
         }
     }
 
@@ -384,6 +425,7 @@ mod tests {
             data_dir: None,
             data_keys: None,
             config: None,
+            clickhouse_url: None,
         }
     }
 
@@ -431,6 +473,7 @@ mod tests {
             data_keys: None,
             site_dir: PathBuf::new(),
             sessions: Default::default(),
+            alarms: Default::default(),
         };
         assert_eq!(s.database_for_log(), "postgres://dip:***@db:5432/dip");
     }

@@ -4,6 +4,7 @@ mod bench;
 mod certs;
 mod config;
 mod server;
+mod simulate;
 
 use anyhow::{Context, bail};
 use broker_core::seed::{DirectoryData, seed_directory};
@@ -33,8 +34,14 @@ enum Command {
     /// Apply database migrations and add missing catalogue channels, then exit.
     Migrate,
     /// Serve with the demo directory loaded: participants for every role, endpoints,
-    /// MPAN appointments, and their API keys printed.
-    Demo(ServeArgs),
+    /// MPAN appointments, and their API keys printed; simulated participants make traffic.
+    Demo {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// No simulated traffic: the demo participants' endpoints stay in pull mode.
+        #[arg(long)]
+        no_traffic: bool,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -119,8 +126,8 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied to {}", settings.database_for_log());
             Ok(())
         }
-        Command::Demo(serve) => {
-            let settings = Settings::resolve(&cli.store, Some(&serve))?;
+        Command::Demo { serve, no_traffic } => {
+            let mut settings = Settings::resolve(&cli.store, Some(&serve))?;
             let demo = DirectoryData::demo()?;
             if settings.environment != demo.environment {
                 bail!(
@@ -134,7 +141,16 @@ async fn main() -> anyhow::Result<()> {
             let users = demo_users(store.as_ref(), &demo).await?;
             print_demo_keys(&demo, &settings.listen);
             print_demo_users(&users, &settings.listen);
-            server::serve(&settings, store).await
+            if no_traffic || settings.environment.eq_ignore_ascii_case("PROD") {
+                return server::serve(&settings, store).await;
+            }
+            // The simulated participants' webhooks listen on loopback, which delivery
+            // refuses unless allow-listed.
+            let mut ranges = settings.delivery.destinations.allowed().to_vec();
+            ranges.push("127.0.0.0/8".parse()?);
+            settings.delivery.destinations = broker_core::delivery::destinations::Destinations::allowing(ranges);
+            println!("Traffic simulation on: simulated participants send and answer messages (off: --no-traffic).\n");
+            server::serve_with(&settings, store, async |broker| simulate::start(broker, &demo).await).await
         }
         Command::Keys {
             command: KeysCommand::RotateDataKey,

@@ -18,6 +18,15 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("opening the store at {}", settings.database_for_log()))?;
     store.migrate().await.context("applying migrations")?;
+    if let broker_core::analytics::Sink::ClickHouse(clickhouse) = &settings.broker.analytics {
+        let applied = clickhouse
+            .migrate()
+            .await
+            .with_context(|| format!("applying ClickHouse migrations at {}", clickhouse.describe()))?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "ClickHouse migrations applied");
+        }
+    }
     let added = broker_core::seed::seed_catalogue(store.as_ref(), &CatalogueData::seed()?).await?;
     if added > 0 {
         tracing::info!(added, "catalogue channels added");
@@ -37,10 +46,39 @@ pub fn app(broker: Broker, settings: &Settings) -> Router {
     dip_web::portal::router(state).merge(broker_core::api::router(broker))
 }
 
+/// Something that runs beside the platform, such as the demo's simulated participants.
+pub trait Companion {
+    /// Stops it; called once the server and delivery have stopped.
+    fn stop(self) -> impl Future<Output = ()>;
+}
+
+impl Companion for () {
+    async fn stop(self) {}
+}
+
 /// Serves until interrupted (SIGINT or SIGTERM), finishing requests in flight.
 pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<()> {
+    serve_with(settings, store, async |_| Ok(())).await
+}
+
+/// [`serve`], with a companion that `start` starts once the platform can take messages
+/// and deliver them.
+pub async fn serve_with<C: Companion>(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    start: impl AsyncFnOnce(Broker) -> anyhow::Result<C>,
+) -> anyhow::Result<()> {
     let broker = Broker::start(store, settings.broker.clone()).await?;
     let delivery = broker_core::delivery::start(broker.clone(), settings.delivery.clone())?;
+    let pump = broker_core::analytics::pump::start(
+        broker.store().clone(),
+        settings.broker.analytics.clone(),
+        broker_core::analytics::pump::PumpConfig {
+            owner: settings.delivery.node_id.clone(),
+            ..Default::default()
+        },
+    );
+    let alarms = dip_web::portal::alarms::start(broker.clone(), settings.alarms.clone()).context("alarm settings")?;
     dip_web::portal::accounts::start_session_sweeper(broker.store().clone());
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -50,8 +88,10 @@ pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result
         store = ?broker.store().backend(),
         environment = %settings.environment,
         node = %settings.delivery.node_id,
+        analytics = ?settings.broker.analytics,
         "DIP serving"
     );
+    let companion = start(broker.clone()).await?;
     match &settings.tls {
         Some(tls) => {
             let config = broker_core::security::tls::server_config(tls).context("TLS settings")?;
@@ -72,6 +112,9 @@ pub async fn serve(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result
         }
     }
     delivery.stop().await;
+    companion.stop().await;
+    alarms.stop().await;
+    pump.stop().await;
     Ok(())
 }
 

@@ -2,7 +2,9 @@
 //! without JavaScript) and hydrated in the browser.
 
 pub mod admin;
+pub mod alarms;
 pub mod auth;
+pub mod reports;
 pub mod rows;
 pub mod types;
 pub mod ui;
@@ -91,6 +93,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/endpoints") view=admin::EndpointsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/certificates") view=admin::CertificatesPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/audit") view=admin::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reports") view=reports::ReportsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/alarms") view=alarms::AlarmsPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
@@ -140,6 +144,8 @@ fn Nav(actor: Actor) -> impl IntoView {
                 <A href="/admin/certificates">"Certificates"</A>
             })}
             <A href="/channels">"Channels"</A>
+            <A href="/reports">"Reports"</A>
+            <A href="/alarms">"Alarms"</A>
             {audit.then(|| view! { <A href="/admin/audit">"Audit log"</A> })}
         </nav>
         <div class="who">

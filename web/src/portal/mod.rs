@@ -4,7 +4,10 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alarms;
+pub mod charts;
 pub mod ctx;
+pub mod reports;
 pub mod rest;
 pub mod sessions;
 
@@ -106,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context, page_shell)
         .route("/fn/{*name}", post(server_fn).get(server_fn))
         .merge(rest::routes())
+        .merge(reports::routes())
         .with_state(state.clone())
         .layer(sessions);
     // Assets need no session (nor a session write per file).

@@ -68,13 +68,33 @@ impl IntoResponse for ApiFailure {
 
 type ApiResult<T> = Result<Json<T>, ApiFailure>;
 
-/// The caller of the admin API.
+/// The caller of the admin API: operator keys and sessions.
 pub struct ApiActor(pub Actor);
 
 impl FromRequestParts<AppState> for ApiActor {
     type Rejection = ApiFailure;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiFailure> {
+        caller(parts, state, false).await.map(Self)
+    }
+}
+
+/// A caller of read-only APIs (reports): also participants' and DCPs' API keys, which
+/// act as their participant's message user.
+pub struct ApiReader(pub Actor);
+
+impl FromRequestParts<AppState> for ApiReader {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiFailure> {
+        caller(parts, state, true).await.map(Self)
+    }
+}
+
+/// The actor behind a request's credentials (an API key or client certificate) or
+/// session; participants' credentials only with `participants`.
+async fn caller(parts: &mut Parts, state: &AppState, participants: bool) -> Result<Actor, ApiFailure> {
+    {
         let has_credentials = parts.headers.contains_key(axum::http::header::AUTHORIZATION)
             || parts
                 .extensions
@@ -86,7 +106,7 @@ impl FromRequestParts<AppState> for ApiActor {
                 .map_err(|_| AppError::Unavailable)?;
             return match accounts::current(state.broker.store().as_ref(), &session, &state.sessions).await? {
                 Some(actor) if actor.must_change_password => Err(AppError::PasswordChangeRequired.into()),
-                Some(actor) => Ok(Self(actor)),
+                Some(actor) => Ok(actor),
                 None => Err(AppError::SignInRequired.into()),
             };
         }
@@ -94,14 +114,22 @@ impl FromRequestParts<AppState> for ApiActor {
             .await
             .map_err(|_| AppError::SignInRequired)?;
         match principal {
-            Principal::Operator { name } => Ok(Self(Actor {
+            Principal::Operator { name } => Ok(Actor {
                 user_id: None,
                 name: format!("api:{name}"),
                 display_name: name,
                 dip_id: None,
                 roles: vec![PortalRole::PlatformAdmin],
                 must_change_password: false,
-            })),
+            }),
+            Principal::Participant { dip_id } | Principal::Dcp { dip_id } if participants => Ok(Actor {
+                user_id: None,
+                name: format!("api:{dip_id}"),
+                display_name: dip_id.clone(),
+                dip_id: Some(dip_id),
+                roles: vec![PortalRole::MessageUser],
+                must_change_password: false,
+            }),
             _ => Err(AppError::Forbidden.into()),
         }
     }

@@ -1,0 +1,52 @@
+// What the browser tests share: the server's address, demo identities, one Chromium per
+// test file (Debian's, never a downloaded one), pages that collect errors and
+// Content-Security-Policy violations, screenshots into e2e/artifacts/, signing in.
+import { before, after } from 'node:test';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+export const BASE = process.env.DIP_URL ?? 'http://127.0.0.1:8080';
+export const ARTIFACTS = new URL('./artifacts/', import.meta.url).pathname;
+export const PASSWORD = 'demo-password';
+export const SUP1 = '1000000001';
+export const SUP2 = '1000000002';
+export const REGS_N = '1000000011';
+export const LDSO_P = '1000000021';
+mkdirSync(ARTIFACTS, { recursive: true });
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+after(async () => { await browser?.close(); });
+
+export async function newPage({ javaScript = true } = {}) {
+  const context = await browser.newContext({ javaScriptEnabled: javaScript, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  // A script or resource the Content-Security-Policy blocked is an error too.
+  page.on('console', (m) => { if (m.text().includes('Content Security Policy')) page.errors.push(m.text()); });
+  return page;
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
+}
+
+export async function hydrated(page) {
+  await page.waitForSelector('body[data-hydrated="true"]', { timeout: 15000 });
+}
+
+export async function signIn(page, username, { javaScript = true } = {}) {
+  await page.goto(`${BASE}/sign-in`);
+  if (javaScript) await hydrated(page);
+  await page.fill('#f-username', username);
+  await page.fill('#f-password', PASSWORD);
+  await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/sign-in')), page.click('form button.primary')]);
+  if (javaScript) await hydrated(page);
+}
