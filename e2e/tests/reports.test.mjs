@@ -40,6 +40,12 @@ test('the dashboard shows live traffic as charts and tables, with filters in the
   assert.deepEqual(url.searchParams.getAll('channel'), ['IF-031', 'IF-032']);
   const groups = await page.locator('#totals tbody th[scope="row"]').allTextContents();
   assert.equal(groups[0], 'All');
+  const all = Number(await page.locator('#totals tbody tr').first().locator('td').first().textContent());
+  const perChannel = await page.locator('#totals tbody tr').evaluateAll((rows) =>
+    rows.slice(1).map((r) => Number(r.querySelector('td').textContent)));
+  // The split totals are read just after the series, so live traffic may add a little.
+  const sum = perChannel.reduce((a, b) => a + b, 0);
+  assert.ok(all > 0 && all <= sum && sum - all < 10, `All ${all} against the channels' ${sum}`);
   assert.ok(groups.slice(1).every((g) => g === 'IF-031' || g === 'IF-032'), groups.join());
   assert.ok(groups.includes('IF-031'), `IF-031 traffic split out: ${groups.join()}`);
   await shot(page, '20-reports-filtered');

@@ -247,7 +247,8 @@ pub async fn view(broker: &Broker, actor: &Actor, mut params: ReportParams) -> R
         (None, None) => "all traffic".to_owned(),
     };
 
-    let mut rows = vec![totals_row(&totals, "")];
+    // "All" comes from the unsplit report: a split report has no empty group.
+    let mut rows = vec![totals_row(&series, "")];
     if totals.query.group_by != GroupBy::None {
         rows.extend(
             totals
