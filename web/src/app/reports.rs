@@ -9,7 +9,7 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use super::types::AppError;
-use super::ui::*;
+use super::ui::{encode, *};
 
 /// The ranges offered, with the interval each uses unless one is chosen.
 pub const RANGES: [(&str, &str, &str); 5] = [
@@ -72,22 +72,10 @@ impl ReportParams {
         pairs
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k}={}", url_encode(&v)))
+            .map(|(k, v)| format!("{k}={}", encode(&v)))
             .collect::<Vec<_>>()
             .join("&")
     }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~:".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Latency figures in milliseconds.

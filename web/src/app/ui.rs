@@ -57,7 +57,8 @@ fn with_params(changes: &[(&str, String)]) -> String {
     }
 }
 
-fn encode(s: &str) -> String {
+/// Percent-encodes a URL query key or value.
+pub fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
