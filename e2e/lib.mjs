@@ -24,8 +24,10 @@ before(async () => {
 });
 after(async () => { await browser?.close(); });
 
-export async function newPage({ javaScript = true } = {}) {
-  const context = await browser.newContext({ javaScriptEnabled: javaScript, viewport: { width: 1280, height: 900 } });
+export async function newPage({ javaScript = true, ignoreHTTPSErrors = false } = {}) {
+  const context = await browser.newContext({
+    javaScriptEnabled: javaScript, ignoreHTTPSErrors, viewport: { width: 1280, height: 900 },
+  });
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e.message));
@@ -42,8 +44,8 @@ export async function hydrated(page) {
   await page.waitForSelector('body[data-hydrated="true"]', { timeout: 15000 });
 }
 
-export async function signIn(page, username, { javaScript = true } = {}) {
-  await page.goto(`${BASE}/sign-in`);
+export async function signIn(page, username, { javaScript = true, base = BASE } = {}) {
+  await page.goto(`${base}/sign-in`);
   if (javaScript) await hydrated(page);
   await page.fill('#f-username', username);
   await page.fill('#f-password', PASSWORD);

@@ -38,12 +38,12 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 /// the participant API.
 pub fn app(broker: Broker, settings: &Settings) -> Router {
     let state = AppState::new(
-        broker.clone(),
+        broker,
         settings.site_dir.clone(),
         settings.sessions,
         settings.tls.is_some(),
     );
-    dip_web::portal::router(state).merge(broker_core::api::router(broker))
+    dip_web::portal::platform(state)
 }
 
 /// Something that runs beside the platform, such as the demo's simulated participants.
@@ -106,7 +106,9 @@ pub async fn serve_with<C: Companion>(
             broker_core::security::tls::serve(listener, config, app(broker, settings), shutdown()).await;
         }
         None => {
-            axum::serve(listener, app(broker, settings))
+            // The peer's address limits sign-in attempts per client.
+            let service = app(broker, settings).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown())
                 .await?
         }

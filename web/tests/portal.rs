@@ -24,6 +24,9 @@ const LDSO_P: &str = "1000000021";
 
 struct Portal {
     base: String,
+    /// What browsers send as `Origin` (the base, or its https form when the portal
+    /// believes it is behind TLS).
+    origin: String,
     store: Arc<dyn Store>,
     demo: DirectoryData,
     http: reqwest::Client,
@@ -69,12 +72,18 @@ impl Portal {
         }
         let broker = Broker::start(store.clone(), BrokerConfig::default()).await.unwrap();
         let state = AppState::new(broker.clone(), dir.path().join("site"), policy, tls_cookies);
-        let app = dip_web::portal::router(state).merge(broker_core::api::router(broker));
+        let app = dip_web::portal::platform(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
+        let origin = if tls_cookies {
+            base.replace("http://", "https://")
+        } else {
+            base.clone()
+        };
         Self {
             base,
+            origin,
             store,
             demo,
             http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
@@ -102,7 +111,7 @@ impl Portal {
             .http
             .post(format!("{}/fn/sign_in", self.base))
             .header(ACCEPT, "text/html")
-            .header(ORIGIN, &self.base)
+            .header(ORIGIN, &self.origin)
             .header("referer", format!("{}/sign-in", self.base))
             .form(&[("username", username), ("password", password), ("next", "/admin/users")]);
         if let Some(c) = cookie {
@@ -138,7 +147,7 @@ impl Portal {
     async fn api(&self, auth: Auth<'_>, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         match auth {
-            Auth::Session(s) => req = req.header(COOKIE, &s.cookie).header(ORIGIN, &self.base),
+            Auth::Session(s) => req = req.header(COOKIE, &s.cookie).header(ORIGIN, &self.origin),
             Auth::Key(k) => req = req.bearer_auth(k),
             Auth::None => {}
         }
@@ -156,7 +165,7 @@ impl Portal {
             .http
             .post(format!("{}/fn/{name}", self.base))
             .header(COOKIE, &s.cookie)
-            .header(ORIGIN, &self.base)
+            .header(ORIGIN, &self.origin)
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(serde_urlencoded(form))
@@ -954,4 +963,267 @@ async fn the_endpoint_form_changes_an_endpoint_wherever_it_is_listed() {
             .iter()
             .any(|e| e.id == format!("{DCP}/zz3"))
     );
+}
+
+// Findings of the security probe of a live server (issue 12), one test each.
+
+/// The value of query parameter `name` in a URL.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn sign_in_goes_on_only_to_a_path_of_this_site() {
+    let p = Portal::start().await;
+    for (next, expected) in [
+        ("/admin/users?page=2", "/admin/users?page=2"),
+        ("/\\evil.example/x", "/"),
+        ("/\t/evil.example", "/"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+    ] {
+        let res = p
+            .http
+            .post(format!("{}/fn/sign_in", p.base))
+            .header(ACCEPT, "text/html")
+            .header(ORIGIN, &p.base)
+            .form(&[("username", "admin"), ("password", PASSWORD), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302, "{next:?}");
+        assert_eq!(res.headers()["location"], expected, "{next:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_form_error_is_shown_only_when_this_server_produced_it_for_this_session() {
+    use base64::Engine;
+    let p = Portal::start().await;
+    let admin = p.sign_in("admin").await;
+    // A crafted link: the endpoint form filled with an attacker's address and message.
+    let crafted = json!({"Invalid": {
+        "message": "Confirm the new webhook address and press Save",
+        "fields": {},
+        "values": {"url": "https://attacker.example/hook", "dip_id": SUP1, "name": "main"}
+    }});
+    let err = base64::engine::general_purpose::URL_SAFE.encode(crafted.to_string());
+    let link = format!("/admin/endpoints?__path=/fn/save_endpoint&__err={err}");
+    let (status, body, _) = p.page(Some(&admin), &link).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("attacker.example"), "crafted values shown");
+    assert!(!body.contains("Confirm the new webhook"), "crafted message shown");
+
+    // A real failure of the form, posted without JavaScript, comes back signed and shown.
+    let res = p
+        .http
+        .post(format!("{}/fn/save_endpoint", p.base))
+        .header(COOKIE, &admin.cookie)
+        .header(ORIGIN, &p.base)
+        .header(ACCEPT, "text/html")
+        .header("referer", format!("{}/admin/endpoints", p.base))
+        .form(&[
+            ("dip_id", SUP1),
+            ("name", "main"),
+            ("url", "ftp://not-a-webhook.example/x"),
+            ("channels", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(query_param(&location, "__sig").is_some(), "{location}");
+    let path = location.strip_prefix(&p.base).unwrap();
+    let (_, body, _) = p.page(Some(&admin), path).await;
+    assert!(
+        body.contains("not-a-webhook.example"),
+        "the user's own value comes back"
+    );
+    // The same link in another session shows nothing of it.
+    let other = p.sign_in("admin").await;
+    let (_, body, _) = p.page(Some(&other), path).await;
+    assert!(!body.contains("not-a-webhook.example"), "another session's error shown");
+}
+
+#[tokio::test]
+async fn guesses_of_the_current_password_are_throttled_like_sign_ins() {
+    let p = Portal::start().await;
+    let user = p.sign_in("sup1-user").await;
+    let change = |current: &'static str| {
+        let user = &user;
+        let p = &p;
+        async move {
+            p.server_fn(
+                user,
+                "change_password",
+                &[
+                    ("current", current),
+                    ("new_password", "a brand new passphrase"),
+                    ("repeat", "a brand new passphrase"),
+                ],
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        let (status, body) = change("not my password").await;
+        assert_eq!(status, 400, "{body}");
+    }
+    // Locked now, even for the right password.
+    let (status, body) = change("correct horse battery").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("TooManyAttempts"), "{body}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = change("correct horse battery").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn sign_ins_from_one_address_are_limited() {
+    let p = Portal::start().await;
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let res = p
+            .sign_in_response(&format!("guess-{i}"), "not the password", None)
+            .await;
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        statuses.push(query_param(&location, "__err").is_some_and(|e| {
+            use base64::Engine;
+            let e = base64::engine::general_purpose::URL_SAFE.decode(e).unwrap();
+            String::from_utf8(e).unwrap().contains("from your network")
+        }));
+    }
+    let refused = statuses.iter().filter(|r| **r).count();
+    assert_eq!(refused, 5, "the first 20 are checked, the rest refused: {statuses:?}");
+    assert!(statuses[..20].iter().all(|r| !r));
+}
+
+#[tokio::test]
+async fn participant_users_see_only_the_participants_they_deal_with() {
+    let p = Portal::start().await;
+    let user = p.sign_in("sup1-user").await;
+    let names = |body: &str| {
+        [SUP2, REGS_N, LDSO_P]
+            .into_iter()
+            .filter(|id| body.contains(id))
+            .collect::<Vec<_>>()
+    };
+    let (status, body) = p.server_fn(&user, "load_alarms", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(SUP1));
+    assert_eq!(names(&body), Vec::<&str>::new(), "{body}");
+    let (status, body, _) = p.page(Some(&user), "/reports").await;
+    assert_eq!(status, 200);
+    assert_eq!(names(&body), Vec::<&str>::new());
+
+    // Once SUP1 has sent a message to the Registration Service, it is named; nobody else.
+    assert_eq!(p.send(&message("IF-031", "dealt-1", REGS_N)).await.0, 202);
+    let mut pump = broker_core::analytics::pump::Pump::new(
+        p.store.clone(),
+        broker_core::analytics::Sink::Embedded,
+        Default::default(),
+    );
+    while pump.step().await.unwrap() > 0 {}
+    let (_, body) = p.server_fn(&user, "load_alarms", &[]).await;
+    assert_eq!(names(&body), vec![REGS_N], "{body}");
+    let (_, body, _) = p.page(Some(&user), "/reports").await;
+    assert_eq!(names(&body), vec![REGS_N]);
+    // Operator staff still see the whole directory.
+    let admin = p.sign_in("admin").await;
+    let (_, body) = p.server_fn(&admin, "load_alarms", &[]).await;
+    assert_eq!(names(&body), vec![SUP2, REGS_N, LDSO_P]);
+    // A participant's rule cannot name a participant it never dealt with.
+    let (status, body) = p
+        .server_fn(
+            &user,
+            "create_alarm",
+            &[
+                ("name", "probe"),
+                ("kind", "dead_letters"),
+                ("channel", ""),
+                ("recipient", SUP2),
+                ("threshold", "1"),
+                ("window_minutes", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn server_functions_answer_their_errors_status() {
+    let p = Portal::start().await;
+    // A wrong password, called as the browser bundle calls it.
+    let res = p
+        .http
+        .post(format!("{}/fn/sign_in", p.base))
+        .header(ORIGIN, &p.base)
+        .header(ACCEPT, "application/json")
+        .form(&[("username", "admin"), ("password", "not the password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // Missing and malformed arguments.
+    let admin = p.sign_in("admin").await;
+    let (status, body) = p.server_fn(&admin, "save_endpoint", &[("dip_id", SUP1)]).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = p.server_fn(&admin, "change_password", &[]).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_is_not_cached() {
+    let p = Portal::start().await;
+    let admin = p.sign_in("admin").await;
+    let key = p.key(SUP1);
+    let requests = [
+        p.http.get(format!("{}/api/v1/channels", p.base)).bearer_auth(&key),
+        p.http.get(format!("{}/api/v1/messages/nope", p.base)).bearer_auth(&key),
+        p.http.get(format!("{}/api/v1/no-such-route", p.base)),
+        p.http.get(format!("{}/no-such-page", p.base)),
+        p.http
+            .get(format!("{}/admin/users", p.base))
+            .header(COOKIE, &admin.cookie),
+        p.http.get(format!("{}/style/dip.css", p.base)),
+    ];
+    for req in requests {
+        let res = req.send().await.unwrap();
+        let url = res.url().to_string();
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{url}");
+        assert_eq!(h["x-frame-options"], "DENY", "{url}");
+        let cache = h["cache-control"].to_str().unwrap();
+        if url.ends_with(".css") {
+            assert_eq!(cache, "no-cache", "{url}");
+        } else {
+            assert_eq!(cache, "no-store", "{url}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_answer_a_not_found_page_or_the_apis_coded_404() {
+    let p = Portal::start().await;
+    let (status, body, _) = p.page(None, "/no-such-page").await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("Page not found") && body.contains("/style/dip.css"),
+        "{body}"
+    );
+    let (status, body) = p.api(Auth::None, Method::GET, "/api/v1/no-such-route", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["errors"][0]["code"], "NOT_FOUND", "{body}");
+}
+
+#[tokio::test]
+async fn a_page_that_needs_a_session_redirects_whatever_the_client_accepts() {
+    let p = Portal::start().await;
+    let res = p.http.get(format!("{}/admin/users", p.base)).send().await.unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], "/sign-in?next=/admin/users");
 }

@@ -203,12 +203,32 @@ impl Analytics {
         self.run(query, true).await
     }
 
-    async fn run(&self, query: &ReportQuery, totals_only: bool) -> Result<Report, AnalyticsError> {
-        query.validate()?;
-        let dialect = match self.sink {
+    /// Whom `participant` exchanged messages with in `[from, to)`, by DIP ID (itself
+    /// excluded), so that its views can name them and nobody else.
+    pub async fn counterparties(&self, participant: &str, from: i64, to: i64) -> Result<Vec<String>, AnalyticsError> {
+        let sql = report::counterparties_sql(participant, from, to, self.dialect())
+            .ok_or_else(|| AnalyticsError::Invalid(format!("not a DIP ID: {participant}")))?;
+        let mut out: Vec<String> = self
+            .rows(&sql, 1)
+            .await?
+            .into_iter()
+            .map(|r| r.group)
+            .filter(|g| !g.is_empty() && g != participant)
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn dialect(&self) -> report::Dialect {
+        match self.sink {
             Sink::Embedded => report::Dialect::Sql,
             Sink::ClickHouse(_) => report::Dialect::ClickHouse,
-        };
+        }
+    }
+
+    async fn run(&self, query: &ReportQuery, totals_only: bool) -> Result<Report, AnalyticsError> {
+        query.validate()?;
+        let dialect = self.dialect();
         // The statements are independent: run together, they take the time of the slowest.
         let statements = report::statements(query, dialect, totals_only);
         let rows = futures::future::try_join_all(statements.iter().map(|(part, sql, values)| async move {

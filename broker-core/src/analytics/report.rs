@@ -363,6 +363,23 @@ fn filter(q: &ReportQuery, kinds: &[EventKind]) -> String {
     w
 }
 
+/// The statement listing whom `participant` exchanged messages with in `[from, to)`
+/// (as sender or recipient of a routed copy): one row per counterparty, its DIP ID as
+/// the group and the copies as the value. `None` when `participant` is not an identifier.
+pub fn counterparties_sql(participant: &str, from: i64, to: i64, d: Dialect) -> Option<String> {
+    if !identifier(participant) {
+        return None;
+    }
+    let me = quote_list(&[participant.to_owned()]);
+    Some(format!(
+        "SELECT 0 AS bucket, CASE WHEN sender_dip_id = {me} THEN recipient_dip_id ELSE sender_dip_id END AS grp, \
+         '' AS label, {n} FROM {t} WHERE kind = 'routed' AND at >= {from} AND at < {to} \
+         AND (sender_dip_id = {me} OR recipient_dip_id = {me}) GROUP BY bucket, grp, label ORDER BY grp",
+        n = int(d, "COUNT(*)"),
+        t = table(d),
+    ))
+}
+
 fn volumes_sql(q: &ReportQuery, d: Dialect, whole: bool) -> String {
     format!(
         "SELECT {b} AS bucket, {g} AS grp, kind AS label, {n} FROM {t} {w} \

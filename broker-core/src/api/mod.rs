@@ -72,6 +72,12 @@ impl IntoResponse for Failure {
     }
 }
 
+/// The answer to a path under `/api/` that names no route: the API's coded 404, for a
+/// host application's fallback.
+pub async fn unknown_route() -> Response {
+    Failure::not_found().into_response()
+}
+
 pub(crate) fn error_response(status: StatusCode, errors: Vec<ApiError>) -> Response {
     let mut response = (status, Json(json!({ "errors": errors }))).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {

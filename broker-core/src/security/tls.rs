@@ -85,7 +85,8 @@ pub fn server_config(settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` completes. Each request carries
-/// the [`ClientCertificate`] of its connection.
+/// the [`ClientCertificate`] of its connection and the peer's address
+/// (`ConnectInfo<SocketAddr>`, as `axum::serve` gives with connect info).
 pub async fn serve(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
@@ -121,7 +122,9 @@ pub async fn serve(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c: &CertificateDer<'_>| certs::fingerprint(c));
-            let app = app.layer(axum::Extension(ClientCertificate(fingerprint)));
+            let app = app
+                .layer(axum::Extension(ClientCertificate(fingerprint)))
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             let service = hyper_util::service::TowerToHyperService::new(app);
             let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             if let Err(e) = builder

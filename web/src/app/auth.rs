@@ -17,13 +17,12 @@ pub async fn whoami() -> Result<Option<Actor>, AppError> {
 /// Signs in and goes to `next` (a path on this site) or home.
 #[server(prefix = "/fn", endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String, next: Option<String>) -> Result<(), AppError> {
+    use crate::portal::accounts;
     use crate::portal::ctx;
     let (state, session) = ctx::state_and_session().await?;
-    crate::portal::accounts::sign_in(state.broker.store().as_ref(), &session, &username, &password).await?;
-    let next = next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or_else(|| "/".into());
-    leptos_axum::redirect(&next);
+    let _attempt = accounts::admit_attempt(&state.sign_ins)?;
+    accounts::sign_in(state.broker.store().as_ref(), &session, &username, &password).await?;
+    leptos_axum::redirect(&ctx::local_path(next.as_deref()));
     Ok(())
 }
 
@@ -55,8 +54,9 @@ async fn change_own_password(current: String, new_password: String, repeat: Stri
         .await
         .map_err(accounts::unavailable)?
         .ok_or(AppError::SignInRequired)?;
-    if !accounts::verify(&current, &user.password_hash).await {
-        return Err(AppError::field("current", "This is not your current password."));
+    {
+        let _attempt = accounts::admit_attempt(&state.sign_ins)?;
+        accounts::check_current_password(store.as_ref(), &user, &current).await?;
     }
     accounts::check_password("new_password", &new_password, &user.username)?;
     if new_password != repeat {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use broker_core::store::{Store, UserRecord};
 use tower_sessions::Session;
 
@@ -40,28 +40,23 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Hashes a password with argon2id (off the async threads: it takes tens of milliseconds
-/// on purpose).
+/// Hashes a password with argon2id (on the password threads: it takes tens of
+/// milliseconds and 19 MiB on purpose).
 pub async fn hash_password(password: String) -> Result<String, AppError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(|_| AppError::Unavailable)?
-    .map_err(|_| AppError::Unavailable)
+    super::throttle::hash(password).await.ok_or_else(busy)
 }
 
-/// Whether `password` matches the stored hash (off the async threads, like hashing).
-pub async fn verify(password: &str, hash: &str) -> bool {
-    let (password, hash) = (password.to_owned(), hash.to_owned());
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-    })
-    .await
-    .unwrap_or(false)
+/// Whether `password` matches the stored hash (on the password threads, like hashing);
+/// `Unavailable` when too many checks are under way.
+pub async fn verify(password: &str, hash: &str) -> Result<bool, AppError> {
+    super::throttle::verify(password.to_owned(), hash.to_owned())
+        .await
+        .ok_or_else(busy)
+}
+
+fn busy() -> AppError {
+    tracing::warn!("password work refused: too many under way");
+    AppError::Unavailable
 }
 
 /// Checks a new password against the policy.
@@ -166,14 +161,14 @@ pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, passw
         if let Some(wait) = unknown_lock(&username, now) {
             return Err(too_many(wait));
         }
-        verify(password, decoy_hash()).await;
+        verify(password, decoy_hash()).await?;
         note_unknown_failure(&username, now);
         return Err(wrong());
     };
     if let Some(wait) = lock_remaining(&user, now) {
         return Err(too_many(wait));
     }
-    let ok = verify(password, &user.password_hash).await;
+    let ok = verify(password, &user.password_hash).await?;
     store
         .note_sign_in(&user.id, ok && !user.disabled, now)
         .await
@@ -196,6 +191,44 @@ pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, passw
         .map_err(|_| AppError::Unavailable)?;
     tracing::info!(user = %user.username, "signed in");
     Ok(actor_of(&user))
+}
+
+/// Checks the signed-in user's current password before a change, throttled like
+/// sign-in: failures count against the same per-user limit, so a stolen session cannot
+/// guess it without bound.
+pub async fn check_current_password(store: &dyn Store, user: &UserRecord, password: &str) -> Result<(), AppError> {
+    let now = now_micros();
+    if let Some(wait) = lock_remaining(user, now) {
+        return Err(AppError::TooManyAttempts(format!(
+            "Too many wrong passwords; try again in {} s.",
+            wait.as_secs().max(1)
+        )));
+    }
+    if verify(password, &user.password_hash).await? {
+        return Ok(());
+    }
+    store.note_sign_in(&user.id, false, now).await.map_err(unavailable)?;
+    tracing::info!(user = %user.username, "wrong current password");
+    Err(AppError::field("current", "This is not your current password."))
+}
+
+/// Admits a password attempt from the request's client address, or refuses it
+/// (too many from that address at once or lately).
+pub fn admit_attempt(
+    limits: &std::sync::Arc<super::throttle::AddressLimits>,
+) -> Result<super::throttle::Attempt, AppError> {
+    let address = leptos::prelude::use_context::<axum::http::request::Parts>().and_then(|p| {
+        p.extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+    });
+    limits.admit(address).map_err(|wait| {
+        tracing::info!(?address, "password attempt refused: too many from this address");
+        AppError::TooManyAttempts(format!(
+            "Too many attempts from your network; try again in {} s.",
+            wait.as_secs().max(1)
+        ))
+    })
 }
 
 /// Ends the session on the server and drops the cookie.

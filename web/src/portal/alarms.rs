@@ -409,6 +409,10 @@ pub mod service {
         AppError::Unavailable
     }
 
+    /// How far back a participant's counterparties are looked for, to offer them as a
+    /// rule's recipient.
+    const COUNTERPARTY_WINDOW_US: i64 = 30 * 86_400_000_000;
+
     /// May create rules: staff who administer or analyse, any of a participant's users
     /// but a read-only auditor.
     pub fn manages_alarms(actor: &Actor) -> bool {
@@ -485,6 +489,9 @@ pub mod service {
         let registry = broker.registry();
         let mut channels: Vec<String> = registry.catalogue.channels.keys().cloned().collect();
         channels.sort();
+        let now = chrono::Utc::now().timestamp_micros();
+        let participants =
+            crate::portal::reports::named_participants(broker, actor, now - COUNTERPARTY_WINDOW_US, now).await?;
         Ok(AlarmsView {
             rows: rules
                 .iter()
@@ -505,11 +512,7 @@ pub mod service {
             can_create: manages_alarms(actor),
             email,
             channels,
-            participants: registry
-                .participants()
-                .into_iter()
-                .map(|p| (p.dip_id.clone(), p.name.clone()))
-                .collect(),
+            participants,
         })
     }
 
@@ -533,7 +536,17 @@ pub mod service {
             errors.insert("channel".to_owned(), format!("There is no channel {channel}."));
         }
         let recipient = form.recipient.trim().to_owned();
-        if !recipient.is_empty() && registry.participant(&recipient).is_none() {
+        // A participant's user may name only participants its views may show; any other
+        // is answered as unknown, so that the directory cannot be probed.
+        let now = chrono::Utc::now().timestamp_micros();
+        let known = !recipient.is_empty()
+            && registry.participant(&recipient).is_some()
+            && (actor.dip_id.is_none()
+                || crate::portal::reports::named_participants(broker, actor, now - COUNTERPARTY_WINDOW_US, now)
+                    .await?
+                    .iter()
+                    .any(|(id, _)| *id == recipient));
+        if !recipient.is_empty() && !known {
             errors.insert("recipient".to_owned(), format!("There is no participant {recipient}."));
         }
         let threshold = form

@@ -88,3 +88,49 @@ pub async fn take_flash() -> Option<String> {
     let (_, session) = state_and_session().await.ok()?;
     session.remove::<String>(FLASH).await.ok().flatten()
 }
+
+/// `next` as a path on this site to go to after an action, normalised; anything a
+/// browser could resolve to another site (`//host`, `/\\host`, a tab or newline that
+/// browsers drop, a scheme) gives `/`.
+pub fn local_path(next: Option<&str>) -> String {
+    const HOME: &str = "/";
+    let Some(next) = next.filter(|n| n.starts_with('/')) else {
+        return HOME.into();
+    };
+    if next.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+        return HOME.into();
+    }
+    let Ok(base) = url::Url::parse("http://portal.invalid/") else {
+        return HOME.into();
+    };
+    match base.join(next) {
+        Ok(url) if url.origin() == base.origin() => url[url::Position::BeforePath..].to_owned(),
+        _ => HOME.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_paths_on_this_site_are_followed() {
+        assert_eq!(local_path(Some("/admin/users?page=2")), "/admin/users?page=2");
+        assert_eq!(local_path(Some("/a/../reports")), "/reports");
+        for bad in [
+            "/\\evil.example/x",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "//evil.example",
+            "///evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "/ /evil.example",
+        ] {
+            assert_eq!(local_path(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(local_path(None), "/");
+        // Percent-encoded, a tab is only a character of the path.
+        assert_eq!(local_path(Some("/%09/evil.example")), "/%09/evil.example");
+    }
+}

@@ -7,16 +7,19 @@ pub mod admin;
 pub mod alarms;
 pub mod charts;
 pub mod ctx;
+pub mod form_errors;
 pub mod reports;
 pub mod rest;
 pub mod sessions;
+pub mod throttle;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,6 +30,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::app::types::AppError;
 use crate::app::{App, shell};
 pub use accounts::SessionPolicy;
 
@@ -46,6 +50,11 @@ pub struct AppState {
     pub hydrate: bool,
     /// Whether the portal is served over TLS (cookies are then `Secure`).
     pub tls: bool,
+    /// The origin of `--public-url`, where it is set: browsers reaching the portal
+    /// through a proxy send it as their `Origin`.
+    pub public_origin: Option<url::Origin>,
+    /// Limits on sign-in attempts per client address.
+    pub sign_ins: Arc<throttle::AddressLimits>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -70,18 +79,36 @@ impl AppState {
                 "browser bundle not found: pages are served without hydration (run scripts/build-site)"
             );
         }
+        let public_origin = broker
+            .config()
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin())
+            .filter(url::Origin::is_tuple);
         Self {
             broker,
             leptos,
             sessions,
             hydrate,
             tls,
+            public_origin,
+            sign_ins: Arc::default(),
         }
     }
 }
 
+/// The whole platform as one router: the portal (pages, server functions, admin REST
+/// API, assets) beside the participant API, every answer with the security headers.
+pub fn platform(state: AppState) -> Router {
+    let api = broker_core::api::router(state.broker.clone());
+    router(state)
+        .merge(api)
+        .layer(middleware::map_response(security_headers))
+}
+
 /// The portal's routes (pages, server functions, admin REST API, assets), with sessions
-/// and the cross-site request check; merge the participant API beside it.
+/// and the cross-site request check; [`platform`] puts the participant API beside it.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = {
@@ -94,7 +121,7 @@ pub fn router(state: AppState) -> Router {
         move || shell(options.clone(), hydrate)
     };
     let sessions = SessionManagerLayer::new(sessions::DbSessions(state.broker.store().clone()))
-        .with_name("dip_session")
+        .with_name(sessions::COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.tls)
@@ -110,19 +137,75 @@ pub fn router(state: AppState) -> Router {
         .route("/fn/{*name}", post(server_fn).get(server_fn))
         .merge(rest::routes())
         .merge(reports::routes())
+        .fallback(not_found)
         .with_state(state.clone())
-        .layer(sessions);
+        .layer(middleware::from_fn(server_fn_status))
+        .layer(middleware::from_fn(form_errors::sign))
+        .layer(sessions)
+        .layer(middleware::from_fn(page_redirects));
     // Assets need no session (nor a session write per file).
     Router::new()
         .route("/style/dip.css", get(stylesheet))
         .nest_service("/pkg", pkg)
+        .layer(middleware::map_response(revalidate))
         .merge(dynamic)
-        .layer(middleware::from_fn(same_origin))
-        .layer(middleware::map_response(security_headers))
+        .layer(middleware::from_fn_with_state(state, same_origin))
+}
+
+/// Unknown paths: the participant API's coded 404 under `/api/`, otherwise the portal's
+/// not-found page (the router's fallback view, which answers 404).
+async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+    if request.uri().path().starts_with("/api/") {
+        return broker_core::api::unknown_route().await;
+    }
+    let context = {
+        let state = state.clone();
+        move || provide_context(state.clone())
+    };
+    let page_shell = {
+        let options = state.leptos.clone();
+        let hydrate = state.hydrate;
+        move || shell(options.clone(), hydrate)
+    };
+    let mut response = leptos_axum::render_app_async_with_context(context, page_shell)(request).await;
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+/// A page that sends its reader elsewhere (to sign in, say) is a redirect whatever the
+/// client accepts: Leptos sets `302` only for clients that ask for HTML and leaves
+/// others a `200` with a `Location`.
+async fn page_redirects(request: Request, next: Next) -> Response {
+    let page = request.method() == Method::GET && !request.uri().path().starts_with("/fn/");
+    let mut response = next.run(request).await;
+    if page && response.status().is_success() && response.headers().contains_key(header::LOCATION) {
+        *response.status_mut() = StatusCode::FOUND;
+    }
+    response
 }
 
 async fn server_fn(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
     leptos_axum::handle_server_fns_with_context(move || provide_context(state.clone()), req).await
+}
+
+/// A failed server function answers with the status of its [`AppError`]: Leptos answers
+/// 500 for every error, even a bad argument or a wrong password.
+async fn server_fn_status(request: Request, next: Next) -> Response {
+    let server_fn = request.uri().path().starts_with("/fn/");
+    let response = next.run(request).await;
+    if !server_fn || response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes)
+        && let Ok(status) = StatusCode::from_u16(error.status())
+    {
+        parts.status = status;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -135,25 +218,56 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+/// Headers on every answer, the participant API's included. Nothing is cached unless
+/// its route says otherwise: pages and API answers carry personal and market data.
 async fn security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 
+/// Assets may be kept by the browser but are checked with the server before each use,
+/// so a new bundle takes effect at once.
+async fn revalidate(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The origin (scheme, host, port) a request was addressed to: its authority is the
+/// URI's under HTTP/2 (`:authority`) and the `Host` header's under HTTP/1; its scheme is
+/// the listener's.
+fn own_origin(uri: &Uri, headers: &HeaderMap, tls: bool) -> Option<url::Origin> {
+    let authority = match uri.authority() {
+        Some(a) => a.as_str(),
+        None => headers.get(header::HOST)?.to_str().ok()?,
+    };
+    let scheme = if tls { "https" } else { "http" };
+    let origin = url::Url::parse(&format!("{scheme}://{authority}/")).ok()?.origin();
+    origin.is_tuple().then_some(origin)
+}
+
 /// Whether a state-changing request comes from this site. Browsers send `Origin` on
-/// cross-site posts (and `Sec-Fetch-Site`); a request with neither is not from a
+/// cross-site posts (and `Sec-Fetch-Site`); it must be the whole origin the request
+/// was addressed to, or the public URL's. A request with neither header is not from a
 /// browser page and carries no ambient credentials worth forging.
-fn from_this_site(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+fn from_this_site(uri: &Uri, headers: &HeaderMap, tls: bool, public: Option<&url::Origin>) -> bool {
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        let authority = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"));
-        return matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h));
+        let Some(origin) = origin
+            .to_str()
+            .ok()
+            .and_then(|o| url::Url::parse(o).ok())
+            .map(|u| u.origin())
+            .filter(url::Origin::is_tuple)
+        else {
+            return false;
+        };
+        return own_origin(uri, headers, tls).as_ref() == Some(&origin) || public == Some(&origin);
     }
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some(site) => site == "same-origin" || site == "none",
@@ -161,9 +275,16 @@ fn from_this_site(headers: &HeaderMap) -> bool {
     }
 }
 
-async fn same_origin(request: Request, next: Next) -> Response {
+async fn same_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe && !from_this_site(request.headers()) {
+    if !safe
+        && !from_this_site(
+            request.uri(),
+            request.headers(),
+            state.tls,
+            state.public_origin.as_ref(),
+        )
+    {
         tracing::warn!(path = %request.uri().path(), "cross-site request refused");
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
@@ -181,28 +302,73 @@ mod tests {
             .collect()
     }
 
+    /// An HTTP/1 request (origin-form URI, `Host` header) to a plain-HTTP listener.
+    fn http1(pairs: &[(&'static str, &'static str)]) -> bool {
+        from_this_site(&Uri::from_static("/fn/sign_in"), &headers(pairs), false, None)
+    }
+
     #[test]
     fn cross_site_posts_are_refused() {
-        assert!(from_this_site(&headers(&[
+        assert!(http1(&[
             ("host", "dip.example:8080"),
             ("origin", "http://dip.example:8080")
-        ])));
-        assert!(!from_this_site(&headers(&[
+        ]));
+        assert!(http1(&[
+            ("host", "DIP.example:8080"),
+            ("origin", "http://dip.example:8080")
+        ]));
+        assert!(!http1(&[
             ("host", "dip.example:8080"),
             ("origin", "http://evil.example")
-        ])));
-        assert!(!from_this_site(&headers(&[
-            ("host", "dip.example"),
-            ("origin", "null")
-        ])));
-        assert!(!from_this_site(&headers(&[
-            ("host", "dip.example"),
-            ("sec-fetch-site", "cross-site")
-        ])));
-        assert!(from_this_site(&headers(&[
-            ("host", "dip.example"),
-            ("sec-fetch-site", "same-origin")
-        ])));
-        assert!(from_this_site(&headers(&[("host", "dip.example")])));
+        ]));
+        assert!(!http1(&[("host", "dip.example"), ("origin", "null")]));
+        assert!(!http1(&[("host", "dip.example"), ("sec-fetch-site", "cross-site")]));
+        assert!(http1(&[("host", "dip.example"), ("sec-fetch-site", "same-origin")]));
+        assert!(http1(&[("host", "dip.example")]));
+    }
+
+    #[test]
+    fn the_scheme_and_port_are_part_of_the_origin() {
+        // An https page posting to the plain-HTTP portal is another origin.
+        assert!(!http1(&[
+            ("host", "dip.example:8080"),
+            ("origin", "https://dip.example:8080")
+        ]));
+        assert!(!http1(&[
+            ("host", "dip.example:8080"),
+            ("origin", "http://dip.example:8081")
+        ]));
+        // Default ports may be written or not.
+        let tls = |host, origin| {
+            from_this_site(
+                &Uri::from_static("/fn/sign_in"),
+                &headers(&[("host", host), ("origin", origin)]),
+                true,
+                None,
+            )
+        };
+        assert!(tls("dip.example", "https://dip.example"));
+        assert!(tls("dip.example:443", "https://dip.example"));
+        assert!(!tls("dip.example", "http://dip.example"));
+    }
+
+    #[test]
+    fn http2_requests_carry_their_authority_in_the_uri() {
+        // HTTP/2 has no Host header: `:authority` arrives as the URI's authority.
+        let uri = Uri::from_static("https://127.0.0.1:8443/fn/sign_in");
+        let origin = |o| headers(&[("origin", o)]);
+        assert!(from_this_site(&uri, &origin("https://127.0.0.1:8443"), true, None));
+        assert!(!from_this_site(&uri, &origin("https://evil.example"), true, None));
+        assert!(!from_this_site(&uri, &origin("http://127.0.0.1:8443"), true, None));
+    }
+
+    #[test]
+    fn the_public_url_is_an_origin_of_this_site() {
+        // Behind a proxy that ends TLS, the portal sees plain HTTP on its own address.
+        let public = url::Url::parse("https://dip.example/").unwrap().origin();
+        let uri = Uri::from_static("/fn/sign_in");
+        let h = headers(&[("host", "10.0.0.5:8080"), ("origin", "https://dip.example")]);
+        assert!(from_this_site(&uri, &h, false, Some(&public)));
+        assert!(!from_this_site(&uri, &h, false, None));
     }
 }

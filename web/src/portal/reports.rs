@@ -188,6 +188,38 @@ pub async fn run(broker: &Broker, actor: &Actor, params: &mut ReportParams) -> R
     Ok((series, totals))
 }
 
+/// The participants `actor`'s views may name, by DIP ID with their names: every one for
+/// operator staff; for a participant's user their own, those it acts for, and the
+/// counterparties it exchanged messages with in `[from, to)`, and nobody else.
+pub async fn named_participants(
+    broker: &Broker,
+    actor: &Actor,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(String, String)>, AppError> {
+    let registry = broker.registry();
+    let ids = match &actor.dip_id {
+        None => registry.participants().into_iter().map(|p| p.dip_id.clone()).collect(),
+        Some(own) => {
+            let mut ids = registry.acts_for(own);
+            ids.extend(
+                broker
+                    .analytics()
+                    .counterparties(own, from, to)
+                    .await
+                    .map_err(app_error)?,
+            );
+            ids.sort();
+            ids.dedup();
+            ids
+        }
+    };
+    Ok(ids
+        .into_iter()
+        .filter_map(|id| registry.participant(&id).map(|p| (id.clone(), p.name.clone())))
+        .collect())
+}
+
 fn cells(l: &Latency) -> LatencyCells {
     LatencyCells {
         count: l.count,
@@ -357,11 +389,7 @@ pub async fn view(broker: &Broker, actor: &Actor, mut params: ReportParams) -> R
     let registry = broker.registry();
     let mut channel_options: Vec<String> = registry.catalogue.channels.keys().cloned().collect();
     channel_options.sort();
-    let participant_options = registry
-        .participants()
-        .into_iter()
-        .map(|p| (p.dip_id.clone(), p.name.clone()))
-        .collect();
+    let participant_options = named_participants(broker, actor, q.from, q.to).await?;
     Ok(ReportView {
         group_label: match totals.query.group_by {
             GroupBy::None => String::new(),

@@ -10,6 +10,8 @@ use tower_sessions::session_store::{Error, Result, SessionStore};
 
 /// Session key of the signed-in user's id.
 pub const USER_ID: &str = "user_id";
+/// Name of the session cookie.
+pub const COOKIE: &str = "dip_session";
 /// Session key of the sign-in time (seconds since the epoch), for the absolute timeout.
 pub const SIGNED_IN_AT: &str = "signed_in_at";
 
