@@ -143,14 +143,21 @@ pub async fn replay(
     }
 
     // The range: the earliest of the two starts, the latest of the two ends (spec 5.5.11).
+    // An id is looked up only among the messages sent to the recipient on the channel:
+    // anything else answers as an id that does not exist, so that naming another
+    // participant's transaction reveals neither that it exists nor when it was received.
     let received = |id: &Option<String>, path: &'static str| {
         let id = id.clone();
+        let recipient = recipient.clone();
         async move {
             match id {
                 None => Ok(None),
-                Some(id) => match store.message(&id).await? {
-                    Some(m) if m.interface_id == request.interface_id => Ok(Some(m.received_at)),
-                    _ => Err(invalid(path, format!("no message {id} on {}", request.interface_id))),
+                Some(id) => match store.received_by(&id, &request.interface_id, &recipient).await? {
+                    Some(at) => Ok(Some(at)),
+                    None => Err(invalid(
+                        path,
+                        format!("no message {id} sent to {recipient} on {}", request.interface_id),
+                    )),
                 },
             }
         }

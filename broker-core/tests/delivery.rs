@@ -694,6 +694,55 @@ async fn replay(db: Db) {
     assert_eq!(body["replays"].as_array().unwrap().len(), 1, "{body}");
 }
 
+/// A dry run naming a transaction id its recipient was not sent (another participant's
+/// message, or its own on another channel) answers exactly as for an id that does not
+/// exist: no receipt time, no different error to tell them apart.
+async fn replay_ids_not_sent_to_the_recipient_are_unknown(db: Db) {
+    let s = TestServer::start(db).await;
+    let theirs = send(&s, &s.key(SUP1), request_to(REGS_N, "theirs")).await;
+    let mine = send(&s, &s.key(SUP1), request_to(REGS_2, "mine")).await;
+    let (status, record) = s.get(&s.operator_key(), &format!("/api/v1/messages/{theirs}")).await;
+    assert_eq!(status, 200, "{record}");
+    let received = record["transactionTimestamp"]
+        .as_str()
+        .expect("receipt time")
+        .to_owned();
+    let nonexistent = uuid::Uuid::now_v7().to_string();
+
+    // The answer with the id itself blanked out.
+    let ask = |interface: &'static str, field: &'static str, id: String| {
+        let s = &s;
+        async move {
+            let mut body = json!({ "interfaceID": interface, "dryRun": true });
+            body[field] = json!(id);
+            if field == "endTransactionID" {
+                body["fromTime"] = json!("2020-01-01T00:00:00Z");
+            }
+            let (status, answer) = s
+                .post_to("/api/v1/replays", &s.key(REGS_2), "application/json", body.to_string())
+                .await;
+            (status, answer.to_string().replace(&id, "<id>"))
+        }
+    };
+    for field in ["startTransactionID", "endTransactionID"] {
+        let unknown = ask("IF-031", field, nonexistent.clone()).await;
+        assert_eq!(unknown.0, 400, "{}", unknown.1);
+        let other_recipient = ask("IF-031", field, theirs.clone()).await;
+        assert_eq!(other_recipient, unknown, "{field}: another participant's message");
+        assert!(!other_recipient.1.contains(&received), "{}", other_recipient.1);
+        let other_channel = ask("IF-032", field, mine.clone()).await;
+        assert_eq!(
+            other_channel,
+            ask("IF-032", field, nonexistent.clone()).await,
+            "{field}"
+        );
+    }
+    // Its own message it may name.
+    let (status, body) = ask("IF-031", "startTransactionID", mine.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"messages\":1"), "{body}");
+}
+
 async fn replay_keeps_obfuscation(db: Db) {
     let s = TestServer::delivering(db).await;
     let sink = Sink::start(true).await.expect("sink");
@@ -818,6 +867,7 @@ both_stores!(
     stale_pull_messages_reported_without_a_pull,
     replay,
     replay_keeps_obfuscation,
+    replay_ids_not_sent_to_the_recipient_are_unknown,
     operator_queue_view,
     internal_destinations_refused,
     redirects_not_followed,

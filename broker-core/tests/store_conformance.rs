@@ -52,6 +52,7 @@ both_stores!(
     failed_attempts_show_in_entry_and_queue_health,
     dead_letters_filter_and_redrive_to_the_tail,
     replay_candidates_and_recorded_replays,
+    received_by_finds_only_messages_sent_to_the_recipient_on_the_channel,
     commits_announce_their_queues,
     users_round_trip_with_unique_usernames_and_sign_in_counters,
     sessions_expire_and_end_per_user,
@@ -1659,6 +1660,48 @@ async fn replay_candidates_and_recorded_replays(db: Db) {
             .unwrap()
             .len(),
         4
+    );
+}
+
+async fn received_by_finds_only_messages_sent_to_the_recipient_on_the_channel(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    commit(s, &[msg(1, SUPPLIER, &[Q_DNO]), msg(2, SUPPLIER, &[Q_MOP])]).await;
+    let dno = "2000000001";
+    assert_eq!(s.received_by(&tx(1), "IF-021", dno).await.unwrap(), Some(BASE_TIME + 1));
+    // Another recipient's message, another channel, an unknown id: all alike.
+    assert_eq!(s.received_by(&tx(2), "IF-021", dno).await.unwrap(), None);
+    assert_eq!(s.received_by(&tx(1), "IF-022", dno).await.unwrap(), None);
+    assert_eq!(s.received_by(&tx(9), "IF-021", dno).await.unwrap(), None);
+    assert_eq!(
+        s.received_by(&tx(1), "IF-021", SUPPLIER).await.unwrap(),
+        None,
+        "the sender"
+    );
+
+    // A replay copy queued for the recipient does not make a message its own.
+    let record = ReplayRecord {
+        id: "replay-1".into(),
+        requested_by: "operator:ops".into(),
+        recipient: dno.into(),
+        interface_id: "IF-021".into(),
+        request: "{}".into(),
+        dry_run: false,
+        messages: 1,
+        created_at: BASE_TIME + 100,
+    };
+    let copy = ReplayCopy {
+        transaction_id: format!("R-{}", tx(2)),
+        interface_id: "IF-021".into(),
+        envelope: "{}".into(),
+        retain_until: BASE_TIME + YEAR_MICROS,
+        delivery: delivery(Q_DNO),
+    };
+    s.record_replay(&record, &[copy]).await.unwrap();
+    assert_eq!(s.received_by(&tx(2), "IF-021", dno).await.unwrap(), None);
+    assert_eq!(
+        s.received_by(&format!("R-{}", tx(2)), "IF-021", dno).await.unwrap(),
+        None
     );
 }
 

@@ -563,6 +563,11 @@ pub trait Store: AccountStore + AlarmStore + Send + Sync + 'static {
         to: i64,
         limit: i64,
     ) -> Result<Vec<ReplayCandidate>>;
+    /// The receipt time of message `transaction_id` if it is on channel `interface_id` and
+    /// was queued for `recipient` as business traffic (not a replay copy); `None` when it
+    /// does not exist, is on another channel or was not sent to the recipient, so that a
+    /// replay cannot tell those apart nor learn about others' messages.
+    async fn received_by(&self, transaction_id: &str, interface_id: &str, recipient: &str) -> Result<Option<i64>>;
     /// Records a replay and archives and queues its copies, in one transaction.
     async fn record_replay(&self, replay: &ReplayRecord, copies: &[ReplayCopy]) -> Result<()>;
     /// Recorded replays, newest first.

@@ -1008,6 +1008,26 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
+            async fn received_by(
+                &self,
+                transaction_id: &str,
+                interface_id: &str,
+                recipient: &str,
+            ) -> $crate::store::Result<Option<i64>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT m.received_at FROM messages m JOIN queue_entries q ON q.transaction_id = m.transaction_id \
+                     WHERE m.transaction_id = $1 AND m.interface_id = $2 AND q.recipient_dip_id = $3 \
+                     AND q.replay_id IS NULL LIMIT 1",
+                )
+                .bind(transaction_id)
+                .bind(interface_id)
+                .bind(recipient)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(|r| r.get(0)))
+            }
+
             async fn record_replay(
                 &self,
                 replay: &$crate::store::ReplayRecord,
