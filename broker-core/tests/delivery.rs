@@ -590,6 +590,47 @@ async fn pull_mode(db: Db) {
     assert_eq!(body["errors"][0]["code"], "NOT_PULL_QUEUE");
 }
 
+/// Queue routes on a queue the caller does not own, or that does not exist, answer the
+/// same 404, and a pull leases nothing.
+async fn unknown_queues_are_404_and_never_leased(db: Db) {
+    let s = TestServer::start(db).await;
+    let key = s.key(REGS_N);
+    let tx = send(&s, &s.key(SUP1), request_to(REGS_N, "known")).await;
+    let mut answers = Vec::new();
+    for (dip, name) in [
+        (REGS_N, "nonexistent"),
+        (REGS_N, "default2"),
+        (REGS_2, "default"),
+        (REGS_2, "nonexistent"),
+    ] {
+        let base = format!("/api/v1/participants/{dip}/queues/{name}");
+        let pull = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
+        let ack = json!({ "leaseID": "any", "transactionIDs": [tx] }).to_string();
+        let ack = s.post_to(&format!("{base}/ack"), &key, "application/json", ack).await;
+        let peek = s.get(&key, &format!("{base}/messages")).await;
+        for (route, (status, body)) in [("pull", &pull), ("ack", &ack), ("peek", &peek)] {
+            assert_eq!(*status, 404, "{route} {dip}/{name}: {body}");
+            assert_eq!(body["errors"][0]["code"], "NOT_FOUND", "{body}");
+        }
+        answers.extend([pull, ack, peek]);
+        let leased = s.broker.store().lease(&format!("{dip}/{name}")).await.unwrap();
+        assert!(leased.is_none(), "{dip}/{name} leased: {leased:?}");
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    // The library refuses such names too, whoever calls it.
+    use broker_core::delivery::pull::{self, PullError};
+    let queue = format!("{REGS_N}/nonexistent");
+    let refused = pull::pull(&s.broker, &queue, None, 1, Duration::from_secs(5)).await;
+    assert!(matches!(refused, Err(PullError::UnknownQueue)), "{refused:?}");
+    let refused = pull::ack(&s.broker, &queue, "any", std::slice::from_ref(&tx), false).await;
+    assert!(matches!(refused, Err(PullError::UnknownQueue)), "{refused:?}");
+    assert!(s.broker.store().lease(&queue).await.unwrap().is_none());
+    // The queue that exists is pulled as before.
+    let (status, body) = queue_post(&s, &key, "pull", Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pulled(&body), [json!(tx)]);
+}
+
 async fn replay(db: Db) {
     let s = TestServer::delivering(db).await;
     let sink = regs_webhook(&s).await;
@@ -864,6 +905,7 @@ both_stores!(
     asynchronous_error_report,
     stale_messages_dead_lettered_and_redriven,
     pull_mode,
+    unknown_queues_are_404_and_never_leased,
     stale_pull_messages_reported_without_a_pull,
     replay,
     replay_keeps_obfuscation,
