@@ -80,6 +80,8 @@ pub enum ErrorCode {
     SignatureInvalid,
     /// A CustomBlock encrypted to the platform does not decrypt.
     DecryptionFailed,
+    /// A replay would exceed the recipient's replay quota over the rolling window.
+    ReplayQuotaExceeded,
 }
 
 impl ErrorCode {
@@ -120,6 +122,7 @@ impl ErrorCode {
             Self::SignatureRequired => "SIGNATURE_REQUIRED",
             Self::SignatureInvalid => "SIGNATURE_INVALID",
             Self::DecryptionFailed => "DECRYPTION_FAILED",
+            Self::ReplayQuotaExceeded => "REPLAY_QUOTA_EXCEEDED",
         }
     }
 

@@ -65,6 +65,9 @@ pub struct BrokerConfig {
     pub authority: Option<Arc<crate::security::authority::Authority>>,
     /// Where lifecycle events go and reports are read from.
     pub analytics: crate::analytics::Sink,
+    /// Most messages replayed for one recipient within a rolling
+    /// [`crate::replay::QUOTA_WINDOW_HOURS`] hours; dry runs count nothing.
+    pub replay_quota: i64,
 }
 
 impl Default for BrokerConfig {
@@ -85,6 +88,7 @@ impl Default for BrokerConfig {
             trusted: None,
             authority: None,
             analytics: crate::analytics::Sink::Embedded,
+            replay_quota: crate::replay::DEFAULT_QUOTA,
         }
     }
 }

@@ -784,6 +784,114 @@ async fn replay_ids_not_sent_to_the_recipient_are_unknown(db: Db) {
     assert!(body.contains("\"messages\":1"), "{body}");
 }
 
+/// The per-recipient replay quota: every answer shows it, dry runs use none of it, a
+/// replay that would exceed it is refused with 429 and queues nothing, and concurrent
+/// replays cannot both pass.
+async fn replay_quota(db: Db) {
+    let config = broker_core::ingest::BrokerConfig {
+        replay_quota: 5,
+        ..Default::default()
+    };
+    let s = TestServer::start_with(db, config).await;
+    let before = chrono::Utc::now();
+    let mut sent = Vec::new();
+    for i in 0..4 {
+        sent.push(send(&s, &s.key(SUP1), request_to(REGS_N, &format!("quota-{i}"))).await);
+    }
+    send(&s, &s.key(SUP1), request_to(REGS_2, "quota-other")).await;
+    let post = |key: String, body: Value| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .post(format!("{}/api/v1/replays", s.base))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("request");
+            let status = r.status().as_u16();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<i64>().unwrap());
+            (status, r.json::<Value>().await.unwrap(), retry_after)
+        }
+    };
+    let quota = |used: i64| json!({ "limit": 5, "used": used, "remaining": 5 - used, "windowHours": 24 });
+    let all = json!({ "interfaceID": "IF-031", "fromTime": before.to_rfc3339() });
+    let dry = json!({ "interfaceID": "IF-031", "fromTime": before.to_rfc3339(), "dryRun": true });
+    let pending = || async { peek(&s, &s.key(REGS_N), REGS_N, "default").await.len() };
+
+    // A dry run reports the quota and uses none of it.
+    let (status, body, _) = post(s.key(REGS_N), dry.clone()).await;
+    assert_eq!(
+        (status, &body["messages"], &body["quota"]),
+        (200, &json!(4), &quota(0)),
+        "{body}"
+    );
+    // A replay that fits uses it.
+    let two = json!({ "interfaceID": "IF-031", "startTransactionID": sent[1], "endTransactionID": sent[2] });
+    let (status, body, _) = post(s.key(REGS_N), two).await;
+    assert_eq!(
+        (status, &body["messages"], &body["quota"]),
+        (202, &json!(2), &quota(2)),
+        "{body}"
+    );
+    assert_eq!(pending().await, 6);
+
+    // One that does not fit is refused whole: 429, nothing queued, and when it frees.
+    let (status, body, retry_after) = post(s.key(REGS_N), all.clone()).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["errors"][0]["code"], "REPLAY_QUOTA_EXCEEDED", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("3 remain"), "{message}");
+    let frees_at = body["quota"]["freesAt"].as_str().expect("freesAt");
+    assert!(message.contains(frees_at), "{message}");
+    let frees_at = chrono::DateTime::parse_from_rfc3339(frees_at).unwrap();
+    let day = chrono::TimeDelta::hours(24);
+    assert!(
+        frees_at > before + day && frees_at <= chrono::Utc::now() + day,
+        "{body}"
+    );
+    let retry_after = retry_after.expect("Retry-After");
+    assert!((86_000..=86_400).contains(&retry_after), "{retry_after}");
+    assert_eq!(body["quota"]["used"], 2, "{body}");
+    assert_eq!(body["quota"]["remaining"], 3, "{body}");
+    assert_eq!(pending().await, 6, "nothing queued");
+    let (status, body, _) = post(s.key(REGS_N), dry).await;
+    assert_eq!((status, &body["quota"]), (200, &quota(2)), "{body}");
+
+    // Two replays of three at once: one fits, the other is refused.
+    let three = json!({ "interfaceID": "IF-031", "startTransactionID": sent[0], "endTransactionID": sent[2] });
+    let (a, b) = tokio::join!(post(s.key(REGS_N), three.clone()), post(s.key(REGS_N), three));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [202, 429], "{} {}", a.1, b.1);
+    let done = if a.0 == 202 { &a.1 } else { &b.1 };
+    assert_eq!(done["quota"], quota(5), "{done}");
+    assert_eq!(pending().await, 9);
+    let (status, body, _) = post(
+        s.key(REGS_N),
+        json!({ "interfaceID": "IF-031", "startTransactionID": sent[3] }),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("0 remain"),
+        "{body}"
+    );
+
+    // The quota is the recipient's: another registration service has all of its own.
+    let (status, body, _) = post(s.key(REGS_2), all).await;
+    assert_eq!(
+        (status, &body["messages"], &body["quota"]),
+        (202, &json!(1), &quota(1)),
+        "{body}"
+    );
+}
+
 async fn replay_keeps_obfuscation(db: Db) {
     let s = TestServer::delivering(db).await;
     let sink = Sink::start(true).await.expect("sink");
@@ -909,6 +1017,7 @@ both_stores!(
     stale_pull_messages_reported_without_a_pull,
     replay,
     replay_keeps_obfuscation,
+    replay_quota,
     replay_ids_not_sent_to_the_recipient_are_unknown,
     operator_queue_view,
     internal_destinations_refused,

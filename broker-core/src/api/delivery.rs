@@ -543,6 +543,25 @@ async fn start_replay(State(broker): State<Broker>, Caller(caller): Caller, body
         }
         Err(ReplayError::Invalid(e)) => error_response(StatusCode::BAD_REQUEST, vec![e]),
         Err(ReplayError::Forbidden(e)) => error_response(StatusCode::FORBIDDEN, vec![e]),
+        Err(ReplayError::QuotaExceeded {
+            error,
+            quota,
+            retry_after,
+        }) => {
+            // Not `error_response`: its one-second Retry-After would invite a retry that
+            // cannot succeed before the quota frees.
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({ "errors": [error], "quota": quota })),
+            )
+                .into_response();
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, seconds.into());
+            }
+            response
+        }
         Err(ReplayError::Store(e)) => Failure::from(e).into_response(),
     }
 }
