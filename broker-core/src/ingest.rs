@@ -427,7 +427,10 @@ impl Broker {
         }
         let parsed: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return fail(400, ErrorCode::InvalidJson, &format!("the body is not JSON: {e}")),
+            Err(e) => {
+                let why = crate::input::json_error(&e);
+                return fail(400, ErrorCode::InvalidJson, &format!("the body is not JSON: {why}"));
+            }
         };
         let items = match parsed {
             Value::Array(items) => items,
@@ -459,10 +462,15 @@ impl Broker {
         // a message accepted before the directory or catalogue changed.
         let mut authorised_rejects: Vec<(usize, Key)> = Vec::new();
         for (index, item) in items.iter().enumerate() {
+            // Returned as sent while it may be a reference; a longer one is invalid anyway
+            // and is only quoted.
             let reference = item
                 .pointer(&format!("{PAYLOAD}/CommonBlock/S1/senderUniqueReference"))
                 .and_then(Value::as_str)
-                .map(str::to_owned);
+                .map(|r| match r.chars().nth(envelope::MAX_TEXT) {
+                    None => r.to_owned(),
+                    Some(_) => crate::input::echo(r).into_owned(),
+                });
             results.push(ItemResult {
                 index,
                 sender_unique_reference: reference,

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::ingest::{Broker, transaction_wrapper};
+use crate::input::echo;
 use crate::model::Principal;
 use crate::store::{Delivery, ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, StoreError};
 
@@ -190,7 +191,7 @@ pub async fn replay(
         return Err(ReplayError::Invalid(ApiError::new(
             ErrorCode::UnknownInterface,
             "/interfaceID",
-            format!("no channel {}", request.interface_id),
+            format!("no channel {}", echo(&request.interface_id)),
         )));
     };
     let recipient = match (caller, &request.recipient_dip_id) {
@@ -211,14 +212,17 @@ pub async fn replay(
                 return Err(ReplayError::Forbidden(ApiError::new(
                     ErrorCode::Forbidden,
                     "/recipientDIPID",
-                    format!("you do not act for {r}"),
+                    format!("you do not act for {}", echo(&r)),
                 )));
             }
             r
         }
     };
     if registry.participant(&recipient).is_none() {
-        return Err(invalid("/recipientDIPID", format!("no participant {recipient}")));
+        return Err(invalid(
+            "/recipientDIPID",
+            format!("no participant {}", echo(&recipient)),
+        ));
     }
 
     // The range: the earliest of the two starts, the latest of the two ends (spec 5.5.11).
@@ -235,7 +239,11 @@ pub async fn replay(
                     Some(at) => Ok(Some(at)),
                     None => Err(invalid(
                         path,
-                        format!("no message {id} sent to {recipient} on {}", request.interface_id),
+                        format!(
+                            "no message {} sent to {recipient} on {}",
+                            echo(&id),
+                            request.interface_id
+                        ),
                     )),
                 },
             }

@@ -641,6 +641,86 @@ fn with(mut it: Value, pointer: &str, value: Value) -> Value {
     it
 }
 
+/// POSTs `body` to `path` as `key`: status and the raw answer text.
+async fn post_text(s: &TestServer, path: &str, key: &str, body: Vec<u8>) -> (u16, String) {
+    let r = s
+        .http
+        .post(format!("{}{path}", s.base))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.text().await.expect("answer"))
+}
+
+/// A 15 MiB bad value is not echoed back: the answer stays small and still names the
+/// field and the rule it breaks (in ASCII and in multi-byte text, cut on a character).
+async fn validation_errors_do_not_echo_large_values(db: Db) {
+    let s = TestServer::start(db).await;
+    let key = s.key(SUP1);
+    let size = 15 * 1024 * 1024;
+    let small = |status: u16, answer: &str| {
+        assert!(
+            answer.len() < 4096,
+            "{status}: {} bytes: {}…",
+            answer.len(),
+            &answer[..200.min(answer.len())]
+        );
+        serde_json::from_str::<Value>(answer).expect("JSON answer")
+    };
+    for huge in ["x".repeat(size), "é".repeat(size / 2)] {
+        let bad = with(if031("huge"), "/payload/CustomBlock/contractReference", json!(huge));
+        let (status, answer) =
+            post_text(&s, "/api/v1/messages", &key, serde_json::to_vec(&json!([bad])).unwrap()).await;
+        let body = small(status, &answer);
+        assert_eq!(status, 400, "{body}");
+        let error = &results(&body)[0]["errors"][0];
+        assert_eq!(error["code"], "SCHEMA_VIOLATION", "{body}");
+        assert_eq!(error["path"], "/payload/CustomBlock/contractReference", "{body}");
+        assert!(
+            error["message"].as_str().unwrap().contains("longer than 10 characters"),
+            "{body}"
+        );
+    }
+    // Header fields echoed in messages, and the reference echoed in the result.
+    for (pointer, code) in [
+        ("/payload/CommonBlock/S1/environmentTag", "ENVIRONMENT_MISMATCH"),
+        ("/payload/CommonBlock/S0/interfaceID", "UNKNOWN_INTERFACE"),
+        ("/payload/CommonBlock/S1/senderRoleID", "INVALID_FIELD"),
+        ("/payload/CommonBlock/S1/senderUniqueReference", "INVALID_FIELD"),
+    ] {
+        let bad = with(if031("huge"), pointer, json!("Z".repeat(size)));
+        let (status, answer) =
+            post_text(&s, "/api/v1/messages", &key, serde_json::to_vec(&json!([bad])).unwrap()).await;
+        let body = small(status, &answer);
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            errors_of(&results(&body)[0]).contains(&(code.into(), pointer.into())),
+            "{body}"
+        );
+    }
+    // Other JSON routes: a value echoed by the route, and by the body parser.
+    for body in [
+        json!({ "interfaceID": "Z".repeat(size), "fromTime": "2024-01-01T00:00:00Z" }),
+        json!({ "interfaceID": "IF-031", "dryRun": "Z".repeat(size) }),
+        Value::Object(
+            [
+                ("interfaceID".to_owned(), json!("IF-031")),
+                ("Z".repeat(size), json!(1)),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+    ] {
+        let (status, answer) = post_text(&s, "/api/v1/replays", &key, serde_json::to_vec(&body).unwrap()).await;
+        let body = small(status, &answer);
+        assert_eq!(status, 400, "{body}");
+    }
+}
+
 async fn missing_fields(db: Db) {
     let s = TestServer::start(db).await;
     expect_invalid(&s, json!({ "notPayload": {} }), &[("MISSING_FIELD", "/payload")]).await;
@@ -2000,4 +2080,5 @@ both_stores!(
     same_reference_twice_in_one_request,
     concurrent_identical_requests,
     rejected_items_are_not_kept,
+    validation_errors_do_not_echo_large_values,
 );

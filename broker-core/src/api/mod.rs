@@ -194,7 +194,8 @@ pub(crate) fn bad_request(message: impl Into<String>) -> Failure {
 /// Reads a JSON body into `T`, answering 400 with the reason.
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(broker: &Broker, body: Body) -> Result<T, Failure> {
     let bytes = read_body(broker, body).await?;
-    serde_json::from_slice(&bytes).map_err(|e| bad_request(format!("the body does not parse: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| bad_request(format!("the body does not parse: {}", crate::input::json_error(&e))))
 }
 
 async fn post_messages(
