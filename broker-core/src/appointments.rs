@@ -24,16 +24,13 @@ pub struct AppointmentRow {
     pub effective_from: String,
 }
 
-/// Rows from a JSON array of `{mpan, role, dipID, effectiveFrom}`.
+/// Rows from a JSON array of `{mpan, role, dipID, effectiveFrom}` (`input::parse_body`:
+/// NUL refused).
 pub fn parse_json(body: &[u8]) -> Result<Vec<AppointmentRow>, Vec<ApiError>> {
-    serde_json::from_slice(body).map_err(|e| {
-        vec![ApiError::new(
+    crate::input::parse_body(body).map_err(|e| {
+        vec![e.to_api_error(
             ErrorCode::InvalidJson,
-            "",
-            format!(
-                "expected an array of {{mpan, role, dipID, effectiveFrom}}: {}",
-                crate::input::json_error(&e)
-            ),
+            "expected an array of {mpan, role, dipID, effectiveFrom}",
         )]
     })
 }

@@ -82,6 +82,9 @@ pub enum ErrorCode {
     DecryptionFailed,
     /// A replay would exceed the recipient's replay quota over the rolling window.
     ReplayQuotaExceeded,
+    /// A JSON string of the body (an object key or a value) holds U+0000; `path` points
+    /// at it.
+    NulCharacter,
 }
 
 impl ErrorCode {
@@ -123,6 +126,7 @@ impl ErrorCode {
             Self::SignatureInvalid => "SIGNATURE_INVALID",
             Self::DecryptionFailed => "DECRYPTION_FAILED",
             Self::ReplayQuotaExceeded => "REPLAY_QUOTA_EXCEEDED",
+            Self::NulCharacter => "NUL_CHARACTER",
         }
     }
 

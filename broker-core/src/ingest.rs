@@ -307,8 +307,16 @@ impl Broker {
             return Err(fail("the platform has no decryption key configured".into()));
         };
         let plain = decrypter.decrypt(jwe).map_err(|e| fail(e.to_string()))?;
-        let custom: Value =
-            serde_json::from_slice(&plain).map_err(|_| fail("the decrypted CustomBlock is not JSON".into()))?;
+        // Read like a request body: a NUL inside the encryption is refused as one outside,
+        // at its place in the item.
+        let custom: Value = crate::input::parse_body(&plain).map_err(|e| match e {
+            crate::input::BodyError::Nul(_) => {
+                let mut error = e.to_api_error(ErrorCode::DecryptionFailed, "");
+                error.path = format!("{path}{}", error.path);
+                vec![error]
+            }
+            crate::input::BodyError::Parse(_) => fail("the decrypted CustomBlock is not JSON".into()),
+        })?;
         let mut opened = item.clone();
         if let Some(slot) = opened.pointer_mut(&path) {
             *slot = custom;
@@ -425,11 +433,13 @@ impl Broker {
                 &format!("the body exceeds {} bytes", self.inner.config.max_body_bytes),
             );
         }
-        let parsed: Value = match serde_json::from_slice(body) {
+        let parsed: Value = match crate::input::parse_body(body) {
             Ok(v) => v,
             Err(e) => {
-                let why = crate::input::json_error(&e);
-                return fail(400, ErrorCode::InvalidJson, &format!("the body is not JSON: {why}"));
+                return IngestReply::Failed {
+                    status: 400,
+                    error: e.to_api_error(ErrorCode::InvalidJson, "the body is not JSON"),
+                };
             }
         };
         let items = match parsed {

@@ -1,11 +1,91 @@
-//! Participants' input as the API speaks of it. An error message that quotes a bad value
-//! quotes at most [`ECHO_CHARS`] characters of it: quoting it whole would let a 15 MiB
-//! value make a 15 MiB answer (and fill logs and the caller's error handling with it).
+//! Participants' input as the API reads it and speaks of it.
+//!
+//! Every JSON request body is read by [`parse_body`], which refuses the NUL character in
+//! any string: PostgreSQL cannot store it in text, SQLite can, and the two stores must
+//! answer alike (and never accept a message on one that the other fails on).
+//!
+//! An error message that quotes a bad value quotes at most [`ECHO_CHARS`] characters of
+//! it: quoting it whole would let a 15 MiB value make a 15 MiB answer (and fill logs and
+//! the caller's error handling with it).
 
 use std::borrow::Cow;
 use std::io;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Why a JSON request body is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The body does not parse into what the route takes: the parser's message, with
+    /// what it quotes shortened.
+    #[error("{0}")]
+    Parse(String),
+    /// A string (an object key or a value) holds U+0000, at this JSON pointer into the
+    /// body.
+    #[error("a string holds the NUL character (U+0000), which the platform does not accept")]
+    Nul(String),
+}
+
+impl BodyError {
+    /// The error as the API answers it (with 400): `NUL_CHARACTER` at the string's path,
+    /// or `parse_code` with `context` and the parser's message.
+    pub fn to_api_error(&self, parse_code: ErrorCode, context: &str) -> ApiError {
+        match self {
+            Self::Parse(why) => ApiError::new(parse_code, "", format!("{context}: {why}")),
+            Self::Nul(path) => ApiError::new(ErrorCode::NulCharacter, path.clone(), self.to_string()),
+        }
+    }
+}
+
+/// Parses a JSON request body into `T`, refusing the NUL character anywhere in it (keys
+/// included) before anything reads it.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
+    if let Some(path) = nul_path(body) {
+        return Err(BodyError::Nul(path));
+    }
+    serde_json::from_slice(body).map_err(|e| BodyError::Parse(json_error(&e)))
+}
+
+/// The JSON pointer of the first string (object key or value) of the JSON `body` that
+/// holds U+0000; `None` when there is none, or `body` is not JSON.
+fn nul_path(body: &[u8]) -> Option<String> {
+    // Only the escape puts NUL in a JSON string (raw control characters are not JSON),
+    // so a body without it is passed over without being parsed twice.
+    if !body.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let mut tokens = Vec::new();
+    if !holds_nul(&value, &mut tokens) {
+        return None;
+    }
+    let pointer: String = tokens
+        .iter()
+        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .collect();
+    Some(echo_pointer(&pointer).into_owned())
+}
+
+/// Whether `value` holds NUL in a string; `tokens` is then the way to it.
+fn holds_nul(value: &Value, tokens: &mut Vec<String>) -> bool {
+    let mut inside = |token: String, child: &Value, key_has_nul: bool| {
+        tokens.push(token);
+        if key_has_nul || holds_nul(child, tokens) {
+            return true;
+        }
+        tokens.pop();
+        false
+    };
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().enumerate().any(|(i, v)| inside(i.to_string(), v, false)),
+        Value::Object(members) => members.iter().any(|(k, v)| inside(k.clone(), v, k.contains('\0'))),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
 
 /// Most characters of an input value an error message quotes.
 pub const ECHO_CHARS: usize = 64;
@@ -127,6 +207,25 @@ fn shorten(text: &str, max: usize) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn nul_is_found_in_keys_and_values_with_its_pointer() {
+        let nul = |body: &str| match parse_body::<Value>(body.as_bytes()) {
+            Err(BodyError::Nul(path)) => Some(path),
+            Ok(_) => None,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(nul(r#"{"a": [1, {"b/c": "x\u0000"}]}"#).as_deref(), Some("/a/1/b~1c"));
+        assert_eq!(nul(r#"[{"k~\u0000": 1}]"#).as_deref(), Some("/0/k~0\u{0}"));
+        assert_eq!(nul(r#""\u0000""#).as_deref(), Some(""));
+        // An escaped backslash followed by u0000 is no NUL.
+        assert_eq!(nul(r#"{"a": "\\u0000"}"#), None);
+        assert_eq!(nul(r#"{"a": "\u0001"}"#), None);
+        assert!(matches!(
+            parse_body::<Value>(b"{\"a\": \"\\u0000"),
+            Err(BodyError::Parse(_))
+        ));
+    }
 
     #[test]
     fn short_text_is_quoted_whole() {

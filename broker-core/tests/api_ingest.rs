@@ -721,6 +721,74 @@ async fn validation_errors_do_not_echo_large_values(db: Db) {
     }
 }
 
+/// A NUL character in any JSON string (value or key) is refused at the door with its
+/// path, on either store, before anything is stored; the body is otherwise fine.
+async fn nul_characters_refused_with_their_path(db: Db) {
+    let s = TestServer::start(db).await;
+    let key = s.key(SUP1);
+    let cases = [
+        (
+            with(
+                if031("nul-1"),
+                "/payload/CommonBlock/S1/senderUniqueReference",
+                json!("nul\u{0}-1"),
+            ),
+            "/0/payload/CommonBlock/S1/senderUniqueReference",
+        ),
+        (
+            with(
+                if031("nul-1"),
+                "/payload/CustomBlock/contractReference",
+                json!("C\u{0}1"),
+            ),
+            "/0/payload/CustomBlock/contractReference",
+        ),
+        (
+            with(if031("nul-1"), "/payload/CustomBlock/a~b\u{0}c", json!(1)),
+            "/0/payload/CustomBlock/a~0b\u{0}c",
+        ),
+    ];
+    for (bad, path) in cases {
+        let (status, body) = s.post(&key, &json!([bad])).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(request_error(&body), ("NUL_CHARACTER".into(), path.into()), "{body}");
+    }
+    // Nothing was stored: the reference is still free, and a clean message goes through.
+    let store = s.broker.store();
+    assert!(store.original(SUP1, "nul-1").await.unwrap().is_none());
+    let regs_queue = format!("{REGS_N}/default");
+    assert!(store.pending_entries(&regs_queue, 0, 10).await.unwrap().is_empty());
+    let (status, body) = s.post(&key, &json!([if031("nul-1")])).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(store.pending_entries(&regs_queue, 0, 10).await.unwrap().len(), 1);
+
+    // Every JSON route: replay, the appointment load.
+    let (status, body) = s
+        .post_to(
+            "/api/v1/replays",
+            &key,
+            "application/json",
+            json!({ "interfaceID": "IF-031\u{0}", "fromTime": "2024-01-01T00:00:00Z" }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(request_error(&body), ("NUL_CHARACTER".into(), "/interfaceID".into()));
+    let rows = json!([{ "mpan": MPAN_SMART, "role": "SUP", "dipID": SUP3, "effectiveFrom": "2024-01-01\u{0}" }]);
+    let (status, body) = s
+        .post_to(
+            "/api/v1/admin/appointments",
+            &s.operator_key(),
+            "application/json",
+            rows.to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        request_error(&body),
+        ("NUL_CHARACTER".into(), "/0/effectiveFrom".into())
+    );
+}
+
 async fn missing_fields(db: Db) {
     let s = TestServer::start(db).await;
     expect_invalid(&s, json!({ "notPayload": {} }), &[("MISSING_FIELD", "/payload")]).await;
@@ -2081,4 +2149,5 @@ both_stores!(
     concurrent_identical_requests,
     rejected_items_are_not_kept,
     validation_errors_do_not_echo_large_values,
+    nul_characters_refused_with_their_path,
 );
