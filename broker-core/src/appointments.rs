@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::input::echo;
 use crate::model::Appointment;
 use crate::mpan::is_valid_mpan_core;
 use crate::registry::Registry;
@@ -23,13 +24,13 @@ pub struct AppointmentRow {
     pub effective_from: String,
 }
 
-/// Rows from a JSON array of `{mpan, role, dipID, effectiveFrom}`.
+/// Rows from a JSON array of `{mpan, role, dipID, effectiveFrom}` (`input::parse_body`:
+/// NUL refused).
 pub fn parse_json(body: &[u8]) -> Result<Vec<AppointmentRow>, Vec<ApiError>> {
-    serde_json::from_slice(body).map_err(|e| {
-        vec![ApiError::new(
+    crate::input::parse_body(body).map_err(|e| {
+        vec![e.to_api_error(
             ErrorCode::InvalidJson,
-            "",
-            format!("expected an array of {{mpan, role, dipID, effectiveFrom}}: {e}"),
+            "expected an array of {mpan, role, dipID, effectiveFrom}",
         )]
     })
 }
@@ -89,7 +90,7 @@ pub fn validate(rows: Vec<AppointmentRow>, registry: &Registry) -> Result<Vec<Ap
             errors.push(ApiError::new(
                 ErrorCode::InvalidField,
                 at("role"),
-                format!("unknown role {}", r.role),
+                format!("unknown role {}", echo(&r.role)),
             ));
         }
         let dip_id = r.dip_id.filter(|d| !d.is_empty());
@@ -98,13 +99,13 @@ pub fn validate(rows: Vec<AppointmentRow>, registry: &Registry) -> Result<Vec<Ap
                 None => errors.push(ApiError::new(
                     ErrorCode::UnknownRecipient,
                     at("dipID"),
-                    format!("{d} is not a known participant"),
+                    format!("{} is not a known participant", echo(d)),
                 )),
                 Some(p) if !p.roles.contains(&r.role) => {
                     errors.push(ApiError::new(
                         ErrorCode::InvalidField,
                         at("dipID"),
-                        format!("{d} does not hold role {}", r.role),
+                        format!("{} does not hold role {}", echo(d), echo(&r.role)),
                     ));
                 }
                 Some(_) => {}

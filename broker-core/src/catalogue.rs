@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use include_dir::{Dir, include_dir};
 use serde::Deserialize;
 
+use crate::input;
 use crate::model::{AlwaysRule, Channel, Role, RoutingMode};
 
 static SEED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/catalogue");
@@ -104,20 +105,62 @@ impl std::fmt::Debug for CompiledChannel {
 
 impl CompiledChannel {
     /// Validates a CustomBlock against schema `version`; `None` when the version is not
-    /// accepted, otherwise the violations as (pointer within the CustomBlock, message).
+    /// accepted, otherwise the violations as (pointer within the CustomBlock, message):
+    /// at most [`MAX_VIOLATIONS`], then one that counts the rest. Messages quote the
+    /// offending values, and pointers the keys, shortened (`input::echo`).
     pub fn validate(&self, version: &str, custom_block: &serde_json::Value) -> Option<Vec<(String, String)>> {
         let validator = self.validators.get(version)?;
-        Some(
-            validator
-                .iter_errors(custom_block)
-                .map(|e| (e.instance_path().to_string(), e.to_string()))
-                .collect(),
-        )
+        let mut violations = Vec::new();
+        let mut unlisted = 0_usize;
+        for e in validator.iter_errors(custom_block) {
+            if violations.len() < MAX_VIOLATIONS {
+                let path = e.instance_path().to_string();
+                violations.push((input::echo_pointer(&path).into_owned(), violation(&e)));
+            } else {
+                unlisted += 1;
+            }
+        }
+        if unlisted > 0 {
+            violations.push((String::new(), format!("{unlisted} more violations not listed")));
+        }
+        Some(violations)
     }
 
     /// The schema versions accepted, in catalogue order.
     pub fn versions(&self) -> impl Iterator<Item = &str> {
         self.channel.schema.iter().map(|s| s.version.as_str())
+    }
+}
+
+/// Most schema violations listed for one CustomBlock, so that an answer does not grow
+/// with the number of bad values sent.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// A schema violation's message, quoting the offending value (or property names) short:
+/// jsonschema's own message quotes the whole value.
+fn violation(e: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let names = |what: &str, unexpected: &[String]| {
+        let mut listed: Vec<String> = unexpected
+            .iter()
+            .take(3)
+            .map(|n| format!("'{}'", input::echo(n)))
+            .collect();
+        if unexpected.len() > 3 {
+            listed.push(format!("{} more", unexpected.len() - 3));
+        }
+        let verb = if unexpected.len() == 1 { "was" } else { "were" };
+        format!(
+            "{what} properties are not allowed ({} {verb} unexpected)",
+            listed.join(", ")
+        )
+    };
+    match e.kind() {
+        Kind::AdditionalProperties { unexpected } => names("Additional", unexpected),
+        Kind::UnevaluatedProperties { unexpected } => names("Unevaluated", unexpected),
+        // The inner error is about a property name, which it would quote whole.
+        Kind::PropertyNames { error } => format!("property name {}", violation(error)),
+        _ => e.masked_with(input::echo_value(e.instance())).to_string(),
     }
 }
 
@@ -261,4 +304,36 @@ fn check_channel(c: &Channel, roles: &BTreeMap<String, Role>) -> Result<(), Cata
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::violation;
+
+    /// Each message of a schema violated by huge values (and keys) is short and still
+    /// says which rule.
+    #[test]
+    fn violations_quote_values_short() {
+        let schema = json!({
+            "type": "object",
+            "properties": { "a": { "type": "string", "maxLength": 3 }, "b": { "enum": ["X", "Y"] } },
+            "propertyNames": { "maxLength": 20 },
+            "additionalProperties": false
+        });
+        let validator = jsonschema::validator_for(&schema).expect("schema");
+        let huge = "é".repeat(100_000);
+        let instance = json!({ "a": huge, "b": [huge], huge.clone(): 1 });
+        let messages: Vec<String> = validator.iter_errors(&instance).map(|e| violation(&e)).collect();
+        assert!(messages.iter().all(|m| m.len() < 300), "{messages:?}");
+        for rule in [
+            "is longer than 3 characters",
+            "is not one of \"X\" or \"Y\"",
+            "property name",
+            "Additional properties are not allowed",
+        ] {
+            assert!(messages.iter().any(|m| m.contains(rule)), "{rule}: {messages:?}");
+        }
+    }
 }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalogue::CompiledChannel;
 use crate::error::{ApiError, ErrorCode};
+use crate::input::echo;
 use crate::model::{Principal, RoutingMode};
 use crate::mpan::is_valid_mpan_core;
 use crate::registry::Registry;
@@ -199,7 +200,7 @@ pub fn check_item<'r>(
             env == environment,
             ErrorCode::EnvironmentMismatch,
             "/S1/environmentTag",
-            format!("this is the {environment} environment, not {env}"),
+            format!("this is the {environment} environment, not {}", echo(env)),
         );
     }
     let reference = c.string(s1, "S1", "senderUniqueReference", true);
@@ -234,7 +235,7 @@ pub fn check_item<'r>(
             registry.catalogue.roles.contains_key(r),
             ErrorCode::InvalidField,
             "/S1/senderRoleID",
-            format!("unknown role code {r}"),
+            format!("unknown role code {}", echo(r)),
         );
     }
     let correlation = c.string(s1, "S1", "senderCorrelationID", false);
@@ -306,7 +307,7 @@ pub fn check_item<'r>(
             found.is_some(),
             ErrorCode::UnknownInterface,
             "/S0/interfaceID",
-            format!("no channel {id}"),
+            format!("no channel {}", echo(id)),
         );
         found
     });
@@ -433,14 +434,17 @@ pub fn authorise(
                 errors.push(ApiError::new(
                     ErrorCode::SenderMismatch,
                     s1("senderDIPID"),
-                    format!("you are {caller}; you cannot send as {}", header.sender_dip_id),
+                    format!("you are {caller}; you cannot send as {}", echo(&header.sender_dip_id)),
                 ));
             }
             if let Some(d) = &header.dcp_dip_id {
                 errors.push(ApiError::new(
                     ErrorCode::DcpMismatch,
                     s1("DIPConnectionProviderID"),
-                    format!("the message names DCP {d} but was sent by the participant itself"),
+                    format!(
+                        "the message names DCP {} but was sent by the participant itself",
+                        echo(d)
+                    ),
                 ));
             }
         }
@@ -449,7 +453,7 @@ pub fn authorise(
                 errors.push(ApiError::new(
                     ErrorCode::SenderMismatch,
                     s1("senderDIPID"),
-                    format!("{} has not nominated DCP {caller}", header.sender_dip_id),
+                    format!("{} has not nominated DCP {caller}", echo(&header.sender_dip_id)),
                 ));
             }
             if header.dcp_dip_id.as_deref() != Some(caller) {
@@ -474,7 +478,11 @@ pub fn authorise(
         _ => errors.push(ApiError::new(
             ErrorCode::RoleNotHeld,
             s1("senderRoleID"),
-            format!("{} does not hold role {}", header.sender_dip_id, header.sender_role),
+            format!(
+                "{} does not hold role {}",
+                echo(&header.sender_dip_id),
+                echo(&header.sender_role)
+            ),
         )),
     }
     if !channel.channel.sender_roles.contains(&header.sender_role) {
@@ -483,7 +491,7 @@ pub fn authorise(
             s1("senderRoleID"),
             format!(
                 "role {} may not send on {} (senders: {})",
-                header.sender_role,
+                echo(&header.sender_role),
                 channel.channel.id,
                 channel.channel.sender_roles.join(", ")
             ),

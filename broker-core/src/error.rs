@@ -80,6 +80,11 @@ pub enum ErrorCode {
     SignatureInvalid,
     /// A CustomBlock encrypted to the platform does not decrypt.
     DecryptionFailed,
+    /// A replay would exceed the recipient's replay quota over the rolling window.
+    ReplayQuotaExceeded,
+    /// A JSON string of the body (an object key or a value) holds U+0000; `path` points
+    /// at it.
+    NulCharacter,
 }
 
 impl ErrorCode {
@@ -120,6 +125,8 @@ impl ErrorCode {
             Self::SignatureRequired => "SIGNATURE_REQUIRED",
             Self::SignatureInvalid => "SIGNATURE_INVALID",
             Self::DecryptionFailed => "DECRYPTION_FAILED",
+            Self::ReplayQuotaExceeded => "REPLAY_QUOTA_EXCEEDED",
+            Self::NulCharacter => "NUL_CHARACTER",
         }
     }
 

@@ -65,6 +65,9 @@ pub struct BrokerConfig {
     pub authority: Option<Arc<crate::security::authority::Authority>>,
     /// Where lifecycle events go and reports are read from.
     pub analytics: crate::analytics::Sink,
+    /// Most messages replayed for one recipient within a rolling
+    /// [`crate::replay::QUOTA_WINDOW_HOURS`] hours; dry runs count nothing.
+    pub replay_quota: i64,
 }
 
 impl Default for BrokerConfig {
@@ -85,6 +88,7 @@ impl Default for BrokerConfig {
             trusted: None,
             authority: None,
             analytics: crate::analytics::Sink::Embedded,
+            replay_quota: crate::replay::DEFAULT_QUOTA,
         }
     }
 }
@@ -303,8 +307,16 @@ impl Broker {
             return Err(fail("the platform has no decryption key configured".into()));
         };
         let plain = decrypter.decrypt(jwe).map_err(|e| fail(e.to_string()))?;
-        let custom: Value =
-            serde_json::from_slice(&plain).map_err(|_| fail("the decrypted CustomBlock is not JSON".into()))?;
+        // Read like a request body: a NUL inside the encryption is refused as one outside,
+        // at its place in the item.
+        let custom: Value = crate::input::parse_body(&plain).map_err(|e| match e {
+            crate::input::BodyError::Nul(_) => {
+                let mut error = e.to_api_error(ErrorCode::DecryptionFailed, "");
+                error.path = format!("{path}{}", error.path);
+                vec![error]
+            }
+            crate::input::BodyError::Parse(_) => fail("the decrypted CustomBlock is not JSON".into()),
+        })?;
         let mut opened = item.clone();
         if let Some(slot) = opened.pointer_mut(&path) {
             *slot = custom;
@@ -421,9 +433,14 @@ impl Broker {
                 &format!("the body exceeds {} bytes", self.inner.config.max_body_bytes),
             );
         }
-        let parsed: Value = match serde_json::from_slice(body) {
+        let parsed: Value = match crate::input::parse_body(body) {
             Ok(v) => v,
-            Err(e) => return fail(400, ErrorCode::InvalidJson, &format!("the body is not JSON: {e}")),
+            Err(e) => {
+                return IngestReply::Failed {
+                    status: 400,
+                    error: e.to_api_error(ErrorCode::InvalidJson, "the body is not JSON"),
+                };
+            }
         };
         let items = match parsed {
             Value::Array(items) => items,
@@ -455,10 +472,15 @@ impl Broker {
         // a message accepted before the directory or catalogue changed.
         let mut authorised_rejects: Vec<(usize, Key)> = Vec::new();
         for (index, item) in items.iter().enumerate() {
+            // Returned as sent while it may be a reference; a longer one is invalid anyway
+            // and is only quoted.
             let reference = item
                 .pointer(&format!("{PAYLOAD}/CommonBlock/S1/senderUniqueReference"))
                 .and_then(Value::as_str)
-                .map(str::to_owned);
+                .map(|r| match r.chars().nth(envelope::MAX_TEXT) {
+                    None => r.to_owned(),
+                    Some(_) => crate::input::echo(r).into_owned(),
+                });
             results.push(ItemResult {
                 index,
                 sender_unique_reference: reference,

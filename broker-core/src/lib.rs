@@ -28,6 +28,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod ingest;
+pub mod input;
 pub mod model;
 pub mod mpan;
 pub mod obfuscate;

@@ -134,6 +134,16 @@ impl Registry {
         self.endpoints_of(dip_id).iter().find(|e| e.id == queue_id)
     }
 
+    /// Whether `queue_id` (`<dip_id>/<name>`) names a queue of the directory: an endpoint
+    /// of a participant or DCP, or its implicit `default` queue. Nothing else ever
+    /// receives messages, so nothing else may be read or leased.
+    pub fn has_queue(&self, queue_id: &str) -> bool {
+        let Some((dip_id, name)) = queue_id.split_once('/') else {
+            return false;
+        };
+        self.participant(dip_id).is_some() && (name == "default" || self.endpoint(queue_id).is_some())
+    }
+
     /// The logical queue that receives `channel` for `dip_id`: the endpoint the channel is
     /// assigned to, else the endpoint taking unassigned channels, else the participant's
     /// implicit `default` pull queue.

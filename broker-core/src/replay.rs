@@ -10,11 +10,19 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::ingest::{Broker, transaction_wrapper};
+use crate::input::echo;
 use crate::model::Principal;
-use crate::store::{Delivery, ReplayCopy, ReplayRecord, StoreError};
+use crate::store::{Delivery, ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, StoreError};
 
 /// Most messages one replay may select; larger ranges are refused, to be split.
 pub const MAX_REPLAY: i64 = 100_000;
+
+/// Messages one recipient may have replayed within [`QUOTA_WINDOW_HOURS`], unless
+/// `BrokerConfig::replay_quota` says otherwise.
+pub const DEFAULT_QUOTA: i64 = 200_000;
+
+/// The rolling window of the replay quota, in hours.
+pub const QUOTA_WINDOW_HOURS: i64 = 24;
 
 /// How long replayed copies are archived.
 const COPY_RETENTION_DAYS: i64 = 14;
@@ -70,6 +78,38 @@ pub struct ReplayOutcome {
     /// Transaction ids of the copies, in order (empty on a dry run).
     #[serde(rename = "replayTransactionIDs")]
     pub replay_transaction_ids: Vec<String>,
+    /// The recipient's replay quota after this request.
+    pub quota: QuotaStatus,
+}
+
+/// A recipient's replay quota, as every replay answer shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaStatus {
+    /// Most messages replayed for the recipient within the window.
+    pub limit: i64,
+    /// Messages replayed for it within the window (a replay just made included).
+    pub used: i64,
+    /// Messages that may still be replayed for it now.
+    pub remaining: i64,
+    /// The rolling window, hours.
+    pub window_hours: i64,
+    /// Only on a refusal: when enough of the quota frees for the refused replay to fit
+    /// (RFC 3339); absent too when the replay is larger than the whole quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frees_at: Option<String>,
+}
+
+impl QuotaStatus {
+    fn new(quota: ReplayQuota, usage: ReplayUsage) -> Self {
+        Self {
+            limit: quota.limit,
+            used: usage.used,
+            remaining: quota.limit.saturating_sub(usage.used).max(0),
+            window_hours: QUOTA_WINDOW_HOURS,
+            frees_at: usage.frees_at.map(micros_to_text),
+        }
+    }
 }
 
 /// Why a replay was refused.
@@ -79,6 +119,16 @@ pub enum ReplayError {
     Invalid(ApiError),
     /// The caller may not replay for that recipient (403).
     Forbidden(ApiError),
+    /// The replay would exceed the recipient's quota (429); nothing was queued.
+    QuotaExceeded {
+        /// The error, saying what remains and when the quota frees.
+        error: ApiError,
+        /// The quota, with `frees_at`.
+        quota: QuotaStatus,
+        /// Seconds until the replay would fit; `None` when it never will (larger than the
+        /// whole quota).
+        retry_after: Option<u64>,
+    },
     /// The store failed (503).
     Store(StoreError),
 }
@@ -91,6 +141,36 @@ impl From<StoreError> for ReplayError {
 
 fn invalid(path: &str, message: impl Into<String>) -> ReplayError {
     ReplayError::Invalid(ApiError::new(ErrorCode::InvalidField, path, message))
+}
+
+/// The refusal of a replay of `requested` messages for `recipient` that does not fit.
+fn over_quota(recipient: &str, requested: i64, quota: ReplayQuota, usage: ReplayUsage, now: i64) -> ReplayError {
+    let status = QuotaStatus::new(quota, usage);
+    let when = match &status.frees_at {
+        Some(at) => format!("enough frees at {at}"),
+        None => format!("the replay is larger than the whole quota of {}: split it", quota.limit),
+    };
+    let error = ApiError::new(
+        ErrorCode::ReplayQuotaExceeded,
+        "",
+        format!(
+            "replaying {requested} messages would exceed the replay quota of {recipient}: {} of {} messages \
+             replayed in the last {QUOTA_WINDOW_HOURS} hours, {} remain; {when}",
+            status.used, status.limit, status.remaining
+        ),
+    );
+    // Whole seconds, rounded up: a retry on the dot finds the quota freed.
+    let retry_after = usage.frees_at.map(|at| {
+        u64::try_from(at.saturating_sub(now).max(0))
+            .unwrap_or(0)
+            .div_ceil(1_000_000)
+            .max(1)
+    });
+    ReplayError::QuotaExceeded {
+        error,
+        quota: status,
+        retry_after,
+    }
 }
 
 fn micros_to_text(t: i64) -> String {
@@ -111,7 +191,7 @@ pub async fn replay(
         return Err(ReplayError::Invalid(ApiError::new(
             ErrorCode::UnknownInterface,
             "/interfaceID",
-            format!("no channel {}", request.interface_id),
+            format!("no channel {}", echo(&request.interface_id)),
         )));
     };
     let recipient = match (caller, &request.recipient_dip_id) {
@@ -132,25 +212,39 @@ pub async fn replay(
                 return Err(ReplayError::Forbidden(ApiError::new(
                     ErrorCode::Forbidden,
                     "/recipientDIPID",
-                    format!("you do not act for {r}"),
+                    format!("you do not act for {}", echo(&r)),
                 )));
             }
             r
         }
     };
     if registry.participant(&recipient).is_none() {
-        return Err(invalid("/recipientDIPID", format!("no participant {recipient}")));
+        return Err(invalid(
+            "/recipientDIPID",
+            format!("no participant {}", echo(&recipient)),
+        ));
     }
 
     // The range: the earliest of the two starts, the latest of the two ends (spec 5.5.11).
+    // An id is looked up only among the messages sent to the recipient on the channel:
+    // anything else answers as an id that does not exist, so that naming another
+    // participant's transaction reveals neither that it exists nor when it was received.
     let received = |id: &Option<String>, path: &'static str| {
         let id = id.clone();
+        let recipient = recipient.clone();
         async move {
             match id {
                 None => Ok(None),
-                Some(id) => match store.message(&id).await? {
-                    Some(m) if m.interface_id == request.interface_id => Ok(Some(m.received_at)),
-                    _ => Err(invalid(path, format!("no message {id} on {}", request.interface_id))),
+                Some(id) => match store.received_by(&id, &request.interface_id, &recipient).await? {
+                    Some(at) => Ok(Some(at)),
+                    None => Err(invalid(
+                        path,
+                        format!(
+                            "no message {} sent to {recipient} on {}",
+                            echo(&id),
+                            request.interface_id
+                        ),
+                    )),
                 },
             }
         }
@@ -182,6 +276,21 @@ pub async fn replay(
         .await?;
     if i64::try_from(candidates.len()).unwrap_or(i64::MAX) > MAX_REPLAY {
         return Err(invalid("", format!("more than {MAX_REPLAY} messages; split the range")));
+    }
+    let selected = i64::try_from(candidates.len()).unwrap_or(i64::MAX);
+    let quota = ReplayQuota {
+        limit: broker.config().replay_quota,
+        window: QUOTA_WINDOW_HOURS * 3_600_000_000,
+    };
+    if !request.dry_run {
+        // Refuse before copying up to MAX_REPLAY messages for nothing; record_replay
+        // decides, under the recipient's lock.
+        let usage = store
+            .replay_usage(&recipient, quota, now.timestamp_micros(), selected)
+            .await?;
+        if usage.used.saturating_add(selected) > quota.limit {
+            return Err(over_quota(&recipient, selected, quota, usage, now.timestamp_micros()));
+        }
     }
     let queue = registry.queue_for(&recipient, &request.interface_id);
     let environment = &broker.config().environment;
@@ -235,10 +344,15 @@ pub async fn replay(
         interface_id: request.interface_id.clone(),
         request: serde_json::to_string(request).unwrap_or_default(),
         dry_run: request.dry_run,
-        messages: i64::try_from(candidates.len()).unwrap_or(i64::MAX),
+        messages: selected,
         created_at: now.timestamp_micros(),
     };
-    store.record_replay(&record, &copies).await?;
+    let usage = match store.record_replay(&record, &copies, quota).await? {
+        ReplayAdmission::Recorded(usage) => usage,
+        ReplayAdmission::OverQuota(usage) => {
+            return Err(over_quota(&recipient, selected, quota, usage, record.created_at));
+        }
+    };
     Ok(ReplayOutcome {
         replay_id: record.id,
         dry_run: request.dry_run,
@@ -248,5 +362,6 @@ pub async fn replay(
         from: micros_to_text(from),
         to: micros_to_text(to),
         replay_transaction_ids: copies.into_iter().map(|c| c.transaction_id).collect(),
+        quota: QuotaStatus::new(quota, usage),
     })
 }

@@ -641,6 +641,154 @@ fn with(mut it: Value, pointer: &str, value: Value) -> Value {
     it
 }
 
+/// POSTs `body` to `path` as `key`: status and the raw answer text.
+async fn post_text(s: &TestServer, path: &str, key: &str, body: Vec<u8>) -> (u16, String) {
+    let r = s
+        .http
+        .post(format!("{}{path}", s.base))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.text().await.expect("answer"))
+}
+
+/// A 15 MiB bad value is not echoed back: the answer stays small and still names the
+/// field and the rule it breaks (in ASCII and in multi-byte text, cut on a character).
+async fn validation_errors_do_not_echo_large_values(db: Db) {
+    let s = TestServer::start(db).await;
+    let key = s.key(SUP1);
+    let size = 15 * 1024 * 1024;
+    let small = |status: u16, answer: &str| {
+        assert!(
+            answer.len() < 4096,
+            "{status}: {} bytes: {}…",
+            answer.len(),
+            &answer[..200.min(answer.len())]
+        );
+        serde_json::from_str::<Value>(answer).expect("JSON answer")
+    };
+    for huge in ["x".repeat(size), "é".repeat(size / 2)] {
+        let bad = with(if031("huge"), "/payload/CustomBlock/contractReference", json!(huge));
+        let (status, answer) =
+            post_text(&s, "/api/v1/messages", &key, serde_json::to_vec(&json!([bad])).unwrap()).await;
+        let body = small(status, &answer);
+        assert_eq!(status, 400, "{body}");
+        let error = &results(&body)[0]["errors"][0];
+        assert_eq!(error["code"], "SCHEMA_VIOLATION", "{body}");
+        assert_eq!(error["path"], "/payload/CustomBlock/contractReference", "{body}");
+        assert!(
+            error["message"].as_str().unwrap().contains("longer than 10 characters"),
+            "{body}"
+        );
+    }
+    // Header fields echoed in messages, and the reference echoed in the result.
+    for (pointer, code) in [
+        ("/payload/CommonBlock/S1/environmentTag", "ENVIRONMENT_MISMATCH"),
+        ("/payload/CommonBlock/S0/interfaceID", "UNKNOWN_INTERFACE"),
+        ("/payload/CommonBlock/S1/senderRoleID", "INVALID_FIELD"),
+        ("/payload/CommonBlock/S1/senderUniqueReference", "INVALID_FIELD"),
+    ] {
+        let bad = with(if031("huge"), pointer, json!("Z".repeat(size)));
+        let (status, answer) =
+            post_text(&s, "/api/v1/messages", &key, serde_json::to_vec(&json!([bad])).unwrap()).await;
+        let body = small(status, &answer);
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            errors_of(&results(&body)[0]).contains(&(code.into(), pointer.into())),
+            "{body}"
+        );
+    }
+    // Other JSON routes: a value echoed by the route, and by the body parser.
+    for body in [
+        json!({ "interfaceID": "Z".repeat(size), "fromTime": "2024-01-01T00:00:00Z" }),
+        json!({ "interfaceID": "IF-031", "dryRun": "Z".repeat(size) }),
+        Value::Object(
+            [
+                ("interfaceID".to_owned(), json!("IF-031")),
+                ("Z".repeat(size), json!(1)),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+    ] {
+        let (status, answer) = post_text(&s, "/api/v1/replays", &key, serde_json::to_vec(&body).unwrap()).await;
+        let body = small(status, &answer);
+        assert_eq!(status, 400, "{body}");
+    }
+}
+
+/// A NUL character in any JSON string (value or key) is refused at the door with its
+/// path, on either store, before anything is stored; the body is otherwise fine.
+async fn nul_characters_refused_with_their_path(db: Db) {
+    let s = TestServer::start(db).await;
+    let key = s.key(SUP1);
+    let cases = [
+        (
+            with(
+                if031("nul-1"),
+                "/payload/CommonBlock/S1/senderUniqueReference",
+                json!("nul\u{0}-1"),
+            ),
+            "/0/payload/CommonBlock/S1/senderUniqueReference",
+        ),
+        (
+            with(
+                if031("nul-1"),
+                "/payload/CustomBlock/contractReference",
+                json!("C\u{0}1"),
+            ),
+            "/0/payload/CustomBlock/contractReference",
+        ),
+        (
+            with(if031("nul-1"), "/payload/CustomBlock/a~b\u{0}c", json!(1)),
+            "/0/payload/CustomBlock/a~0b\u{0}c",
+        ),
+    ];
+    for (bad, path) in cases {
+        let (status, body) = s.post(&key, &json!([bad])).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(request_error(&body), ("NUL_CHARACTER".into(), path.into()), "{body}");
+    }
+    // Nothing was stored: the reference is still free, and a clean message goes through.
+    let store = s.broker.store();
+    assert!(store.original(SUP1, "nul-1").await.unwrap().is_none());
+    let regs_queue = format!("{REGS_N}/default");
+    assert!(store.pending_entries(&regs_queue, 0, 10).await.unwrap().is_empty());
+    let (status, body) = s.post(&key, &json!([if031("nul-1")])).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(store.pending_entries(&regs_queue, 0, 10).await.unwrap().len(), 1);
+
+    // Every JSON route: replay, the appointment load.
+    let (status, body) = s
+        .post_to(
+            "/api/v1/replays",
+            &key,
+            "application/json",
+            json!({ "interfaceID": "IF-031\u{0}", "fromTime": "2024-01-01T00:00:00Z" }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(request_error(&body), ("NUL_CHARACTER".into(), "/interfaceID".into()));
+    let rows = json!([{ "mpan": MPAN_SMART, "role": "SUP", "dipID": SUP3, "effectiveFrom": "2024-01-01\u{0}" }]);
+    let (status, body) = s
+        .post_to(
+            "/api/v1/admin/appointments",
+            &s.operator_key(),
+            "application/json",
+            rows.to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        request_error(&body),
+        ("NUL_CHARACTER".into(), "/0/effectiveFrom".into())
+    );
+}
+
 async fn missing_fields(db: Db) {
     let s = TestServer::start(db).await;
     expect_invalid(&s, json!({ "notPayload": {} }), &[("MISSING_FIELD", "/payload")]).await;
@@ -2000,4 +2148,6 @@ both_stores!(
     same_reference_twice_in_one_request,
     concurrent_identical_requests,
     rejected_items_are_not_kept,
+    validation_errors_do_not_echo_large_values,
+    nul_characters_refused_with_their_path,
 );

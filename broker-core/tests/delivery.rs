@@ -590,6 +590,47 @@ async fn pull_mode(db: Db) {
     assert_eq!(body["errors"][0]["code"], "NOT_PULL_QUEUE");
 }
 
+/// Queue routes on a queue the caller does not own, or that does not exist, answer the
+/// same 404, and a pull leases nothing.
+async fn unknown_queues_are_404_and_never_leased(db: Db) {
+    let s = TestServer::start(db).await;
+    let key = s.key(REGS_N);
+    let tx = send(&s, &s.key(SUP1), request_to(REGS_N, "known")).await;
+    let mut answers = Vec::new();
+    for (dip, name) in [
+        (REGS_N, "nonexistent"),
+        (REGS_N, "default2"),
+        (REGS_2, "default"),
+        (REGS_2, "nonexistent"),
+    ] {
+        let base = format!("/api/v1/participants/{dip}/queues/{name}");
+        let pull = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
+        let ack = json!({ "leaseID": "any", "transactionIDs": [tx] }).to_string();
+        let ack = s.post_to(&format!("{base}/ack"), &key, "application/json", ack).await;
+        let peek = s.get(&key, &format!("{base}/messages")).await;
+        for (route, (status, body)) in [("pull", &pull), ("ack", &ack), ("peek", &peek)] {
+            assert_eq!(*status, 404, "{route} {dip}/{name}: {body}");
+            assert_eq!(body["errors"][0]["code"], "NOT_FOUND", "{body}");
+        }
+        answers.extend([pull, ack, peek]);
+        let leased = s.broker.store().lease(&format!("{dip}/{name}")).await.unwrap();
+        assert!(leased.is_none(), "{dip}/{name} leased: {leased:?}");
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    // The library refuses such names too, whoever calls it.
+    use broker_core::delivery::pull::{self, PullError};
+    let queue = format!("{REGS_N}/nonexistent");
+    let refused = pull::pull(&s.broker, &queue, None, 1, Duration::from_secs(5)).await;
+    assert!(matches!(refused, Err(PullError::UnknownQueue)), "{refused:?}");
+    let refused = pull::ack(&s.broker, &queue, "any", std::slice::from_ref(&tx), false).await;
+    assert!(matches!(refused, Err(PullError::UnknownQueue)), "{refused:?}");
+    assert!(s.broker.store().lease(&queue).await.unwrap().is_none());
+    // The queue that exists is pulled as before.
+    let (status, body) = queue_post(&s, &key, "pull", Value::Null).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pulled(&body), [json!(tx)]);
+}
+
 async fn replay(db: Db) {
     let s = TestServer::delivering(db).await;
     let sink = regs_webhook(&s).await;
@@ -692,6 +733,163 @@ async fn replay(db: Db) {
     );
     let (_, body) = s.get(&s.key(REGS_2), "/api/v1/replays").await;
     assert_eq!(body["replays"].as_array().unwrap().len(), 1, "{body}");
+}
+
+/// A dry run naming a transaction id its recipient was not sent (another participant's
+/// message, or its own on another channel) answers exactly as for an id that does not
+/// exist: no receipt time, no different error to tell them apart.
+async fn replay_ids_not_sent_to_the_recipient_are_unknown(db: Db) {
+    let s = TestServer::start(db).await;
+    let theirs = send(&s, &s.key(SUP1), request_to(REGS_N, "theirs")).await;
+    let mine = send(&s, &s.key(SUP1), request_to(REGS_2, "mine")).await;
+    let (status, record) = s.get(&s.operator_key(), &format!("/api/v1/messages/{theirs}")).await;
+    assert_eq!(status, 200, "{record}");
+    let received = record["transactionTimestamp"]
+        .as_str()
+        .expect("receipt time")
+        .to_owned();
+    let nonexistent = uuid::Uuid::now_v7().to_string();
+
+    // The answer with the id itself blanked out.
+    let ask = |interface: &'static str, field: &'static str, id: String| {
+        let s = &s;
+        async move {
+            let mut body = json!({ "interfaceID": interface, "dryRun": true });
+            body[field] = json!(id);
+            if field == "endTransactionID" {
+                body["fromTime"] = json!("2020-01-01T00:00:00Z");
+            }
+            let (status, answer) = s
+                .post_to("/api/v1/replays", &s.key(REGS_2), "application/json", body.to_string())
+                .await;
+            (status, answer.to_string().replace(&id, "<id>"))
+        }
+    };
+    for field in ["startTransactionID", "endTransactionID"] {
+        let unknown = ask("IF-031", field, nonexistent.clone()).await;
+        assert_eq!(unknown.0, 400, "{}", unknown.1);
+        let other_recipient = ask("IF-031", field, theirs.clone()).await;
+        assert_eq!(other_recipient, unknown, "{field}: another participant's message");
+        assert!(!other_recipient.1.contains(&received), "{}", other_recipient.1);
+        let other_channel = ask("IF-032", field, mine.clone()).await;
+        assert_eq!(
+            other_channel,
+            ask("IF-032", field, nonexistent.clone()).await,
+            "{field}"
+        );
+    }
+    // Its own message it may name.
+    let (status, body) = ask("IF-031", "startTransactionID", mine.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"messages\":1"), "{body}");
+}
+
+/// The per-recipient replay quota: every answer shows it, dry runs use none of it, a
+/// replay that would exceed it is refused with 429 and queues nothing, and concurrent
+/// replays cannot both pass.
+async fn replay_quota(db: Db) {
+    let config = broker_core::ingest::BrokerConfig {
+        replay_quota: 5,
+        ..Default::default()
+    };
+    let s = TestServer::start_with(db, config).await;
+    let before = chrono::Utc::now();
+    let mut sent = Vec::new();
+    for i in 0..4 {
+        sent.push(send(&s, &s.key(SUP1), request_to(REGS_N, &format!("quota-{i}"))).await);
+    }
+    send(&s, &s.key(SUP1), request_to(REGS_2, "quota-other")).await;
+    let post = |key: String, body: Value| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .post(format!("{}/api/v1/replays", s.base))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("request");
+            let status = r.status().as_u16();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<i64>().unwrap());
+            (status, r.json::<Value>().await.unwrap(), retry_after)
+        }
+    };
+    let quota = |used: i64| json!({ "limit": 5, "used": used, "remaining": 5 - used, "windowHours": 24 });
+    let all = json!({ "interfaceID": "IF-031", "fromTime": before.to_rfc3339() });
+    let dry = json!({ "interfaceID": "IF-031", "fromTime": before.to_rfc3339(), "dryRun": true });
+    let pending = || async { peek(&s, &s.key(REGS_N), REGS_N, "default").await.len() };
+
+    // A dry run reports the quota and uses none of it.
+    let (status, body, _) = post(s.key(REGS_N), dry.clone()).await;
+    assert_eq!(
+        (status, &body["messages"], &body["quota"]),
+        (200, &json!(4), &quota(0)),
+        "{body}"
+    );
+    // A replay that fits uses it.
+    let two = json!({ "interfaceID": "IF-031", "startTransactionID": sent[1], "endTransactionID": sent[2] });
+    let (status, body, _) = post(s.key(REGS_N), two).await;
+    assert_eq!(
+        (status, &body["messages"], &body["quota"]),
+        (202, &json!(2), &quota(2)),
+        "{body}"
+    );
+    assert_eq!(pending().await, 6);
+
+    // One that does not fit is refused whole: 429, nothing queued, and when it frees.
+    let (status, body, retry_after) = post(s.key(REGS_N), all.clone()).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["errors"][0]["code"], "REPLAY_QUOTA_EXCEEDED", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("3 remain"), "{message}");
+    let frees_at = body["quota"]["freesAt"].as_str().expect("freesAt");
+    assert!(message.contains(frees_at), "{message}");
+    let frees_at = chrono::DateTime::parse_from_rfc3339(frees_at).unwrap();
+    let day = chrono::TimeDelta::hours(24);
+    assert!(
+        frees_at > before + day && frees_at <= chrono::Utc::now() + day,
+        "{body}"
+    );
+    let retry_after = retry_after.expect("Retry-After");
+    assert!((86_000..=86_400).contains(&retry_after), "{retry_after}");
+    assert_eq!(body["quota"]["used"], 2, "{body}");
+    assert_eq!(body["quota"]["remaining"], 3, "{body}");
+    assert_eq!(pending().await, 6, "nothing queued");
+    let (status, body, _) = post(s.key(REGS_N), dry).await;
+    assert_eq!((status, &body["quota"]), (200, &quota(2)), "{body}");
+
+    // Two replays of three at once: one fits, the other is refused.
+    let three = json!({ "interfaceID": "IF-031", "startTransactionID": sent[0], "endTransactionID": sent[2] });
+    let (a, b) = tokio::join!(post(s.key(REGS_N), three.clone()), post(s.key(REGS_N), three));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [202, 429], "{} {}", a.1, b.1);
+    let done = if a.0 == 202 { &a.1 } else { &b.1 };
+    assert_eq!(done["quota"], quota(5), "{done}");
+    assert_eq!(pending().await, 9);
+    let (status, body, _) = post(
+        s.key(REGS_N),
+        json!({ "interfaceID": "IF-031", "startTransactionID": sent[3] }),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("0 remain"),
+        "{body}"
+    );
+
+    // The quota is the recipient's: another registration service has all of its own.
+    let (status, body, _) = post(s.key(REGS_2), all).await;
+    assert_eq!(
+        (status, &body["messages"], &body["quota"]),
+        (202, &json!(1), &quota(1)),
+        "{body}"
+    );
 }
 
 async fn replay_keeps_obfuscation(db: Db) {
@@ -815,9 +1013,12 @@ both_stores!(
     asynchronous_error_report,
     stale_messages_dead_lettered_and_redriven,
     pull_mode,
+    unknown_queues_are_404_and_never_leased,
     stale_pull_messages_reported_without_a_pull,
     replay,
     replay_keeps_obfuscation,
+    replay_quota,
+    replay_ids_not_sent_to_the_recipient_are_unknown,
     operator_queue_view,
     internal_destinations_refused,
     redirects_not_followed,

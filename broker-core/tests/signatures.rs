@@ -309,6 +309,18 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     let (status, reply) = send_signed(&s, &s.key(MS_KEY), &signer, &json!([if909("p2-clear")])).await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["results"][0]["errors"][0]["code"], "DECRYPTION_FAILED");
+
+    // A NUL inside the encryption is refused as one outside would be, at its place.
+    let mut block = if909_block();
+    block["contractReferenceMeteringService"] = json!("MS\u{0}42");
+    let mut it = if909("p2-nul");
+    let sealed = jwe::encrypt(block.to_string().as_bytes(), &platform.cert_pem).unwrap();
+    set(&mut it, "/payload/CustomBlock", json!(sealed));
+    let (status, reply) = send_signed(&s, &s.key(MS_KEY), &signer, &json!([it])).await;
+    assert_eq!(status, 400, "{reply}");
+    let error = &reply["results"][0]["errors"][0];
+    assert_eq!(error["code"], "NUL_CHARACTER", "{reply}");
+    assert_eq!(error["path"], "/payload/CustomBlock/contractReferenceMeteringService");
 }
 
 /// With trusted authorities configured, a signing certificate must chain to one of them:

@@ -12,8 +12,8 @@ use broker_core::model::{Appointment, Channel, Endpoint, Participant, Participan
 use broker_core::seed::seed_catalogue;
 use broker_core::store::{
     ApiKeyRecord, AttemptFailure, AuditEntry, AuditFilter, Backend, CommitOutcome, DeadLetterFilter, Delivery,
-    EntryState, MessageRecord, NewMessage, QueueEntry, QueueStat, ReplayCopy, ReplayRecord, SessionRecord, Settlement,
-    Store, StoreError, UserRecord,
+    EntryState, MessageRecord, NewMessage, QueueEntry, QueueStat, ReplayAdmission, ReplayCopy, ReplayQuota,
+    ReplayRecord, ReplayUsage, SessionRecord, Settlement, Store, StoreError, UserRecord,
 };
 use common::*;
 use serde_json::json;
@@ -52,6 +52,9 @@ both_stores!(
     failed_attempts_show_in_entry_and_queue_health,
     dead_letters_filter_and_redrive_to_the_tail,
     replay_candidates_and_recorded_replays,
+    received_by_finds_only_messages_sent_to_the_recipient_on_the_channel,
+    replay_quota_counts_the_window_and_refuses_what_does_not_fit,
+    concurrent_replays_cannot_both_pass_the_quota,
     commits_announce_their_queues,
     users_round_trip_with_unique_usernames_and_sign_in_counters,
     sessions_expire_and_end_per_user,
@@ -79,6 +82,12 @@ const Q_DC: &str = "2000000003/feed";
 fn tx(n: u64) -> String {
     format!("TX{n:012}")
 }
+
+/// A replay quota nothing in these tests reaches.
+const NO_LIMIT: ReplayQuota = ReplayQuota {
+    limit: i64::MAX,
+    window: YEAR_MICROS,
+};
 
 fn delivery(queue: &str) -> Delivery {
     Delivery {
@@ -1644,7 +1653,8 @@ async fn replay_candidates_and_recorded_replays(db: Db) {
             delivery: delivery(Q_DNO),
         })
         .collect();
-    s.record_replay(&record, &copies).await.unwrap();
+    let recorded = s.record_replay(&record, &copies, NO_LIMIT).await.unwrap();
+    assert!(matches!(recorded, ReplayAdmission::Recorded(_)), "{recorded:?}");
     assert_eq!(s.replays(10).await.unwrap(), [record]);
     let out = s.next_outbound(Q_DNO, 4, 10).await.unwrap();
     assert_eq!(out.iter().map(|o| o.entry.seq).collect::<Vec<_>>(), [5, 6]);
@@ -1660,6 +1670,150 @@ async fn replay_candidates_and_recorded_replays(db: Db) {
             .len(),
         4
     );
+}
+
+async fn received_by_finds_only_messages_sent_to_the_recipient_on_the_channel(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    commit(s, &[msg(1, SUPPLIER, &[Q_DNO]), msg(2, SUPPLIER, &[Q_MOP])]).await;
+    let dno = "2000000001";
+    assert_eq!(s.received_by(&tx(1), "IF-021", dno).await.unwrap(), Some(BASE_TIME + 1));
+    // Another recipient's message, another channel, an unknown id: all alike.
+    assert_eq!(s.received_by(&tx(2), "IF-021", dno).await.unwrap(), None);
+    assert_eq!(s.received_by(&tx(1), "IF-022", dno).await.unwrap(), None);
+    assert_eq!(s.received_by(&tx(9), "IF-021", dno).await.unwrap(), None);
+    assert_eq!(
+        s.received_by(&tx(1), "IF-021", SUPPLIER).await.unwrap(),
+        None,
+        "the sender"
+    );
+
+    // A replay copy queued for the recipient does not make a message its own.
+    let record = ReplayRecord {
+        id: "replay-1".into(),
+        requested_by: "operator:ops".into(),
+        recipient: dno.into(),
+        interface_id: "IF-021".into(),
+        request: "{}".into(),
+        dry_run: false,
+        messages: 1,
+        created_at: BASE_TIME + 100,
+    };
+    let copy = ReplayCopy {
+        transaction_id: format!("R-{}", tx(2)),
+        interface_id: "IF-021".into(),
+        envelope: "{}".into(),
+        retain_until: BASE_TIME + YEAR_MICROS,
+        delivery: delivery(Q_DNO),
+    };
+    s.record_replay(&record, &[copy], NO_LIMIT).await.unwrap();
+    assert_eq!(s.received_by(&tx(2), "IF-021", dno).await.unwrap(), None);
+    assert_eq!(
+        s.received_by(&format!("R-{}", tx(2)), "IF-021", dno).await.unwrap(),
+        None
+    );
+}
+
+/// A replay of `messages` for `recipient` at `at` (dry or not), with one copy per
+/// message unless dry.
+fn quota_replay(id: &str, recipient: &str, dry_run: bool, messages: i64, at: i64) -> (ReplayRecord, Vec<ReplayCopy>) {
+    let record = ReplayRecord {
+        id: id.into(),
+        requested_by: format!("participant:{recipient}"),
+        recipient: recipient.into(),
+        interface_id: "IF-021".into(),
+        request: "{}".into(),
+        dry_run,
+        messages,
+        created_at: at,
+    };
+    let copies = (0..if dry_run { 0 } else { messages })
+        .map(|i| ReplayCopy {
+            transaction_id: format!("R-{id}-{i}"),
+            interface_id: "IF-021".into(),
+            envelope: "{}".into(),
+            retain_until: at + YEAR_MICROS,
+            delivery: delivery(&format!("{recipient}/inbox")),
+        })
+        .collect();
+    (record, copies)
+}
+
+async fn replay_quota_counts_the_window_and_refuses_what_does_not_fit(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let (dno, mop) = ("2000000001", "2000000002");
+    let quota = ReplayQuota {
+        limit: 10,
+        window: 1_000,
+    };
+    let record = |id: &str, recipient: &str, dry: bool, messages: i64, at: i64| {
+        let (r, c) = quota_replay(id, recipient, dry, messages, at);
+        async move { s.record_replay(&r, &c, quota).await.unwrap() }
+    };
+    let usage = |used, frees_at| ReplayUsage { used, frees_at };
+    let recorded = |used| ReplayAdmission::Recorded(usage(used, None));
+    assert_eq!(s.replay_usage(dno, quota, 5_000, 3).await.unwrap(), usage(0, None));
+
+    assert_eq!(record("r1", dno, false, 4, 5_000).await, recorded(4));
+    assert_eq!(
+        record("dry", dno, true, 50, 5_100).await,
+        recorded(4),
+        "a dry run uses nothing"
+    );
+    assert_eq!(record("r2", dno, false, 5, 5_200).await, recorded(9));
+    assert_eq!(
+        record("other", mop, false, 10, 5_250).await,
+        recorded(10),
+        "per recipient"
+    );
+    // Over the quota: refused, with when enough of it frees (r1 leaving, then r2 too).
+    assert_eq!(
+        record("r3", dno, false, 3, 5_300).await,
+        ReplayAdmission::OverQuota(usage(9, Some(6_000)))
+    );
+    assert_eq!(
+        s.replay_usage(dno, quota, 5_300, 7).await.unwrap(),
+        usage(9, Some(6_200))
+    );
+    assert_eq!(
+        record("r3", dno, false, 11, 5_300).await,
+        ReplayAdmission::OverQuota(usage(9, None)),
+        "larger than the whole quota"
+    );
+    // A refusal writes nothing.
+    assert_eq!(s.replays(100).await.unwrap().len(), 4);
+    assert_eq!(queue(s, "2000000001/inbox").await.len(), 9);
+    // The window rolls: at 6 000 the first replay has left it.
+    assert_eq!(s.replay_usage(dno, quota, 6_000, 3).await.unwrap(), usage(5, None));
+    assert_eq!(record("r3", dno, false, 3, 6_000).await, recorded(8));
+    assert_eq!(queue(s, "2000000001/inbox").await.len(), 12);
+}
+
+async fn concurrent_replays_cannot_both_pass_the_quota(db: Db) {
+    let t = TestStore::new(db).await;
+    let quota = ReplayQuota {
+        limit: 4,
+        window: YEAR_MICROS,
+    };
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let store = t.store.clone();
+            tokio::spawn(async move {
+                let (r, c) = quota_replay(&format!("r{i}"), "2000000001", false, 1, BASE_TIME);
+                store.record_replay(&r, &c, quota).await.unwrap()
+            })
+        })
+        .collect();
+    let mut recorded = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), ReplayAdmission::Recorded(_)) {
+            recorded += 1;
+        }
+    }
+    assert_eq!(recorded, 4);
+    assert_eq!(t.store.replays(100).await.unwrap().len(), 4);
+    assert_eq!(queue(t.store.as_ref(), "2000000001/inbox").await.len(), 4);
 }
 
 async fn commits_announce_their_queues(db: Db) {

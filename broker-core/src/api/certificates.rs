@@ -93,7 +93,7 @@ async fn register(
         return Err(Failure::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::InvalidField,
-            format!("no participant or DCP {}", r.dip_id),
+            format!("no participant or DCP {}", crate::input::echo(&r.dip_id)),
         ));
     }
     let environment = r.environment.unwrap_or_else(|| broker.config().environment.clone());
@@ -134,7 +134,7 @@ async fn issue(
     let r: Issue = json_body(&broker, body).await?;
     let bad = |m: String| Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, m);
     if broker.registry().participant(&r.dip_id).is_none() {
-        return Err(bad(format!("no participant or DCP {}", r.dip_id)));
+        return Err(bad(format!("no participant or DCP {}", crate::input::echo(&r.dip_id))));
     }
     let days = r.days.unwrap_or(365).clamp(1, 825);
     let issued = match &r.csr {

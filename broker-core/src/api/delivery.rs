@@ -44,8 +44,9 @@ fn visible_recipients(broker: &Broker, caller: &Principal) -> Option<Vec<String>
     caller.dip_id().map(|me| broker.registry().acts_for(me))
 }
 
-/// The queue `dip_id/name` if the caller may use it (a participant its own, a DCP those
-/// of participants that nominated it); 404 otherwise, so that queues do not leak.
+/// The queue `dip_id/name` if it exists and the caller may use it (a participant its own,
+/// a DCP those of participants that nominated it); the same 404 otherwise, so that
+/// queues do not leak and names that are no queue are never read or leased.
 fn own_queue(
     broker: &Broker,
     caller: &Principal,
@@ -57,8 +58,9 @@ fn own_queue(
         None => operator_too,
         Some(mine) => mine.iter().any(|d| d == dip_id),
     };
-    if allowed {
-        Ok(Endpoint::make_id(dip_id, name))
+    let queue = Endpoint::make_id(dip_id, name);
+    if allowed && broker.registry().has_queue(&queue) {
+        Ok(queue)
     } else {
         Err(Failure::not_found())
     }
@@ -197,6 +199,7 @@ struct PullParams {
 
 fn pull_failure(e: PullError) -> Failure {
     match e {
+        PullError::UnknownQueue => Failure::not_found(),
         PullError::NotPull => Failure::new(
             StatusCode::CONFLICT,
             ErrorCode::NotPullQueue,
@@ -540,6 +543,25 @@ async fn start_replay(State(broker): State<Broker>, Caller(caller): Caller, body
         }
         Err(ReplayError::Invalid(e)) => error_response(StatusCode::BAD_REQUEST, vec![e]),
         Err(ReplayError::Forbidden(e)) => error_response(StatusCode::FORBIDDEN, vec![e]),
+        Err(ReplayError::QuotaExceeded {
+            error,
+            quota,
+            retry_after,
+        }) => {
+            // Not `error_response`: its one-second Retry-After would invite a retry that
+            // cannot succeed before the quota frees.
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({ "errors": [error], "quota": quota })),
+            )
+                .into_response();
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, seconds.into());
+            }
+            response
+        }
         Err(ReplayError::Store(e)) => Failure::from(e).into_response(),
     }
 }

@@ -197,10 +197,16 @@ pub(crate) fn bad_request(message: impl Into<String>) -> Failure {
     Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
 }
 
-/// Reads a JSON body into `T`, answering 400 with the reason.
+/// Reads a JSON body into `T` (`input::parse_body`: NUL refused), answering 400 with the
+/// reason.
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(broker: &Broker, body: Body) -> Result<T, Failure> {
     let bytes = read_body(broker, body).await?;
-    serde_json::from_slice(&bytes).map_err(|e| bad_request(format!("the body does not parse: {e}")))
+    crate::input::parse_body(&bytes).map_err(|e| {
+        Failure(
+            StatusCode::BAD_REQUEST,
+            e.to_api_error(ErrorCode::InvalidRequest, "the body does not parse"),
+        )
+    })
 }
 
 async fn post_messages(

@@ -22,6 +22,9 @@ pub struct Pulled {
 /// Why a pull or acknowledgement was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
+    /// No such queue: neither an endpoint nor a participant's `default` queue.
+    #[error("no such queue")]
+    UnknownQueue,
     /// The queue has a webhook.
     #[error("the queue is delivered by webhook")]
     NotPull,
@@ -50,7 +53,13 @@ pub async fn pull(
     max: i64,
     lease: Duration,
 ) -> Result<Pulled, PullError> {
-    if broker.registry().endpoint(queue_id).is_some_and(|e| e.url.is_some()) {
+    let registry = broker.registry();
+    // Leasing a name nobody routes to would answer as if it were a queue, and leave a
+    // lease row behind for every name tried.
+    if !registry.has_queue(queue_id) {
+        return Err(PullError::UnknownQueue);
+    }
+    if registry.endpoint(queue_id).is_some_and(|e| e.url.is_some()) {
         return Err(PullError::NotPull);
     }
     let lease_id = lease_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
@@ -116,6 +125,9 @@ pub async fn ack(
     transaction_ids: &[String],
     release: bool,
 ) -> Result<Vec<String>, PullError> {
+    if !broker.registry().has_queue(queue_id) {
+        return Err(PullError::UnknownQueue);
+    }
     let store = broker.store();
     match store.lease(queue_id).await? {
         Some((o, _)) if o == owner(lease_id) => {}

@@ -43,7 +43,7 @@ pub enum SignatureError {
     /// The date is outside the freshness window: a replay or a badly skewed clock.
     #[error("{SIGNATURE_DATE} {date} is outside the freshness window of {window_secs} s")]
     StaleDate {
-        /// The header value as received.
+        /// The header value as received (shortened: it is quoted back).
         date: String,
         /// The window, in seconds either side of the receiver's clock.
         window_secs: i64,
@@ -216,7 +216,7 @@ pub fn verify(
     let window = window.abs();
     if (now - signed_at).abs() > window {
         return Err(SignatureError::StaleDate {
-            date,
+            date: crate::input::echo(&date).into_owned(),
             window_secs: window.num_seconds(),
         });
     }

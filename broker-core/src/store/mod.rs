@@ -448,6 +448,36 @@ pub struct ReplayRecord {
     pub created_at: i64,
 }
 
+/// The per-recipient replay quota: at most `limit` messages replayed for one recipient
+/// within any rolling `window`. Dry runs count nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayQuota {
+    /// Most messages in the window.
+    pub limit: i64,
+    /// Length of the window, microseconds.
+    pub window: i64,
+}
+
+/// How much of its replay quota a recipient has used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayUsage {
+    /// Messages replayed for the recipient within the window.
+    pub used: i64,
+    /// When the replay asked about does not fit: when enough of `used` leaves the window
+    /// for it to fit (microseconds), or `None` when it exceeds the whole quota. `None`
+    /// when it fits.
+    pub frees_at: Option<i64>,
+}
+
+/// What `record_replay` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayAdmission {
+    /// Recorded, and the copies queued; the usage includes this replay.
+    Recorded(ReplayUsage),
+    /// Refused: the replay would exceed the quota; nothing was written.
+    OverQuota(ReplayUsage),
+}
+
 /// Depth of one queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueueStat {
@@ -563,8 +593,25 @@ pub trait Store: AccountStore + AlarmStore + Send + Sync + 'static {
         to: i64,
         limit: i64,
     ) -> Result<Vec<ReplayCandidate>>;
-    /// Records a replay and archives and queues its copies, in one transaction.
-    async fn record_replay(&self, replay: &ReplayRecord, copies: &[ReplayCopy]) -> Result<()>;
+    /// The receipt time of message `transaction_id` if it is on channel `interface_id` and
+    /// was queued for `recipient` as business traffic (not a replay copy); `None` when it
+    /// does not exist, is on another channel or was not sent to the recipient, so that a
+    /// replay cannot tell those apart nor learn about others' messages.
+    async fn received_by(&self, transaction_id: &str, interface_id: &str, recipient: &str) -> Result<Option<i64>>;
+    /// Records a replay and archives and queues its copies, in one transaction, if the
+    /// recipient's quota over the window ending at `replay.created_at` has room for
+    /// `replay.messages` more (a dry run is recorded whatever its size and uses none).
+    /// The check and the write hold a per-recipient lock, so concurrent replays for one
+    /// recipient cannot both pass it.
+    async fn record_replay(
+        &self,
+        replay: &ReplayRecord,
+        copies: &[ReplayCopy],
+        quota: ReplayQuota,
+    ) -> Result<ReplayAdmission>;
+    /// The recipient's use of `quota` over the window ending at `at`, and when `requested`
+    /// more messages would fit. A reading only: `record_replay` decides.
+    async fn replay_usage(&self, recipient: &str, quota: ReplayQuota, at: i64, requested: i64) -> Result<ReplayUsage>;
     /// Recorded replays, newest first.
     async fn replays(&self, limit: i64) -> Result<Vec<ReplayRecord>>;
 

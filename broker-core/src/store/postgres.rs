@@ -32,6 +32,10 @@ struct Instance {
     alive: tokio::sync::watch::Sender<()>,
 }
 
+/// The advisory lock class of per-recipient replay locks (the second key is a hash of
+/// the recipient); "RPLY" in ASCII, to stay clear of other advisory locks.
+const REPLAY_LOCKS: i32 = 0x5250_4c59;
+
 /// The channel on which commits name the queues they filled.
 const CHANNEL: &str = "dip_enqueued";
 
@@ -83,6 +87,17 @@ impl PostgresStore {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(format!("{}\n{}", self.instance.id, super::sql::notification(queues)))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Serialises replays for one recipient (on every node) until the transaction ends,
+    /// so that two cannot both read the quota before either records its use.
+    async fn lock_replays(&self, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, recipient: &str) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(REPLAY_LOCKS)
+            .bind(recipient)
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -1008,12 +1008,42 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
+            async fn received_by(
+                &self,
+                transaction_id: &str,
+                interface_id: &str,
+                recipient: &str,
+            ) -> $crate::store::Result<Option<i64>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT m.received_at FROM messages m JOIN queue_entries q ON q.transaction_id = m.transaction_id \
+                     WHERE m.transaction_id = $1 AND m.interface_id = $2 AND q.recipient_dip_id = $3 \
+                     AND q.replay_id IS NULL LIMIT 1",
+                )
+                .bind(transaction_id)
+                .bind(interface_id)
+                .bind(recipient)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(|r| r.get(0)))
+            }
+
             async fn record_replay(
                 &self,
                 replay: &$crate::store::ReplayRecord,
                 copies: &[$crate::store::ReplayCopy],
-            ) -> $crate::store::Result<()> {
+                quota: $crate::store::ReplayQuota,
+            ) -> $crate::store::Result<$crate::store::ReplayAdmission> {
                 let mut tx = self.writer().begin().await?;
+                // Held until commit: a concurrent replay for the recipient reads the usage
+                // only once this one is written (or refused).
+                self.lock_replays(&mut tx, &replay.recipient).await?;
+                let requested = if replay.dry_run { 0 } else { replay.messages };
+                let usage = Self::quota_usage(&mut tx, &replay.recipient, quota, replay.created_at, requested).await?;
+                if usage.used + requested > quota.limit {
+                    tx.rollback().await?;
+                    return Ok($crate::store::ReplayAdmission::OverQuota(usage));
+                }
                 sqlx::query(
                     "INSERT INTO replays (id, requested_by, recipient, interface_id, request, dry_run, messages, \
                      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1068,7 +1098,24 @@ macro_rules! impl_sql_store {
                 queues.sort();
                 queues.dedup();
                 drop(entries);
-                self.finish(tx, queues).await
+                self.finish(tx, queues).await?;
+                Ok($crate::store::ReplayAdmission::Recorded($crate::store::ReplayUsage {
+                    used: usage.used + requested,
+                    frees_at: None,
+                }))
+            }
+
+            async fn replay_usage(
+                &self,
+                recipient: &str,
+                quota: $crate::store::ReplayQuota,
+                at: i64,
+                requested: i64,
+            ) -> $crate::store::Result<$crate::store::ReplayUsage> {
+                let mut tx = self.reader().begin().await?;
+                let usage = Self::quota_usage(&mut tx, recipient, quota, at, requested).await?;
+                tx.commit().await?;
+                Ok(usage)
             }
 
             async fn replays(&self, limit: i64) -> $crate::store::Result<Vec<$crate::store::ReplayRecord>> {
@@ -1197,6 +1244,51 @@ macro_rules! impl_sql_store {
         }
 
         impl $store {
+            /// The recipient's replay quota use over the window ending at `at`, and when
+            /// `requested` more messages would fit.
+            async fn quota_usage(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                recipient: &str,
+                quota: $crate::store::ReplayQuota,
+                at: i64,
+                requested: i64,
+            ) -> $crate::store::Result<$crate::store::ReplayUsage> {
+                use sqlx::Row;
+                let since = at.saturating_sub(quota.window);
+                // PostgreSQL sums BIGINT to NUMERIC; the casts keep both databases at BIGINT.
+                let used: i64 = sqlx::query(
+                    "SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT) FROM replays \
+                     WHERE recipient = $1 AND NOT dry_run AND created_at > $2",
+                )
+                .bind(recipient)
+                .bind(since)
+                .fetch_one(&mut **tx)
+                .await?
+                .get(0);
+                let excess = used.saturating_add(requested).saturating_sub(quota.limit);
+                if excess <= 0 || requested > quota.limit {
+                    return Ok($crate::store::ReplayUsage { used, frees_at: None });
+                }
+                // The replay fits once the oldest replays holding `excess` messages have
+                // left the window: the first whose running total reaches it.
+                let oldest: Option<i64> = sqlx::query(
+                    "SELECT created_at FROM (SELECT created_at, id, CAST(SUM(messages) OVER \
+                     (ORDER BY created_at, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) \
+                     AS running FROM replays WHERE recipient = $1 AND NOT dry_run AND created_at > $2) w \
+                     WHERE running >= $3 ORDER BY created_at, id LIMIT 1",
+                )
+                .bind(recipient)
+                .bind(since)
+                .bind(excess)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.get(0));
+                Ok($crate::store::ReplayUsage {
+                    used,
+                    frees_at: oldest.map(|t| t.saturating_add(quota.window)),
+                })
+            }
+
             /// Inserts messages with their archive copies, queue entries and appointment
             /// changes; returns the outcomes and the queues that received entries.
             async fn insert_messages(

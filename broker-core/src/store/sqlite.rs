@@ -77,6 +77,12 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Nothing to take: every write transaction runs on the one writer connection, so
+    /// replays for a recipient are serialised already.
+    async fn lock_replays(&self, _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, _recipient: &str) -> Result<()> {
+        Ok(())
+    }
+
     fn listen(&self) {}
 }
 
