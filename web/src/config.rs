@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// without it pages are served unhydrated, still complete.
     #[arg(long, env = "DIP_SITE_DIR")]
     pub site_dir: Option<PathBuf>,
+    /// Messages one recipient may have replayed within a rolling 24 hours (default
+    /// 200000).
+    #[arg(long, env = "DIP_REPLAY_QUOTA")]
+    pub replay_quota: Option<i64>,
     /// A portal session unused this many seconds ends (default 1800).
     #[arg(long, env = "DIP_SESSION_IDLE_SECS")]
     pub session_idle_secs: Option<u64>,
@@ -255,6 +259,10 @@ impl Settings {
             delivery.signer = Some(std::sync::Arc::new(signer));
         }
         broker.public_url = serve.and_then(|s| s.public_url.clone());
+        if let Some(quota) = serve.and_then(|s| s.replay_quota) {
+            anyhow::ensure!(quota >= 0, "--replay-quota must not be negative");
+            broker.replay_quota = quota;
+        }
         if let Some(dir) = serve.and_then(|s| s.ca_dir.clone()) {
             if environment.eq_ignore_ascii_case("PROD") {
                 anyhow::bail!("PROD has no test authority: register externally issued certificates");
@@ -411,6 +419,7 @@ mod tests {
             public_url: None,
             api_keys: None,
             site_dir: None,
+            replay_quota: None,
             session_idle_secs: None,
             session_max_secs: None,
             smtp_url: None,

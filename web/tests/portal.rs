@@ -1227,3 +1227,18 @@ async fn a_page_that_needs_a_session_redirects_whatever_the_client_accepts() {
     assert_eq!(res.status(), 302);
     assert_eq!(res.headers()["location"], "/sign-in?next=/admin/users");
 }
+
+#[tokio::test]
+async fn a_nul_character_in_a_url_is_a_coded_400() {
+    let p = Portal::start().await;
+    let admin = p.sign_in("admin").await;
+    for (auth, path) in [
+        (Auth::Key(&p.key(SUP1)), "/api/v1/messages/a%00b"),
+        (Auth::Session(&admin), "/api/v1/admin/users/x%00"),
+        (Auth::Key(&p.key(SUP1)), "/api/v1/channels?q=%00"),
+    ] {
+        let (status, body) = p.api(auth, Method::GET, path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["errors"][0]["code"], "NUL_CHARACTER", "{path}: {body}");
+    }
+}

@@ -35,6 +35,7 @@ pub fn router(broker: Broker) -> Router {
         .merge(delivery::routes())
         .merge(certificates::routes())
         .with_state(broker)
+        .layer(axum::middleware::from_fn(refuse_nul_in_url))
 }
 
 /// An error answer: `{"errors": [...]}` with a status.
@@ -70,6 +71,27 @@ impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         error_response(self.0, vec![self.1])
     }
+}
+
+/// Refuses a request whose URL carries a NUL character (`%00`) with `400 NUL_CHARACTER`
+/// before any handler: no identifier holds one, and PostgreSQL text cannot store one
+/// (a lookup would fail as a store error). For the host application's router.
+pub async fn refuse_nul_in_url(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let nul = request
+        .uri()
+        .path_and_query()
+        .is_some_and(|pq| pq.as_str().as_bytes().windows(3).any(|w| w == b"%00"));
+    if nul {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            vec![ApiError::new(
+                ErrorCode::NulCharacter,
+                "",
+                "the URL carries a NUL character (%00)",
+            )],
+        );
+    }
+    next.run(request).await
 }
 
 /// The answer to a path under `/api/` that names no route: the API's coded 404, for a

@@ -104,6 +104,7 @@ pub fn platform(state: AppState) -> Router {
     let api = broker_core::api::router(state.broker.clone());
     router(state)
         .merge(api)
+        .layer(middleware::from_fn(broker_core::api::refuse_nul_in_url))
         .layer(middleware::map_response(security_headers))
 }
 
