@@ -65,8 +65,8 @@ pub struct BrokerConfig {
     pub authority: Option<Arc<crate::security::authority::Authority>>,
     /// Where lifecycle events go and reports are read from.
     pub analytics: crate::analytics::Sink,
-    /// Most messages replayed for one recipient within a rolling
-    /// [`crate::replay::QUOTA_WINDOW_HOURS`] hours; dry runs count nothing.
+    /// Most messages replayed for one recipient within a rolling 24 hours
+    /// (`replay::QUOTA_WINDOW_HOURS`); dry runs count nothing. 200,000 by default.
     pub replay_quota: i64,
 }
 
@@ -88,7 +88,7 @@ impl Default for BrokerConfig {
             trusted: None,
             authority: None,
             analytics: crate::analytics::Sink::Embedded,
-            replay_quota: crate::replay::DEFAULT_QUOTA,
+            replay_quota: 200_000,
         }
     }
 }

@@ -17,10 +17,6 @@ use crate::store::{Delivery, ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRec
 /// Most messages one replay may select; larger ranges are refused, to be split.
 pub const MAX_REPLAY: i64 = 100_000;
 
-/// Messages one recipient may have replayed within [`QUOTA_WINDOW_HOURS`], unless
-/// `BrokerConfig::replay_quota` says otherwise.
-pub const DEFAULT_QUOTA: i64 = 200_000;
-
 /// The rolling window of the replay quota, in hours.
 pub const QUOTA_WINDOW_HOURS: i64 = 24;
 

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use broker_core::ingest::Broker;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{AnyView, IntoAny, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -98,6 +98,20 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Puts this state in the context of every page and server function.
+    fn context(&self) -> impl Fn() + Clone + Send + Sync + 'static {
+        let state = self.clone();
+        move || provide_context(state.clone())
+    }
+
+    /// The HTML shell around every page.
+    fn page_shell(&self) -> impl Fn() -> AnyView + Clone + Send + Sync + 'static {
+        let (options, hydrate) = (self.leptos.clone(), self.hydrate);
+        move || shell(options.clone(), hydrate).into_any()
+    }
+}
+
 /// The whole platform as one router: the portal (pages, server functions, admin REST
 /// API, assets) beside the participant API, every answer with the security headers.
 pub fn platform(state: AppState) -> Router {
@@ -112,15 +126,7 @@ pub fn platform(state: AppState) -> Router {
 /// and the cross-site request check; [`platform`] puts the participant API beside it.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let context = {
-        let state = state.clone();
-        move || provide_context(state.clone())
-    };
-    let page_shell = {
-        let options = state.leptos.clone();
-        let hydrate = state.hydrate;
-        move || shell(options.clone(), hydrate)
-    };
+    let (context, page_shell) = (state.context(), state.page_shell());
     let sessions = SessionManagerLayer::new(sessions::DbSessions(state.broker.store().clone()))
         .with_name(sessions::COOKIE)
         .with_http_only(true)
@@ -159,16 +165,7 @@ async fn not_found(State(state): State<AppState>, request: Request) -> Response 
     if request.uri().path().starts_with("/api/") {
         return broker_core::api::unknown_route().await;
     }
-    let context = {
-        let state = state.clone();
-        move || provide_context(state.clone())
-    };
-    let page_shell = {
-        let options = state.leptos.clone();
-        let hydrate = state.hydrate;
-        move || shell(options.clone(), hydrate)
-    };
-    let mut response = leptos_axum::render_app_async_with_context(context, page_shell)(request).await;
+    let mut response = leptos_axum::render_app_async_with_context(state.context(), state.page_shell())(request).await;
     *response.status_mut() = StatusCode::NOT_FOUND;
     response
 }
