@@ -1242,3 +1242,46 @@ async fn a_nul_character_in_a_url_is_a_coded_400() {
         assert_eq!(body["errors"][0]["code"], "NUL_CHARACTER", "{path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_nul_character_in_a_portal_form_or_document_is_a_400_naming_the_field() {
+    let p = Portal::start().await;
+    let admin = p.sign_in("admin").await;
+    let (status, body) = p
+        .server_fn(
+            &admin,
+            "save_endpoint",
+            &[("dip_id", SUP1), ("name", "ma\0in"), ("url", ""), ("channels", "")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("NUL") && body.contains("name"), "{body}");
+    let (status, body) = p
+        .api(
+            Auth::Session(&admin),
+            Method::POST,
+            "/api/v1/admin/participants",
+            Some(json!({"dip_id": "1000000099", "name": "Nul\u{0}co"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_REQUEST", "{body}");
+    assert!(body["error"]["fields"]["/name"].is_string(), "{body}");
+    // Nothing was written, and a clean form still goes through.
+    assert!(
+        p.store
+            .endpoints()
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| !e.name.contains('\0'))
+    );
+    let (status, body) = p
+        .server_fn(
+            &admin,
+            "save_endpoint",
+            &[("dip_id", SUP1), ("name", "second"), ("url", ""), ("channels", "")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -147,6 +147,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state.clone())
         .layer(middleware::from_fn(server_fn_status))
+        .layer(middleware::from_fn(refuse_nul_in_body))
         .layer(middleware::from_fn(form_errors::sign))
         .layer(sessions)
         .layer(middleware::from_fn(page_redirects));
@@ -168,6 +169,50 @@ async fn not_found(State(state): State<AppState>, request: Request) -> Response 
     let mut response = leptos_axum::render_app_async_with_context(state.context(), state.page_shell())(request).await;
     *response.status_mut() = StatusCode::NOT_FOUND;
     response
+}
+
+/// Largest body the portal reads (forms and admin API documents are far smaller).
+const MAX_BODY: usize = 2 << 20;
+
+/// Refuses a form or JSON body holding the NUL character (U+0000) with `400` naming the
+/// field, before any handler: no field may hold one and PostgreSQL text cannot store one
+/// (the write would fail as a store error). The participant API checks its own bodies.
+async fn refuse_nul_in_body(request: Request, next: Next) -> Response {
+    if !matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "the body is too large").into_response();
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let field = if content_type.starts_with("application/x-www-form-urlencoded") {
+        url::form_urlencoded::parse(&bytes)
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            .map(|(k, _)| k.replace('\0', ""))
+    } else if content_type.starts_with("application/json") {
+        match broker_core::input::parse_body::<serde::de::IgnoredAny>(&bytes) {
+            Err(broker_core::input::BodyError::Nul(path)) => Some(path),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if let Some(field) = field {
+        let error = AppError::field(&field, "No field may hold the NUL character (U+0000).");
+        let body = match parts.uri.path().starts_with("/api/") {
+            true => {
+                serde_json::json!({"error": {"code": error.code(), "message": error.to_string(), "fields": {field: error.to_string()}}})
+            }
+            false => serde_json::to_value(&error).unwrap_or_default(),
+        };
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
 /// A page that sends its reader elsewhere (to sign in, say) is a redirect whatever the
