@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use broker_core::security::authority::{Authority, Issued};
 use broker_core::security::certs;
 use clap::Subcommand;
 
-use crate::config::{Settings, StoreArgs, read_file};
+use crate::config::{Settings, StoreArgs};
+use crate::files::{load_authority, read_file, write_private};
 use crate::server;
 
 #[derive(Debug, Subcommand)]
@@ -73,26 +74,6 @@ pub enum CertsCommand {
         #[arg(long, default_value_t = 30)]
         warn_days: i64,
     },
-}
-
-/// Writes a new file readable by its owner only (keys).
-pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
-pub(crate) fn load_authority(dir: &Path, environment: &str) -> anyhow::Result<Authority> {
-    let cert = read_file(&dir.join("ca.pem"))?;
-    let key = read_file(&dir.join("ca-key.pem"))?;
-    Ok(Authority::load(&cert, &key, environment)?)
 }
 
 fn save(issued: &Issued, out: &Path, stem: &str) -> anyhow::Result<()> {

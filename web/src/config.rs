@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::files::read_file;
+
 /// Options shared by every command that opens the store.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
@@ -267,7 +269,7 @@ impl Settings {
             if environment.eq_ignore_ascii_case("PROD") {
                 anyhow::bail!("PROD has no test authority: register externally issued certificates");
             }
-            broker.authority = Some(std::sync::Arc::new(crate::certs::load_authority(&dir, &environment)?));
+            broker.authority = Some(std::sync::Arc::new(crate::files::load_authority(&dir, &environment)?));
         }
         if let Some(pem) = read_opt(serve.and_then(|s| s.decryption_key.clone()))? {
             let decrypter = broker_core::security::jwe::Decrypter::from_pem(&pem).context("decryption key")?;
@@ -380,17 +382,13 @@ pub fn load_data_keys(path: &Path) -> anyhow::Result<broker_core::security::vaul
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        crate::certs::write_private(path, &broker_core::security::vault::new_key_line())?;
+        crate::files::write_private(path, &broker_core::security::vault::new_key_line())?;
         tracing::info!(path = %path.display(), "created data keys");
     }
     Ok(broker_core::security::vault::Vault::from_text(&read_file(path)?)?)
 }
 
 /// A text file's contents, with its path in the error.
-pub fn read_file(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
 pub fn sqlite_url(dir: &Path) -> String {
     format!("sqlite://{}", dir.join("dip.db").display())
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod certs;
 mod config;
+mod files;
 mod server;
 mod simulate;
 
@@ -161,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
             };
             config::load_data_keys(&path)?;
             let line = broker_core::security::vault::new_key_line();
-            let mut text = config::read_file(&path)?;
+            let mut text = files::read_file(&path)?;
             text.push_str(&line);
             // Checked before it replaces the file.
             let vault = broker_core::security::vault::Vault::from_text(&text)?;

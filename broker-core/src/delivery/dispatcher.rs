@@ -9,32 +9,10 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinSet;
 
 use super::DeliveryConfig;
+use super::context::Ctx;
 use super::worker::Worker;
 use crate::ingest::Broker;
 use crate::store::ALL_QUEUES;
-
-/// What the dispatcher and its workers share.
-pub(super) struct Ctx {
-    pub broker: Broker,
-    pub http: reqwest::Client,
-    pub config: DeliveryConfig,
-    /// Origin of the lease deadlines (milliseconds since).
-    pub epoch: Instant,
-    pub shutdown: watch::Receiver<bool>,
-}
-
-impl Ctx {
-    pub fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// The local deadline of a lease taken or renewed at `start_ms`: a margin short of
-    /// its expiry in the database, so that clock drift never lets two nodes overlap.
-    fn deadline(&self, start_ms: u64) -> u64 {
-        let ttl = u64::try_from(self.config.lease_ttl.as_millis()).unwrap_or(u64::MAX);
-        start_ms.saturating_add(ttl / 10 * 9)
-    }
-}
 
 /// A running worker as the dispatcher sees it.
 struct Running {

@@ -9,6 +9,7 @@
 //! died. No database transaction is open during an HTTP call: an entry is read, sent,
 //! and its outcome written afterwards, deliveries in batches.
 
+mod context;
 pub mod destinations;
 mod dispatcher;
 pub mod pull;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::dispatcher::Ctx;
+use super::context::Ctx;
 use super::report::Reason;
 use super::webhook::{self, Answer};
 use crate::store::{AttemptFailure, EntryState, NewMessage, Outbound, Settlement};
