@@ -2,8 +2,10 @@
 //! without JavaScript) and hydrated in the browser.
 
 pub mod admin;
+pub mod alarm_views;
 pub mod alarms;
 pub mod auth;
+pub mod report_views;
 pub mod reports;
 pub mod rows;
 pub mod types;

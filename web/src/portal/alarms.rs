@@ -401,7 +401,7 @@ pub mod service {
     use broker_core::store::{AlarmKind, AlarmRule, AuditEntry};
 
     use super::{describe, sees, utc};
-    use crate::app::alarms::{AlarmForm, AlarmHistoryRow, AlarmRow, AlarmsView};
+    use crate::app::alarm_views::{AlarmForm, AlarmHistoryRow, AlarmRow, AlarmsView};
     use crate::app::types::{Actor, AppError, PortalRole};
 
     fn unavailable(e: impl std::fmt::Display) -> AppError {

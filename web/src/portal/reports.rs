@@ -18,7 +18,7 @@ use chrono::{NaiveDateTime, TimeZone, Utc};
 use super::AppState;
 use super::charts::{self, Line};
 use super::rest::{ApiFailure, ApiReader};
-use crate::app::reports::{BucketRow, INTERVALS, LatencyCells, RANGES, ReportParams, ReportView, TotalsRow};
+use crate::app::report_views::{BucketRow, INTERVALS, LatencyCells, RANGES, ReportParams, ReportView, TotalsRow};
 use crate::app::types::{Actor, AppError};
 
 /// Routes under `/api/v1/reports/`.
