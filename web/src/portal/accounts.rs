@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use broker_core::store::{Store, UserRecord};
 use tower_sessions::Session;
 
@@ -134,16 +132,13 @@ fn too_many(wait: Duration) -> AppError {
 }
 
 /// A hash to verify against when the username is unknown, so that the answer takes as
-/// long as for a real user.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(b"decoy password for unknown users", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+/// long as for a real user; made once, on the password threads like every other hash.
+async fn decoy_hash() -> Result<&'static str, AppError> {
+    static DECOY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DECOY
+        .get_or_try_init(|| hash_password("decoy password for unknown users".into()))
+        .await
+        .map(String::as_str)
 }
 
 /// Signs a user in: checks throttling, the password and the account, then gives the
@@ -161,7 +156,7 @@ pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, passw
         if let Some(wait) = unknown_lock(&username, now) {
             return Err(too_many(wait));
         }
-        verify(password, decoy_hash()).await?;
+        verify(password, decoy_hash().await?).await?;
         note_unknown_failure(&username, now);
         return Err(wrong());
     };

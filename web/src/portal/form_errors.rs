@@ -87,9 +87,13 @@ fn key_of(headers: &axum::http::HeaderMap) -> hmac::Key {
     }
 }
 
+/// What a signature covers: when, which server function, which error.
+fn signed_text(at: i64, path: &str, err: &str) -> String {
+    format!("{at}\n{path}\n{err}")
+}
+
 fn mac(key: &hmac::Key, at: i64, path: &str, err: &str) -> String {
-    let message = format!("{at}\n{path}\n{err}");
-    hex::encode(hmac::sign(key, message.as_bytes()).as_ref())
+    hex::encode(hmac::sign(key, signed_text(at, path, err).as_bytes()).as_ref())
 }
 
 /// The query pairs of a URL query.
@@ -97,7 +101,7 @@ fn pairs(query: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
-fn encode(pairs: &[(String, String)]) -> String {
+fn encode_query(pairs: &[(String, String)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
@@ -118,7 +122,7 @@ fn verified_query(query: &str, key: &hmac::Key, now: i64) -> Option<String> {
             at.parse::<i64>().is_ok_and(|at| {
                 (0..=VALID_SECS).contains(&(now - at))
                     && hex::decode(tag)
-                        .is_ok_and(|tag| hmac::verify(key, format!("{at}\n{path}\n{err}").as_bytes(), &tag).is_ok())
+                        .is_ok_and(|tag| hmac::verify(key, signed_text(at, &path, &err).as_bytes(), &tag).is_ok())
             })
         }),
         _ => false,
@@ -127,7 +131,7 @@ fn verified_query(query: &str, key: &hmac::Key, now: i64) -> Option<String> {
         return Some(query.to_owned());
     }
     pairs.retain(|(k, _)| k != PATH && k != ERR && k != SIG);
-    Some(encode(&pairs))
+    Some(encode_query(&pairs))
 }
 
 /// A server function's redirect with its error signed (and a stale signature from an
@@ -150,7 +154,7 @@ fn signed_location(location: &str, key: &hmac::Key, now: i64) -> Option<String> 
     let mut out = base.to_owned();
     if !pairs.is_empty() {
         out.push('?');
-        out.push_str(&encode(&pairs));
+        out.push_str(&encode_query(&pairs));
     }
     if let Some(f) = fragment {
         out.push('#');
