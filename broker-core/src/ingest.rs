@@ -19,10 +19,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::analytics::{Event, EventKind};
 use crate::catalogue::CompiledChannel;
 use crate::envelope::{self, Header, PAYLOAD};
 use crate::error::{ApiError, ErrorCode};
+use crate::events::{Event, EventKind};
 use crate::model::{Appointment, ParticipantKind, Principal, RoutingMode};
 use crate::registry::{Registry, RegistryError};
 use crate::routing::{self, Decision};

@@ -27,6 +27,7 @@ pub mod catalogue;
 pub mod delivery;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod ingest;
 pub mod input;
 pub mod model;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use include_dir::{Dir, include_dir};
 
-use super::{AnalyticsError, Event, ReportRow};
+use super::{AnalyticsError, Event};
+use crate::store::ReportRow;
 
 static MIGRATIONS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../migrations/clickhouse");
 

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{AnalyticsError, EventKind};
+use crate::store::ReportRow;
 
 /// Shortest and longest report interval.
 pub const MIN_INTERVAL_SECS: i64 = 60;
@@ -253,19 +254,6 @@ pub enum Dialect {
     Sql,
     /// ClickHouse.
     ClickHouse,
-}
-
-/// One result row: bucket start, group, a label (event kind or measure) and integers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportRow {
-    /// Bucket start (the range start for totals).
-    pub bucket: i64,
-    /// Group value (empty without grouping).
-    pub group: String,
-    /// Event kind (volumes) or measure (latency).
-    pub label: String,
-    /// The figures.
-    pub values: Vec<i64>,
 }
 
 /// Which part of a report a statement computes.

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::analytics::{Event, ReportRow};
 use crate::catalogue::CatalogueData;
+use crate::events::Event;
 use crate::model::{Appointment, Channel, Endpoint, Participant, Role};
 
 /// A store failure. The participant API answers 503 for these: nothing was accepted.
@@ -665,4 +665,17 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
             url.split(':').next().unwrap_or_default()
         )))
     }
+}
+
+/// One row of a report statement over the embedded analytics table (or ClickHouse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// Bucket start (the range start for totals).
+    pub bucket: i64,
+    /// Group value (empty without grouping).
+    pub group: String,
+    /// Event kind (volumes) or measure (latency).
+    pub label: String,
+    /// The figures.
+    pub values: Vec<i64>,
 }

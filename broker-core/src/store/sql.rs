@@ -53,7 +53,7 @@ pub(super) struct NewEntry<'a> {
 pub(super) struct EntryEvent<'a> {
     pub queue_id: &'a str,
     pub seq: i64,
-    pub kind: crate::analytics::EventKind,
+    pub kind: crate::events::EventKind,
     pub at: i64,
     pub outcome: &'a str,
     pub duration_us: i64,
@@ -624,9 +624,9 @@ macro_rules! impl_sql_store {
                         queue_id: &st.queue_id,
                         seq: st.seq,
                         kind: match st.state {
-                            EntryState::Returned => $crate::analytics::EventKind::Returned,
-                            EntryState::Dead => $crate::analytics::EventKind::DeadLettered,
-                            _ => $crate::analytics::EventKind::Delivered,
+                            EntryState::Returned => $crate::events::EventKind::Returned,
+                            EntryState::Dead => $crate::events::EventKind::DeadLettered,
+                            _ => $crate::events::EventKind::Delivered,
                         },
                         at: st.at,
                         outcome: &st.outcome,
@@ -681,7 +681,7 @@ macro_rules! impl_sql_store {
                     let event = $crate::store::sql::EntryEvent {
                         queue_id: &f.queue_id,
                         seq: f.seq,
-                        kind: $crate::analytics::EventKind::FailedAttempt,
+                        kind: $crate::events::EventKind::FailedAttempt,
                         at: f.at,
                         outcome: &f.outcome,
                         duration_us: f.duration_us,
@@ -944,7 +944,7 @@ macro_rules! impl_sql_store {
                     .map(|r| $crate::store::sql::EntryEvent {
                         queue_id: &r.0,
                         seq: r.1,
-                        kind: $crate::analytics::EventKind::Redriven,
+                        kind: $crate::events::EventKind::Redriven,
                         at,
                         outcome: "",
                         duration_us: 0,
@@ -1082,15 +1082,15 @@ macro_rules! impl_sql_store {
                     })
                     .collect();
                 Self::enqueue(&mut tx, &entries).await?;
-                let events: Vec<$crate::analytics::Event> = copies
+                let events: Vec<$crate::events::Event> = copies
                     .iter()
-                    .map(|c| $crate::analytics::Event {
+                    .map(|c| $crate::events::Event {
                         transaction_id: c.transaction_id.clone(),
                         interface_id: c.interface_id.clone(),
                         recipient_dip_id: c.delivery.recipient_dip_id.clone(),
                         queue_id: c.delivery.queue_id.clone(),
                         replay: true,
-                        ..$crate::analytics::Event::new($crate::analytics::EventKind::Replayed, replay.created_at)
+                        ..$crate::events::Event::new($crate::events::EventKind::Replayed, replay.created_at)
                     })
                     .collect();
                 Self::write_events(&mut tx, &events).await?;
@@ -1146,7 +1146,7 @@ macro_rules! impl_sql_store {
                 self.notifier.subscribe()
             }
 
-            async fn record_events(&self, events: &[$crate::analytics::Event]) -> $crate::store::Result<()> {
+            async fn record_events(&self, events: &[$crate::events::Event]) -> $crate::store::Result<()> {
                 if events.is_empty() {
                     return Ok(());
                 }
@@ -1157,7 +1157,7 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
-            async fn outbox(&self, limit: i64) -> $crate::store::Result<Vec<$crate::analytics::Event>> {
+            async fn outbox(&self, limit: i64) -> $crate::store::Result<Vec<$crate::events::Event>> {
                 use sqlx::Row;
                 sqlx::query(&format!(
                     "SELECT id, {} FROM analytics_outbox ORDER BY id LIMIT $1",
@@ -1169,9 +1169,9 @@ macro_rules! impl_sql_store {
                 .iter()
                 .map(|r| {
                     let kind: String = r.get(1);
-                    Ok($crate::analytics::Event {
+                    Ok($crate::events::Event {
                         id: r.get(0),
-                        kind: $crate::analytics::EventKind::parse(&kind)
+                        kind: $crate::events::EventKind::parse(&kind)
                             .ok_or_else(|| $crate::store::StoreError::Corrupt(format!("event kind {kind:?}")))?,
                         at: r.get(2),
                         transaction_id: r.get(3),
@@ -1208,14 +1208,14 @@ macro_rules! impl_sql_store {
                 &self,
                 sql: &str,
                 values: usize,
-            ) -> $crate::store::Result<Vec<$crate::analytics::ReportRow>> {
+            ) -> $crate::store::Result<Vec<$crate::store::ReportRow>> {
                 use sqlx::Row;
                 sqlx::query(sql)
                     .fetch_all(self.reader())
                     .await?
                     .iter()
                     .map(|r| {
-                        Ok($crate::analytics::ReportRow {
+                        Ok($crate::store::ReportRow {
                             bucket: r.try_get(0)?,
                             group: r.try_get(1)?,
                             label: r.try_get(2)?,
@@ -1416,15 +1416,15 @@ macro_rules! impl_sql_store {
                 let queued_at = $crate::store::sql::now_micros();
                 let mut events = Vec::with_capacity(accepted.len() + entries.len());
                 for m in &accepted {
-                    let message = $crate::analytics::Event {
+                    let message = $crate::events::Event {
                         transaction_id: m.transaction_id.clone(),
                         interface_id: m.interface_id.clone(),
                         sender_dip_id: m.sender_dip_id.clone(),
-                        ..$crate::analytics::Event::new($crate::analytics::EventKind::Received, m.received_at)
+                        ..$crate::events::Event::new($crate::events::EventKind::Received, m.received_at)
                     };
                     for d in &m.deliveries {
-                        events.push($crate::analytics::Event {
-                            kind: $crate::analytics::EventKind::Routed,
+                        events.push($crate::events::Event {
+                            kind: $crate::events::EventKind::Routed,
                             at: queued_at,
                             recipient_dip_id: d.recipient_dip_id.clone(),
                             queue_id: d.queue_id.clone(),
@@ -1498,7 +1498,7 @@ macro_rules! impl_sql_store {
             /// Appends events to the analytics outbox.
             async fn write_events(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                events: &[$crate::analytics::Event],
+                events: &[$crate::events::Event],
             ) -> $crate::store::Result<()> {
                 for chunk in events.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
