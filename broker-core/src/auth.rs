@@ -23,7 +23,7 @@ pub fn record_for(token: &str, dip_id: Option<&str>, name: &str) -> Option<ApiKe
         secret_hash: hex::encode(Sha256::digest(secret.as_bytes())),
         dip_id: dip_id.map(str::to_owned),
         name: name.to_owned(),
-        created_at: chrono::Utc::now().timestamp_micros(),
+        created_at: crate::clock::now_micros(),
         revoked_at: None,
     })
 }

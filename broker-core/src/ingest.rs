@@ -361,7 +361,7 @@ impl Broker {
         if cert.revoked_at.is_some() {
             return Err(refuse("the client certificate has been revoked".into()));
         }
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = crate::clock::now_micros();
         if now < cert.not_before || now >= cert.not_after {
             return Err(refuse("the client certificate is not valid now".into()));
         }
@@ -403,7 +403,7 @@ impl Broker {
             error,
         } = &reply
         {
-            let mut event = Event::new(EventKind::Rejected, chrono::Utc::now().timestamp_micros());
+            let mut event = Event::new(EventKind::Rejected, crate::clock::now_micros());
             event.sender_dip_id = principal.dip_id().unwrap_or_default().to_owned();
             event.outcome = error.code.as_str().to_owned();
             self.record_rejections(vec![event]).await;

@@ -260,7 +260,7 @@ async fn traffic_writes_lifecycle_events(db: Db) {
         },
     )
     .await;
-    let started = chrono::Utc::now().timestamp_micros();
+    let started = broker_core::clock::now_micros();
     let mut txs = Vec::new();
     for i in 0..3 {
         let mut it = if031(&format!("an-{i}"));
@@ -276,7 +276,7 @@ async fn traffic_writes_lifecycle_events(db: Db) {
 
     let analytics = Analytics::new(s.db.store.clone(), Sink::Embedded);
     let mut pump = pump(&s.db.store, Sink::Embedded);
-    let q = query(started - 1, chrono::Utc::now().timestamp_micros() + HOUR, 3600);
+    let q = query(started - 1, broker_core::clock::now_micros() + HOUR, 3600);
     let deadline = Instant::now() + Duration::from_secs(15);
     let report = loop {
         drain(&mut pump).await;
@@ -311,7 +311,7 @@ async fn traffic_writes_lifecycle_events(db: Db) {
         queue_id: entry.queue_id,
         seq: entry.seq,
         state: EntryState::Delivered,
-        at: chrono::Utc::now().timestamp_micros(),
+        at: broker_core::clock::now_micros(),
         outcome: "HTTP 200".into(),
         duration_us: 5,
     };

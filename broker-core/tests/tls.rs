@@ -59,7 +59,7 @@ impl TlsPlatform {
     }
 
     async fn register(&self, pem: &str, dip_id: &str, environment: &str) -> String {
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = broker_core::clock::now_micros();
         let record = certs::record(pem, dip_id, environment, "issued", now).expect("record");
         self.s.broker.store().put_certificate(&record).await.expect("put");
         self.s.broker.reload().await.expect("reload");
@@ -67,7 +67,7 @@ impl TlsPlatform {
     }
 
     async fn revoke(&self, fingerprint: &str) {
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = broker_core::clock::now_micros();
         assert!(
             self.s
                 .broker
@@ -141,7 +141,7 @@ async fn expired_revoked_and_unregistered_refused(db: Db) {
     let p = TlsPlatform::start(db, true, false).await;
     let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(40);
     let expired = p.ca.issue_client(SUP1, 30, Some(long_ago)).expect("issue");
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = broker_core::clock::now_micros();
     assert!(matches!(
         certs::record(&expired.cert_pem, SUP1, "DEV", "issued", now),
         Err(certs::CertError::Expired)

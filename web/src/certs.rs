@@ -93,7 +93,7 @@ fn save(issued: &Issued, out: &Path, stem: &str) -> anyhow::Result<()> {
 pub async fn run(store_args: &StoreArgs, command: CertsCommand) -> anyhow::Result<()> {
     let settings = Settings::resolve(store_args, None)?;
     let environment = settings.environment.clone();
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = broker_core::clock::now_micros();
     match command {
         CertsCommand::CaInit { dir } => {
             let ca = Authority::generate(&environment)?;

@@ -227,7 +227,7 @@ async fn alarms_raise_clear_and_email_subscribers() {
     ));
     assert!(service::view(&s.broker, &sup2).await.unwrap().rows.is_empty());
 
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = broker_core::clock::now_micros();
     record(
         &s.store,
         (0..10)

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::{AnalyticsError, Event, Sink};
 use crate::store::Store;
+use crate::task::TaskHandle;
 
 /// The lease name.
 const LEASE: &str = "analytics-pump";
@@ -105,7 +106,7 @@ impl Pump {
             if *shutdown.borrow() {
                 return;
             }
-            let now = chrono::Utc::now().timestamp_micros();
+            let now = crate::clock::now_micros();
             let until = now + i64::try_from(self.config.lease.as_micros()).unwrap_or(i64::MAX / 2);
             match self.store.claim_worker(LEASE, &self.config.owner, now, until).await {
                 Ok(true) => {}
@@ -169,23 +170,8 @@ async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> boo
     }
 }
 
-/// A running pump.
-pub struct PumpHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl PumpHandle {
-    /// Stops after the batch in hand.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Starts pumping `store`'s outbox into `sink`.
-pub fn start(store: Arc<dyn Store>, sink: Sink, config: PumpConfig) -> PumpHandle {
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(Pump::new(store, sink, config).run(shutdown));
-    PumpHandle { stop, task }
+pub fn start(store: Arc<dyn Store>, sink: Sink, config: PumpConfig) -> TaskHandle {
+    let pump = Pump::new(store, sink, config);
+    TaskHandle::spawn(|shutdown| pump.run(shutdown))
 }

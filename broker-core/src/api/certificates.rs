@@ -53,7 +53,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, Failure> {
     let mine = caller.dip_id().map(|me| broker.registry().acts_for(me));
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = crate::clock::now_micros();
     let warn_days = q.warn_days.unwrap_or(WARN_DAYS).clamp(0, 3650);
     let rows: Vec<Value> = broker
         .store()
@@ -97,7 +97,7 @@ async fn register(
         ));
     }
     let environment = r.environment.unwrap_or_else(|| broker.config().environment.clone());
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = crate::clock::now_micros();
     let record = certs::record(&r.pem, &r.dip_id, &environment, "registered", now)
         .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, e.to_string()))?;
     broker.store().put_certificate(&record).await?;
@@ -142,7 +142,7 @@ async fn issue(
         None => authority.issue_client(&r.dip_id, days, None),
     }
     .map_err(|e| bad(e.to_string()))?;
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = crate::clock::now_micros();
     let record = certs::record(&issued.cert_pem, &r.dip_id, authority.environment(), "issued", now)
         .map_err(|e| bad(e.to_string()))?;
     broker.store().put_certificate(&record).await?;
@@ -162,7 +162,7 @@ async fn revoke(
     Path(fingerprint): Path<String>,
 ) -> Result<Json<Value>, Failure> {
     require_operator(&caller)?;
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = crate::clock::now_micros();
     if !broker.store().revoke_certificate(&fingerprint, now).await? {
         return Err(Failure::not_found());
     }

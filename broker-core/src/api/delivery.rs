@@ -68,7 +68,7 @@ fn own_queue(
 
 /// A queue's health as the API shows it.
 fn health_json(broker: &Broker, h: &QueueHealth) -> Value {
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = crate::clock::now_micros();
     let endpoint = broker.registry().endpoint(&h.queue_id).cloned();
     let mode = if endpoint.as_ref().is_some_and(|e| e.url.is_some()) {
         "webhook"
@@ -504,10 +504,7 @@ async fn redrive(State(broker): State<Broker>, Caller(caller): Caller, body: Bod
     if request.entries.is_empty() && request.filter.is_none() {
         return Err(bad_request("give entries or a filter"));
     }
-    let done = broker
-        .store()
-        .redrive(&targets, chrono::Utc::now().timestamp_micros())
-        .await?;
+    let done = broker.store().redrive(&targets, crate::clock::now_micros()).await?;
     let redriven: Vec<Value> = done
         .iter()
         .map(|(queue, old, new)| json!({ "queue": queue, "position": old, "newPosition": new }))

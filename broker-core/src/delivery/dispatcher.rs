@@ -13,6 +13,7 @@ use super::context::Ctx;
 use super::worker::Worker;
 use crate::ingest::Broker;
 use crate::store::ALL_QUEUES;
+use crate::task::TaskHandle;
 
 /// A running worker as the dispatcher sees it.
 struct Running {
@@ -20,22 +21,7 @@ struct Running {
     deadline: Arc<AtomicU64>,
 }
 
-/// Stops a node's delivery.
-pub struct DeliveryHandle {
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl DeliveryHandle {
-    /// Stops every worker after its current attempt, records what was delivered and gives
-    /// the queues up so that another node takes them at once.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-}
-
-pub(super) fn start(broker: Broker, config: DeliveryConfig) -> Result<DeliveryHandle, reqwest::Error> {
+pub(super) fn start(broker: Broker, config: DeliveryConfig) -> Result<TaskHandle, reqwest::Error> {
     let guard = super::destinations::GuardedResolver::new(Arc::new(config.destinations.clone()));
     let mut builder = reqwest::Client::builder().use_rustls_tls();
     if let Some(identity) = &config.client_identity_pem {
@@ -58,16 +44,16 @@ pub(super) fn start(broker: Broker, config: DeliveryConfig) -> Result<DeliveryHa
         .tcp_nodelay(true)
         .user_agent(concat!("dip/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let ctx = Arc::new(Ctx {
-        broker,
-        http,
-        config,
-        epoch: Instant::now(),
-        shutdown: shutdown_rx,
-    });
-    let task = tokio::spawn(Dispatcher::new(ctx).run());
-    Ok(DeliveryHandle { shutdown, task })
+    Ok(TaskHandle::spawn(move |shutdown| {
+        let ctx = Arc::new(Ctx {
+            broker,
+            http,
+            config,
+            epoch: Instant::now(),
+            shutdown,
+        });
+        Dispatcher::new(ctx).run()
+    }))
 }
 
 struct Dispatcher {
@@ -146,7 +132,7 @@ impl Dispatcher {
 
     /// Leases every queue with work that nobody holds.
     async fn sweep(&mut self) {
-        let now = super::now_micros();
+        let now = crate::clock::now_micros();
         match self.ctx.broker.store().claimable_queues(now).await {
             Ok(queues) => {
                 self.elsewhere.clear();
@@ -162,7 +148,7 @@ impl Dispatcher {
     /// Dead-letters stale messages of pull queues nobody is pulling, so that their senders
     /// hear of them (a consumer that pulls meets them itself).
     async fn expire_pull_queues(&mut self) {
-        let now = super::now_micros();
+        let now = crate::clock::now_micros();
         let queues = match self.ctx.broker.store().claimable_queues(now).await {
             Ok(q) => q,
             Err(e) => return tracing::warn!(error = %e, "pull queue expiry failed"),
@@ -191,7 +177,7 @@ impl Dispatcher {
             return;
         }
         let start_ms = self.ctx.now_ms();
-        let now_us = super::now_micros();
+        let now_us = crate::clock::now_micros();
         let until = now_us.saturating_add(i64::try_from(self.ctx.config.lease_ttl.as_micros()).unwrap_or(i64::MAX));
         let held = match self
             .ctx
@@ -233,7 +219,7 @@ impl Dispatcher {
             return;
         }
         let start_ms = self.ctx.now_ms();
-        let until = super::now_micros()
+        let until = crate::clock::now_micros()
             .saturating_add(i64::try_from(self.ctx.config.lease_ttl.as_micros()).unwrap_or(i64::MAX));
         match self
             .ctx

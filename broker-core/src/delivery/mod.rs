@@ -19,8 +19,6 @@ mod worker;
 
 use std::time::Duration;
 
-pub use dispatcher::DeliveryHandle;
-
 use crate::ingest::Broker;
 use crate::model::DeliveryPolicy;
 use crate::store::{EntryState, NewMessage, Origin, Outbound, QueueEntry, Settlement};
@@ -82,7 +80,7 @@ impl Default for DeliveryConfig {
 }
 
 /// Starts delivering every webhook queue this node can lease.
-pub fn start(broker: Broker, config: DeliveryConfig) -> Result<DeliveryHandle, reqwest::Error> {
+pub fn start(broker: Broker, config: DeliveryConfig) -> Result<crate::task::TaskHandle, reqwest::Error> {
     dispatcher::start(broker, config)
 }
 
@@ -101,7 +99,11 @@ pub(crate) fn recipient_payload(broker: &Broker, out: &Outbound) -> Result<serde
         .is_some_and(|c| c.channel.encrypted_to_platform())
     {
         let cert = registry
-            .encryption_certificate(&out.entry.recipient_dip_id, &broker.config().environment, now_micros())
+            .encryption_certificate(
+                &out.entry.recipient_dip_id,
+                &broker.config().environment,
+                crate::clock::now_micros(),
+            )
             .ok_or_else(|| format!("{} has no certificate to encrypt to", out.entry.recipient_dip_id))?;
         let custom = payload.get("CustomBlock").cloned().unwrap_or(serde_json::Value::Null);
         let jwe = crate::security::jwe::encrypt(custom.to_string().as_bytes(), &cert.pem).map_err(|e| e.to_string())?;
@@ -128,10 +130,6 @@ fn recipient_body(broker: &Broker, out: &Outbound) -> Result<Vec<u8>, String> {
     }
     let payload = recipient_payload(broker, out)?;
     serde_json::to_vec(&serde_json::json!([{ "payload": payload }])).map_err(|e| e.to_string())
-}
-
-fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 /// The channel's delivery policy (the default when the channel has been removed).

@@ -64,7 +64,7 @@ pub async fn pull(
     }
     let lease_id = lease_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let store = broker.store();
-    let now = super::now_micros();
+    let now = crate::clock::now_micros();
     let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
     let held = store
         .claim_queues(&owner(&lease_id), &[queue_id.to_owned()], now, until)
@@ -134,7 +134,7 @@ pub async fn ack(
         _ => return Err(PullError::LeaseLost),
     }
     let entries = store.pending_by_transaction(queue_id, transaction_ids).await?;
-    let at = super::now_micros();
+    let at = crate::clock::now_micros();
     let settlements: Vec<Settlement> = entries
         .iter()
         .map(|e| Settlement {

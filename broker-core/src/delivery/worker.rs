@@ -132,7 +132,7 @@ impl Worker {
     async fn deliver(&mut self, mut out: Outbound) -> Next {
         let broker = self.ctx.broker.clone();
         loop {
-            let now = super::now_micros();
+            let now = crate::clock::now_micros();
             if let Some((settlement, report)) = super::expire(&broker, &out, now) {
                 self.flush(&[settlement], report.into_iter().collect()).await;
                 self.cursor = out.entry.seq;
@@ -154,7 +154,7 @@ impl Worker {
                     let (settlement, report) = super::dead_letter(
                         &broker,
                         &out,
-                        super::now_micros(),
+                        crate::clock::now_micros(),
                         &format!("undeliverable: {e}"),
                         "PLATFORM_ERROR",
                         format!("the platform could not prepare the message for its recipient: {e}"),
@@ -168,7 +168,7 @@ impl Worker {
             let signer = config.signer.as_deref();
             let started = std::time::Instant::now();
             let answer = webhook::send(&self.ctx.http, &config.destinations, signer, &url, &out, body).await;
-            let at = super::now_micros();
+            let at = crate::clock::now_micros();
             let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
             match answer {
                 Answer::Delivered { .. } => {

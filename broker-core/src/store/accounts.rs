@@ -84,7 +84,7 @@ impl AuditEntry {
     ) -> Self {
         Self {
             id: 0,
-            at: chrono::Utc::now().timestamp_micros(),
+            at: crate::clock::now_micros(),
             actor,
             actor_dip_id,
             action: action.to_owned(),

@@ -74,10 +74,6 @@ pub(super) fn notification(queues: &[String]) -> String {
     }
 }
 
-pub(super) fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
 pub(super) fn decode_list(s: &str) -> super::Result<Vec<String>> {
     serde_json::from_str(s).map_err(|e| super::StoreError::Corrupt(format!("list {s:?}: {e}")))
 }
@@ -149,7 +145,7 @@ macro_rules! impl_sql_store {
                 )
                 .bind(&channel.id)
                 .bind(definition)
-                .bind($crate::store::sql::now_micros())
+                .bind($crate::clock::now_micros())
                 .execute(self.writer())
                 .await?;
                 self.directory_changed().await
@@ -213,7 +209,7 @@ macro_rules! impl_sql_store {
                 .bind(&p.name)
                 .bind(p.kind.as_str())
                 .bind(p.active)
-                .bind($crate::store::sql::now_micros())
+                .bind($crate::clock::now_micros())
                 .bind(p.signatures_required)
                 .execute(&mut *tx)
                 .await?;
@@ -1413,7 +1409,7 @@ macro_rules! impl_sql_store {
                     .flat_map(|m| m.appointments.iter().cloned())
                     .collect();
                 Self::upsert_appointments(tx, &appointments).await?;
-                let queued_at = $crate::store::sql::now_micros();
+                let queued_at = $crate::clock::now_micros();
                 let mut events = Vec::with_capacity(accepted.len() + entries.len());
                 for m in &accepted {
                     let message = $crate::events::Event {
@@ -1673,7 +1669,7 @@ macro_rules! impl_sql_store {
                     }
                 }
                 let rows: Vec<&$crate::model::Appointment> = by_key.into_values().collect();
-                let now = $crate::store::sql::now_micros();
+                let now = $crate::clock::now_micros();
                 let mut n = 0;
                 for chunk in rows.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(

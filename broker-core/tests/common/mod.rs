@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use broker_core::catalogue::CatalogueData;
-use broker_core::delivery::{DeliveryConfig, DeliveryHandle};
+use broker_core::delivery::DeliveryConfig;
 use broker_core::ingest::{Broker, BrokerConfig};
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::store::{self, Store};
+use broker_core::task::TaskHandle;
 use serde_json::{Value, json};
 
 /// Which store a test runs on.
@@ -88,7 +89,7 @@ pub struct TestServer {
     pub broker: Broker,
     pub demo: DirectoryData,
     pub db: TestStore,
-    pub delivery: Option<DeliveryHandle>,
+    pub delivery: Option<TaskHandle>,
 }
 
 impl TestServer {

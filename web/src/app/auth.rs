@@ -64,7 +64,7 @@ async fn change_own_password(current: String, new_password: String, repeat: Stri
     }
     user.password_hash = accounts::hash_password(new_password).await?;
     user.must_change_password = false;
-    user.updated_at = chrono::Utc::now().timestamp_micros();
+    user.updated_at = broker_core::clock::now_micros();
     store.update_user(&user).await.map_err(accounts::unavailable)?;
     // Other sessions of this user (perhaps someone who knew the old password) end.
     let (_, session) = ctx::state_and_session().await?;

@@ -50,7 +50,7 @@ pub async fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
 
 async fn measure(args: &AnalyticsArgs, clickhouse: &Arc<ClickHouse>) -> anyhow::Result<()> {
     println!("analytics benchmark, ClickHouse {}", clickhouse.describe());
-    let to = chrono::Utc::now().timestamp_micros();
+    let to = broker_core::clock::now_micros();
     let from = to - 30 * DAY_US;
     let started = Instant::now();
     clickhouse.generate_events(args.events, from, to).await?;
@@ -149,7 +149,7 @@ async fn empty_store() -> anyhow::Result<(Arc<dyn Store>, tempfile::TempDir)> {
 /// Moves `n` events from a SQLite outbox to `sink`; prints the rate.
 async fn pump(n: usize, sink: Sink) -> anyhow::Result<()> {
     let (store, _dir) = empty_store().await?;
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = broker_core::clock::now_micros();
     let events: Vec<Event> = (0..n)
         .map(|i| Event {
             transaction_id: format!("T{i}"),

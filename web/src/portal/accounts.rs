@@ -34,10 +34,6 @@ impl Default for SessionPolicy {
     }
 }
 
-fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
 /// Hashes a password with argon2id (on the password threads: it takes tens of
 /// milliseconds and 19 MiB on purpose).
 pub async fn hash_password(password: String) -> Result<String, AppError> {
@@ -151,7 +147,7 @@ pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, passw
         values: [("username".to_owned(), username.clone())].into(),
     };
     let user = store.user_by_username(&username).await.map_err(unavailable)?;
-    let now = now_micros();
+    let now = broker_core::clock::now_micros();
     let Some(user) = user else {
         if let Some(wait) = unknown_lock(&username, now) {
             return Err(too_many(wait));
@@ -192,7 +188,7 @@ pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, passw
 /// sign-in: failures count against the same per-user limit, so a stolen session cannot
 /// guess it without bound.
 pub async fn check_current_password(store: &dyn Store, user: &UserRecord, password: &str) -> Result<(), AppError> {
-    let now = now_micros();
+    let now = broker_core::clock::now_micros();
     if let Some(wait) = lock_remaining(user, now) {
         return Err(AppError::TooManyAttempts(format!(
             "Too many wrong passwords; try again in {} s.",
@@ -274,7 +270,7 @@ pub fn start_session_sweeper(store: std::sync::Arc<dyn Store>) {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
         loop {
             tick.tick().await;
-            if let Err(e) = store.delete_expired_sessions(now_micros()).await {
+            if let Err(e) = store.delete_expired_sessions(broker_core::clock::now_micros()).await {
                 tracing::warn!(error = %e, "sweeping expired sessions");
             }
         }
@@ -295,7 +291,7 @@ pub async fn ensure_user(
     if store.user_by_username(username).await.map_err(unavailable)?.is_some() {
         return Ok(false);
     }
-    let at = now_micros();
+    let at = broker_core::clock::now_micros();
     let user = UserRecord {
         id: uuid::Uuid::now_v7().to_string(),
         username: username.to_owned(),

@@ -24,7 +24,7 @@ fn rfc3339(micros: i64) -> String {
 }
 
 fn now() -> i64 {
-    chrono::Utc::now().timestamp_micros()
+    broker_core::clock::now_micros()
 }
 
 /// A new user.

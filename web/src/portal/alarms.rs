@@ -11,6 +11,7 @@ use broker_core::analytics::report::{GroupBy, Measure};
 use broker_core::analytics::{AnalyticsError, ReportQuery};
 use broker_core::ingest::Broker;
 use broker_core::store::{AlarmKind, AlarmRule, Mail, StoreError};
+use broker_core::task::TaskHandle;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::watch;
@@ -300,7 +301,7 @@ impl Alarms {
         for mail in store.mail_due(now, 50).await? {
             match self.send(smtp, &mail).await {
                 Ok(()) => {
-                    store.mail_sent(mail.id, chrono::Utc::now().timestamp_micros()).await?;
+                    store.mail_sent(mail.id, broker_core::clock::now_micros()).await?;
                     sent += 1;
                 }
                 Err(e) => {
@@ -330,7 +331,7 @@ impl Alarms {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut quiet = false;
         loop {
-            let now = chrono::Utc::now().timestamp_micros();
+            let now = broker_core::clock::now_micros();
             let lease = i64::try_from((self.config.interval * 3).as_micros()).unwrap_or(i64::MAX / 2);
             match self
                 .broker
@@ -363,29 +364,13 @@ impl Alarms {
     }
 }
 
-/// A running evaluator.
-pub struct AlarmHandle {
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl AlarmHandle {
-    /// Stops after the round in hand.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Starts evaluating alarms and sending notices.
-pub fn start(broker: Broker, config: AlarmConfig) -> Result<AlarmHandle, AlarmError> {
+pub fn start(broker: Broker, config: AlarmConfig) -> Result<TaskHandle, AlarmError> {
     if config.smtp_url.is_none() {
         tracing::info!("no SMTP server configured (--smtp-url): alarm notices wait in the mail outbox");
     }
     let alarms = Alarms::new(broker, config)?;
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(alarms.run(shutdown));
-    Ok(AlarmHandle { stop, task })
+    Ok(TaskHandle::spawn(|shutdown| alarms.run(shutdown)))
 }
 
 /// Whether a user of `dip_id` (`None`: operator staff, who see every rule) sees `rule`.
@@ -489,7 +474,7 @@ pub mod service {
         let registry = broker.registry();
         let mut channels: Vec<String> = registry.catalogue.channels.keys().cloned().collect();
         channels.sort();
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = broker_core::clock::now_micros();
         let participants =
             crate::portal::reports::named_participants(broker, actor, now - COUNTERPARTY_WINDOW_US, now).await?;
         Ok(AlarmsView {
@@ -538,7 +523,7 @@ pub mod service {
         let recipient = form.recipient.trim().to_owned();
         // A participant's user may name only participants its views may show; any other
         // is answered as unknown, so that the directory cannot be probed.
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = broker_core::clock::now_micros();
         let known = !recipient.is_empty()
             && registry.participant(&recipient).is_some()
             && (actor.dip_id.is_none()
@@ -596,7 +581,7 @@ pub mod service {
             raised_at: None,
             observed: String::new(),
             evaluated_at: None,
-            created_at: chrono::Utc::now().timestamp_micros(),
+            created_at: broker_core::clock::now_micros(),
         };
         broker.store().put_alarm_rule(&rule).await.map_err(unavailable)?;
         // The creator receives it unless they say otherwise.
@@ -673,7 +658,7 @@ pub mod service {
             .map_err(unavailable)?
             .ok_or(AppError::SignInRequired)?;
         user.email = email.to_owned();
-        user.updated_at = chrono::Utc::now().timestamp_micros();
+        user.updated_at = broker_core::clock::now_micros();
         store.update_user(&user).await.map_err(unavailable)?;
         audit(
             broker,

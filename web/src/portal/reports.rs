@@ -174,7 +174,7 @@ fn app_error(e: AnalyticsError) -> AppError {
 /// Runs the report `params` ask for, as `actor` may see it: the series without
 /// grouping, and the totals split as asked.
 pub async fn run(broker: &Broker, actor: &Actor, params: &mut ReportParams) -> Result<(Report, Report), AppError> {
-    let (mut query, market) = query_of(params, Utc::now().timestamp_micros())?;
+    let (mut query, market) = query_of(params, broker_core::clock::now_micros())?;
     query.authorise(&viewer(actor), market).map_err(app_error)?;
     let analytics = broker.analytics();
     let grouped = query.clone();
@@ -444,7 +444,7 @@ async fn throughput_csv(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiFailure> {
     let mut params = params_from_query(query.as_deref().unwrap_or(""));
-    let (mut query, market) = query_of(&mut params, Utc::now().timestamp_micros())?;
+    let (mut query, market) = query_of(&mut params, broker_core::clock::now_micros())?;
     query.authorise(&viewer(&actor), market).map_err(app_error)?;
     let report = state.broker.analytics().report(&query).await.map_err(app_error)?;
     Ok((

@@ -55,7 +55,7 @@ impl SessionStore for DbSessions {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let now = chrono::Utc::now().timestamp_micros();
+        let now = broker_core::clock::now_micros();
         match self.0.session(&id.to_string(), now).await.map_err(backend)? {
             Some(s) => Ok(Some(
                 serde_json::from_str(&s.data).map_err(|e| Error::Decode(e.to_string()))?,
