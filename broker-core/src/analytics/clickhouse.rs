@@ -1,34 +1,97 @@
-//! The ClickHouse sink, over ClickHouse's HTTP interface: schema migrations from
-//! `migrations/clickhouse/`, batch inserts, and report queries. Kept to SQL that runs on
-//! old (18.x) and modern servers alike.
+//! The ClickHouse sink, through the `clickhouse` crate over ClickHouse's HTTP interface:
+//! schema migrations from `migrations/clickhouse/`, batch inserts and report queries.
+//! Kept to SQL that runs on old (18.x) and modern servers alike.
+//!
+//! Values go into statements through the client's `bind`, which writes them as escaped
+//! literals in place of `?` (the old servers have no server-side parameters). Rows travel
+//! as `RowBinary` both ways, with the client's schema validation off: it needs
+//! `RowBinaryWithNamesAndTypes`, which 18.x lacks. So the row types below match the table
+//! and the statements' casts exactly (`toInt64` on every integer read).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::time::Duration;
 
+use clickhouse::sql::Identifier;
 use include_dir::{Dir, include_dir};
+use serde::{Deserialize, Serialize};
 
+use super::report::Statement;
 use super::{AnalyticsError, Event};
 use crate::store::ReportRow;
 
 static MIGRATIONS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../migrations/clickhouse");
 
-/// Longest wait for a query or insert.
+/// Longest wait for a query or insert, connecting included.
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Microseconds in a day.
+const DAY_US: i64 = 86_400_000_000;
 
 /// A ClickHouse database reached over HTTP.
 pub struct ClickHouse {
-    http: reqwest::Client,
+    /// For server-wide statements (the database may not exist yet).
+    server: clickhouse::Client,
+    /// For everything else: `server` in the database.
+    db: clickhouse::Client,
     /// Server address without credentials or database.
     base: url::Url,
     database: String,
-    user: Option<String>,
-    password: Option<String>,
 }
 
 impl std::fmt::Debug for ClickHouse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// A row of the `events` table.
+#[derive(clickhouse::Row, Serialize)]
+struct EventRow<'a> {
+    id: u64,
+    kind: &'a str,
+    at: i64,
+    /// `Date`: days since the epoch.
+    day: u16,
+    transaction_id: &'a str,
+    interface_id: &'a str,
+    sender_dip_id: &'a str,
+    recipient_dip_id: &'a str,
+    queue_id: &'a str,
+    outcome: &'a str,
+    latency_us: i64,
+    duration_us: i64,
+    replay: u8,
+}
+
+impl<'a> EventRow<'a> {
+    fn new(e: &'a Event) -> Result<Self, AnalyticsError> {
+        Ok(Self {
+            id: u64::try_from(e.id).map_err(|_| AnalyticsError::Invalid(format!("event id {}", e.id)))?,
+            kind: e.kind.as_str(),
+            at: e.at,
+            day: u16::try_from(e.at.div_euclid(DAY_US)).unwrap_or(0),
+            transaction_id: &e.transaction_id,
+            interface_id: &e.interface_id,
+            sender_dip_id: &e.sender_dip_id,
+            recipient_dip_id: &e.recipient_dip_id,
+            queue_id: &e.queue_id,
+            outcome: &e.outcome,
+            latency_us: e.latency_us,
+            duration_us: e.duration_us,
+            replay: u8::from(e.replay),
+        })
+    }
+}
+
+/// A report row as the ClickHouse dialect of [`super::report`] returns it: the integer
+/// columns in one `Array(Int64)`.
+#[derive(clickhouse::Row, Deserialize)]
+struct Figures {
+    bucket: i64,
+    grp: String,
+    label: String,
+    values: Vec<i64>,
 }
 
 impl ClickHouse {
@@ -53,17 +116,21 @@ impl ClickHouse {
         let _ = base.set_password(None);
         base.set_query(None);
         base.set_path("/");
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
+        let mut server = clickhouse::Client::default()
+            .with_url(base.as_str())
+            .with_validation(false);
+        if let Some(user) = user {
+            server = server.with_user(user);
+            if let Some(password) = password {
+                server = server.with_password(password);
+            }
+        }
+        let db = server.clone().with_database(&database);
         Ok(Self {
-            http,
+            server,
+            db,
             base,
             database,
-            user,
-            password,
         })
     }
 
@@ -77,55 +144,32 @@ impl ClickHouse {
         &self.database
     }
 
-    /// Runs one statement, in the database unless `server_wide`; returns the body.
-    async fn run(&self, sql: String, server_wide: bool) -> Result<String, AnalyticsError> {
-        let mut url = self.base.clone();
-        if !server_wide {
-            url.query_pairs_mut().append_pair("database", &self.database);
-        }
-        let mut request = self.http.post(url).body(sql);
-        if let Some(user) = &self.user {
-            request = request.basic_auth(user, self.password.as_deref());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| AnalyticsError::ClickHouse(e.without_url().to_string()))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| AnalyticsError::ClickHouse(e.without_url().to_string()))?;
-        if !status.is_success() {
-            let first: String = text.lines().next().unwrap_or("").chars().take(400).collect();
-            return Err(AnalyticsError::ClickHouse(format!("{status}: {first}")));
-        }
-        Ok(text)
-    }
-
     /// Whether the server answers.
     pub async fn ping(&self) -> Result<(), AnalyticsError> {
-        self.run("SELECT 1".into(), true).await.map(|_| ())
+        timed(self.server.query("SELECT 1").execute()).await
     }
 
     /// Creates the database and applies pending migrations in file-name order; returns
     /// the names applied now.
     pub async fn migrate(&self) -> Result<Vec<String>, AnalyticsError> {
-        self.run(format!("CREATE DATABASE IF NOT EXISTS {}", self.database), true)
-            .await?;
-        self.run(
+        let create = self
+            .server
+            .query("CREATE DATABASE IF NOT EXISTS ?")
+            .bind(Identifier(&self.database));
+        timed(create.execute()).await?;
+        let table = self.db.query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (name String, applied_at UInt64) \
-             ENGINE = MergeTree() ORDER BY name"
-                .into(),
-            false,
+             ENGINE = MergeTree() ORDER BY name",
+        );
+        timed(table.execute()).await?;
+        let done: HashSet<String> = timed(
+            self.db
+                .query("SELECT name FROM schema_migrations")
+                .fetch_all::<String>(),
         )
-        .await?;
-        let done: HashSet<String> = self
-            .run("SELECT name FROM schema_migrations FORMAT TabSeparated".into(), false)
-            .await?
-            .lines()
-            .map(str::to_owned)
-            .collect();
+        .await?
+        .into_iter()
+        .collect();
         let mut files: Vec<_> = MIGRATIONS
             .files()
             .filter(|f| f.path().extension().is_some_and(|e| e == "sql"))
@@ -141,16 +185,15 @@ impl ClickHouse {
                 .contents_utf8()
                 .ok_or_else(|| AnalyticsError::Invalid(format!("{name} is not UTF-8")))?;
             for statement in statements(text) {
-                self.run(statement, false).await?;
+                // Verbatim: a `?` in a migration is not a placeholder.
+                timed(self.db.query_raw(&statement).execute()).await?;
             }
-            self.run(
-                format!(
-                    "INSERT INTO schema_migrations (name, applied_at) VALUES ('{name}', {})",
-                    chrono::Utc::now().timestamp()
-                ),
-                false,
-            )
-            .await?;
+            let record = self
+                .db
+                .query("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)")
+                .bind(&name)
+                .bind(chrono::Utc::now().timestamp());
+            timed(record.execute()).await?;
             applied.push(name);
         }
         Ok(applied)
@@ -161,31 +204,15 @@ impl ClickHouse {
         if events.is_empty() {
             return Ok(());
         }
-        let mut body = String::from("INSERT INTO events FORMAT JSONEachRow\n");
-        for e in events {
-            let day = chrono::DateTime::from_timestamp_micros(e.at)
-                .unwrap_or_default()
-                .format("%Y-%m-%d")
-                .to_string();
-            let row = serde_json::json!({
-                "id": e.id,
-                "kind": e.kind.as_str(),
-                "at": e.at,
-                "day": day,
-                "transaction_id": e.transaction_id,
-                "interface_id": e.interface_id,
-                "sender_dip_id": e.sender_dip_id,
-                "recipient_dip_id": e.recipient_dip_id,
-                "queue_id": e.queue_id,
-                "outcome": e.outcome,
-                "latency_us": e.latency_us,
-                "duration_us": e.duration_us,
-                "replay": u8::from(e.replay),
-            });
-            body.push_str(&row.to_string());
-            body.push('\n');
-        }
-        self.run(body, false).await.map(|_| ())
+        let rows = events.iter().map(EventRow::new).collect::<Result<Vec<_>, _>>()?;
+        timed(async {
+            let mut insert = self.db.insert::<EventRow<'_>>("events").await?;
+            for row in &rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        })
+        .await
     }
 
     /// Which of `events` the table already holds (after a crash between an insert and
@@ -194,40 +221,37 @@ impl ClickHouse {
         let (Some(from), Some(to)) = (events.iter().map(|e| e.at).min(), events.iter().map(|e| e.at).max()) else {
             return Ok(HashSet::new());
         };
-        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
-        let text = self
-            .run(
-                format!(
-                    "SELECT id FROM events WHERE at >= {from} AND at <= {to} AND id IN ({}) FORMAT TabSeparated",
-                    ids.join(",")
-                ),
-                false,
-            )
-            .await?;
-        text.lines()
-            .map(|l| {
-                l.parse::<i64>()
-                    .map_err(|e| AnalyticsError::ClickHouse(format!("id {l:?}: {e}")))
-            })
-            .collect()
+        let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        let query = self
+            .db
+            .query("SELECT toInt64(id) FROM events WHERE at >= ? AND at <= ? AND id IN ?")
+            .bind(from)
+            .bind(to)
+            .bind(InList(&ids));
+        Ok(timed(query.fetch_all::<i64>()).await?.into_iter().collect())
     }
 
     /// Runs a report statement: bucket, group, label, then `values` integers per row.
-    pub async fn rows(&self, sql: &str, values: usize) -> Result<Vec<ReportRow>, AnalyticsError> {
-        let text = self.run(format!("{sql} FORMAT TabSeparated"), false).await?;
-        let corrupt = |l: &str| AnalyticsError::ClickHouse(format!("unexpected row {l:?}"));
-        text.lines()
-            .map(|line| {
-                let cols: Vec<&str> = line.split('\t').collect();
-                if cols.len() < 3 + values {
-                    return Err(corrupt(line));
+    pub async fn rows(&self, statement: &Statement, values: usize) -> Result<Vec<ReportRow>, AnalyticsError> {
+        let query = statement
+            .binds
+            .iter()
+            .fold(self.db.query(&statement.sql), |q, value| q.bind(value));
+        timed(query.fetch_all::<Figures>())
+            .await?
+            .into_iter()
+            .map(|r| {
+                if r.values.len() != values {
+                    return Err(AnalyticsError::ClickHouse(format!(
+                        "{} figures in a row, {values} expected",
+                        r.values.len()
+                    )));
                 }
-                let int = |s: &str| s.parse::<i64>().map_err(|_| corrupt(line));
                 Ok(ReportRow {
-                    bucket: int(cols[0])?,
-                    group: unescape(cols[1]),
-                    label: unescape(cols[2]),
-                    values: cols[3..3 + values].iter().map(|s| int(s)).collect::<Result<_, _>>()?,
+                    bucket: r.bucket,
+                    group: r.grp,
+                    label: r.label,
+                    values: r.values,
                 })
             })
             .collect()
@@ -235,9 +259,11 @@ impl ClickHouse {
 
     /// Drops the database (throwaway databases of tests and benchmarks).
     pub async fn drop_database(&self) -> Result<(), AnalyticsError> {
-        self.run(format!("DROP DATABASE IF EXISTS {}", self.database), true)
-            .await
-            .map(|_| ())
+        let drop = self
+            .server
+            .query("DROP DATABASE IF EXISTS ?")
+            .bind(Identifier(&self.database));
+        timed(drop.execute()).await
     }
 
     /// Fills the table with `n` synthetic events spread evenly over `[from, to)`, made
@@ -245,7 +271,7 @@ impl ClickHouse {
     /// recipients, latencies up to 2 s with one in fifty 5 s slower.
     pub async fn generate_events(&self, n: u64, from: i64, to: i64) -> Result<(), AnalyticsError> {
         let step = ((to - from) / i64::try_from(n.max(1)).unwrap_or(i64::MAX)).max(1);
-        let kinds: Vec<String> = [
+        let kinds = [
             "received",
             "routed",
             "delivered",
@@ -256,50 +282,75 @@ impl ClickHouse {
             "dead_lettered",
             "rejected",
             "replayed",
-        ]
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect();
-        self.run(
-            format!(
+        ];
+        let query = self
+            .db
+            .query(
                 "INSERT INTO events (id, kind, at, day, transaction_id, interface_id, sender_dip_id, \
                  recipient_dip_id, queue_id, outcome, latency_us, duration_us, replay) \
-                 SELECT number + 1000000000000, arrayElement([{kinds}], intHash64(number) % 10 + 1), \
-                 {from} + toInt64(number) * {step}, toDate(toDateTime(intDiv({from} + toInt64(number) * {step}, 1000000))), \
+                 SELECT number + 1000000000000, arrayElement(?, intHash64(number) % 10 + 1), \
+                 ? + toInt64(number) * ?, toDate(toDateTime(intDiv(? + toInt64(number) * ?, 1000000))), \
                  concat('T', toString(number)), concat('IF-0', toString(10 + intHash64(number + 1) % 40)), \
                  concat('10000000', toString(10 + intHash64(number + 2) % 40)), \
                  concat('10000000', toString(10 + intHash64(number + 3) % 40)), '', 'HTTP 200', \
                  toInt64(intHash64(number + 4) % 2000000) + if(intHash64(number + 5) % 50 = 0, 5000000, 0), \
-                 toInt64(intHash64(number + 6) % 500000), 0 FROM numbers({n})",
-                kinds = kinds.join(", ")
-            ),
-            false,
-        )
-        .await
-        .map(|_| ())
+                 toInt64(intHash64(number + 6) % 500000), 0 FROM numbers(?)",
+            )
+            .bind(&kinds[..])
+            .bind(from)
+            .bind(step)
+            .bind(from)
+            .bind(step)
+            .bind(n);
+        timed(query.execute()).await
     }
 
     /// Every event, for tests and checks: count per kind.
     pub async fn count_by_kind(&self) -> Result<Vec<(String, i64)>, AnalyticsError> {
-        let text = self
-            .run(
-                "SELECT kind, toInt64(count()) FROM events GROUP BY kind ORDER BY kind FORMAT TabSeparated".into(),
-                false,
-            )
-            .await?;
-        text.lines()
-            .map(|l| {
-                let (k, n) = l
-                    .split_once('\t')
-                    .ok_or_else(|| AnalyticsError::ClickHouse(format!("unexpected row {l:?}")))?;
-                Ok((
-                    k.to_owned(),
-                    n.parse()
-                        .map_err(|_| AnalyticsError::ClickHouse(format!("unexpected row {l:?}")))?,
-                ))
-            })
-            .collect()
+        let query = self
+            .db
+            .query("SELECT kind, toInt64(count()) FROM events GROUP BY kind ORDER BY kind");
+        timed(query.fetch_all::<(String, i64)>()).await
     }
+}
+
+/// Binds as `(a, b, …)`, for `IN ?` (a slice binds as an array).
+struct InList<'a, T>(&'a [T]);
+
+impl<T: Serialize> Serialize for InList<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(self.0.len())?;
+        for v in self.0 {
+            t.serialize_element(v)?;
+        }
+        t.end()
+    }
+}
+
+/// Awaits a call of the client, at most [`TIMEOUT`].
+async fn timed<T>(call: impl Future<Output = clickhouse::error::Result<T>>) -> Result<T, AnalyticsError> {
+    match tokio::time::timeout(TIMEOUT, call).await {
+        Ok(result) => result.map_err(failure),
+        Err(_) => Err(AnalyticsError::ClickHouse(format!(
+            "no answer within {} s",
+            TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// The client's error with its causes, on one line (server messages can run on).
+fn failure(e: clickhouse::error::Error) -> AnalyticsError {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    AnalyticsError::ClickHouse(text.lines().next().unwrap_or("").chars().take(400).collect())
 }
 
 /// The statements of a migration file: split at semicolons ending a line; `--` comment
@@ -328,30 +379,6 @@ fn statements(text: &str) -> Vec<String> {
     out
 }
 
-/// Undoes TabSeparated escaping.
-fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('0') => out.push('\0'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,12 +397,14 @@ mod tests {
         let c = ClickHouse::new("http://reporter:s3cret@127.0.0.1:8123/?database=dip_test").unwrap();
         assert_eq!(c.database(), "dip_test");
         assert!(!c.describe().contains("s3cret") && !c.describe().contains("reporter"));
+        assert!(!format!("{c:?}").contains("s3cret"));
         assert!(ClickHouse::new("http://h/?database=x;DROP").is_err());
         assert!(ClickHouse::new("ftp://h/").is_err());
     }
 
     #[test]
-    fn tab_separated_escapes_are_undone() {
-        assert_eq!(unescape(r"a\tb\\c"), "a\tb\\c");
+    fn event_days_count_from_the_epoch() {
+        let e = Event::new(crate::events::EventKind::Routed, 1_793_491_200_000_000 + 5);
+        assert_eq!(EventRow::new(&e).unwrap().day, 20_758);
     }
 }

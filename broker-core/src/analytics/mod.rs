@@ -128,9 +128,10 @@ impl Analytics {
         Ok(report::assemble(query, rows))
     }
 
-    async fn rows(&self, sql: &str, values: usize) -> Result<Vec<ReportRow>, AnalyticsError> {
+    async fn rows(&self, sql: &report::Statement, values: usize) -> Result<Vec<ReportRow>, AnalyticsError> {
         match &self.sink {
-            Sink::Embedded => Ok(self.store.analytics_rows(sql, values).await?),
+            // The embedded dialect inlines its values: nothing to bind.
+            Sink::Embedded => Ok(self.store.analytics_rows(&sql.sql, values).await?),
             Sink::ClickHouse(c) => c.rows(sql, values).await,
         }
     }

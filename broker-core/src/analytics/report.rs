@@ -6,9 +6,10 @@
 //! ClickHouse's `quantilesExact` returns. Averages are computed here from integer sums,
 //! so both sinks give identical numbers for identical events.
 //!
-//! Filter values are inlined as literals (ClickHouse versions we support have no
-//! server-side parameters): every one is checked against a strict identifier pattern
-//! first, and times and intervals are integers.
+//! The request's values (range, interval, filters) are bound to `?` placeholders for
+//! ClickHouse, whose client escapes them (the versions we support have no server-side
+//! parameters), and inlined as literals for the embedded sink: every filter value is
+//! checked against a strict identifier pattern first, and times and intervals are integers.
 
 use std::collections::BTreeMap;
 
@@ -276,9 +277,87 @@ pub enum Part {
 /// Figures per latency row: count, min, max, sum, p50, p90, p99, within 3 s, within 30 s.
 const LATENCY_VALUES: usize = 9;
 
+/// A value bound to a `?` of a ClickHouse statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Text(String),
+    /// Strings for `IN ?`: serialised as a tuple, which the client writes `('a', 'b')`.
+    List(Vec<String>),
+}
+
+impl Serialize for Param {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        match self {
+            Self::Int(v) => s.serialize_i64(*v),
+            Self::Text(v) => s.serialize_str(v),
+            Self::List(values) => {
+                let mut t = s.serialize_tuple(values.len())?;
+                for v in values {
+                    t.serialize_element(v)?;
+                }
+                t.end()
+            }
+        }
+    }
+}
+
+/// A statement and the values of its `?` placeholders in order (ClickHouse; the
+/// embedded dialect inlines them and binds nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The SQL.
+    pub sql: String,
+    /// What its placeholders stand for.
+    pub binds: Vec<Param>,
+}
+
+/// The request's values in one statement: literals for the embedded dialect, `?` with
+/// the value kept for ClickHouse. Call in the order they appear in the SQL.
+struct Values {
+    d: Dialect,
+    binds: Vec<Param>,
+}
+
+impl Values {
+    fn new(d: Dialect) -> Self {
+        Self { d, binds: Vec::new() }
+    }
+
+    fn add(&mut self, literal: String, p: Param) -> String {
+        match self.d {
+            Dialect::Sql => literal,
+            Dialect::ClickHouse => {
+                self.binds.push(p);
+                "?".into()
+            }
+        }
+    }
+
+    fn int(&mut self, v: i64) -> String {
+        self.add(v.to_string(), Param::Int(v))
+    }
+
+    fn text(&mut self, v: &str) -> String {
+        self.add(quote_list(&[v.to_owned()]), Param::Text(v.to_owned()))
+    }
+
+    /// A parenthesised list, for `IN`.
+    fn list(&mut self, v: &[String]) -> String {
+        self.add(format!("({})", quote_list(v)), Param::List(v.to_vec()))
+    }
+
+    fn finish(self, sql: String) -> Statement {
+        Statement { sql, binds: self.binds }
+    }
+}
+
 /// The statements a report runs, with the number of integer columns each returns;
 /// only those over the whole range with `totals_only`.
-pub fn statements(q: &ReportQuery, d: Dialect, totals_only: bool) -> Vec<(Part, String, usize)> {
+pub fn statements(q: &ReportQuery, d: Dialect, totals_only: bool) -> Vec<(Part, Statement, usize)> {
     let mut out = Vec::new();
     let spans: &[bool] = if totals_only { &[true] } else { &[false, true] };
     for &whole in spans {
@@ -294,13 +373,18 @@ pub fn statements(q: &ReportQuery, d: Dialect, totals_only: bool) -> Vec<(Part, 
     out
 }
 
-fn bucket_expr(q: &ReportQuery, d: Dialect, whole: bool) -> String {
-    let step = q.interval_us();
-    match (whole, d) {
-        (true, Dialect::Sql) => format!("CAST({} AS BIGINT)", q.from),
-        (true, Dialect::ClickHouse) => q.from.to_string(),
-        (false, Dialect::Sql) => format!("(at / {step}) * {step}"),
-        (false, Dialect::ClickHouse) => format!("intDiv(at, {step}) * {step}"),
+fn bucket_expr(q: &ReportQuery, v: &mut Values, whole: bool) -> String {
+    if whole {
+        let from = v.int(q.from);
+        return match v.d {
+            Dialect::Sql => format!("CAST({from} AS BIGINT)"),
+            Dialect::ClickHouse => format!("toInt64({from})"),
+        };
+    }
+    let (a, b) = (v.int(q.interval_us()), v.int(q.interval_us()));
+    match v.d {
+        Dialect::Sql => format!("(at / {a}) * {b}"),
+        Dialect::ClickHouse => format!("toInt64(intDiv(at, {a}) * {b})"),
     }
 }
 
@@ -318,6 +402,15 @@ fn int(d: Dialect, expr: &str) -> String {
     }
 }
 
+/// The integer columns of a row: as they are for the embedded dialect, one
+/// `Array(Int64)` for ClickHouse (whose rows are read in binary, into one shape).
+fn figures(d: Dialect, columns: &[String]) -> String {
+    match d {
+        Dialect::Sql => columns.join(", "),
+        Dialect::ClickHouse => format!("[{}]", columns.join(", ")),
+    }
+}
+
 fn quote_list(values: &[String]) -> String {
     values
         .iter()
@@ -327,26 +420,24 @@ fn quote_list(values: &[String]) -> String {
 }
 
 /// The WHERE clause: range, kinds, filters and visibility.
-fn filter(q: &ReportQuery, kinds: &[EventKind]) -> String {
+fn filter(q: &ReportQuery, v: &mut Values, kinds: &[EventKind]) -> String {
     let kinds: Vec<String> = kinds.iter().map(|k| k.as_str().to_owned()).collect();
-    let mut w = format!(
-        "WHERE kind IN ({}) AND at >= {} AND at < {}",
-        quote_list(&kinds),
-        q.from,
-        q.to
-    );
+    let kinds = v.list(&kinds);
+    let from = v.int(q.from);
+    let to = v.int(q.to);
+    let mut w = format!("WHERE kind IN {kinds} AND at >= {from} AND at < {to}");
     for (column, list) in [
         ("interface_id", &q.channels),
         ("sender_dip_id", &q.senders),
         ("recipient_dip_id", &q.recipients),
     ] {
         if !list.is_empty() {
-            w.push_str(&format!(" AND {column} IN ({})", quote_list(list)));
+            w.push_str(&format!(" AND {column} IN {}", v.list(list)));
         }
     }
     if let Some(p) = &q.participant {
-        let p = quote_list(std::slice::from_ref(p));
-        w.push_str(&format!(" AND (sender_dip_id = {p} OR recipient_dip_id = {p})"));
+        let (a, b) = (v.text(p), v.text(p));
+        w.push_str(&format!(" AND (sender_dip_id = {a} OR recipient_dip_id = {b})"));
     }
     w
 }
@@ -354,39 +445,55 @@ fn filter(q: &ReportQuery, kinds: &[EventKind]) -> String {
 /// The statement listing whom `participant` exchanged messages with in `[from, to)`
 /// (as sender or recipient of a routed copy): one row per counterparty, its DIP ID as
 /// the group and the copies as the value. `None` when `participant` is not an identifier.
-pub fn counterparties_sql(participant: &str, from: i64, to: i64, d: Dialect) -> Option<String> {
+pub fn counterparties_sql(participant: &str, from: i64, to: i64, d: Dialect) -> Option<Statement> {
     if !identifier(participant) {
         return None;
     }
-    let me = quote_list(&[participant.to_owned()]);
-    Some(format!(
-        "SELECT 0 AS bucket, CASE WHEN sender_dip_id = {me} THEN recipient_dip_id ELSE sender_dip_id END AS grp, \
+    let mut v = Values::new(d);
+    let (me, from, to, me2, me3) = (
+        v.text(participant),
+        v.int(from),
+        v.int(to),
+        v.text(participant),
+        v.text(participant),
+    );
+    let bucket = match d {
+        Dialect::Sql => "0",
+        Dialect::ClickHouse => "toInt64(0)",
+    };
+    let sql = format!(
+        "SELECT {bucket} AS bucket, CASE WHEN sender_dip_id = {me} THEN recipient_dip_id ELSE sender_dip_id END AS grp, \
          '' AS label, {n} FROM {t} WHERE kind = 'routed' AND at >= {from} AND at < {to} \
-         AND (sender_dip_id = {me} OR recipient_dip_id = {me}) GROUP BY bucket, grp, label ORDER BY grp",
-        n = int(d, "COUNT(*)"),
+         AND (sender_dip_id = {me2} OR recipient_dip_id = {me3}) GROUP BY bucket, grp, label ORDER BY grp",
+        n = figures(d, &[int(d, "COUNT(*)")]),
         t = table(d),
-    ))
+    );
+    Some(v.finish(sql))
 }
 
-fn volumes_sql(q: &ReportQuery, d: Dialect, whole: bool) -> String {
-    format!(
+fn volumes_sql(q: &ReportQuery, d: Dialect, whole: bool) -> Statement {
+    let mut values = Values::new(d);
+    let b = bucket_expr(q, &mut values, whole);
+    let w = filter(q, &mut values, &EventKind::ALL);
+    let sql = format!(
         "SELECT {b} AS bucket, {g} AS grp, kind AS label, {n} FROM {t} {w} \
          GROUP BY bucket, grp, label ORDER BY bucket, grp, label",
-        b = bucket_expr(q, d, whole),
         g = q.group_by.column(),
-        n = int(d, "COUNT(*)"),
+        n = figures(d, &[int(d, "COUNT(*)")]),
         t = table(d),
-        w = filter(q, &EventKind::ALL),
-    )
+    );
+    values.finish(sql)
 }
 
-fn latency_sql(q: &ReportQuery, d: Dialect, measure: Measure, whole: bool) -> String {
+fn latency_sql(q: &ReportQuery, d: Dialect, measure: Measure, whole: bool) -> Statement {
     let (kind, v, extra) = measure.source();
-    let b = bucket_expr(q, d, whole);
+    let mut values = Values::new(d);
+    // Placeholders in this order only: the bucket comes before the WHERE clause.
+    let b = bucket_expr(q, &mut values, whole);
     let g = q.group_by.column();
-    let w = format!("{} AND replay = 0{extra}", filter(q, &[kind]));
+    let w = format!("{} AND replay = 0{extra}", filter(q, &mut values, &[kind]));
     let label = measure.as_str();
-    match d {
+    let sql = match d {
         Dialect::Sql => {
             let pct = |p: i64| format!("MAX(CASE WHEN rn = (cnt * {p}) / 100 + 1 THEN v END)");
             format!(
@@ -405,13 +512,14 @@ fn latency_sql(q: &ReportQuery, d: Dialect, measure: Measure, whole: bool) -> St
             )
         }
         Dialect::ClickHouse => format!(
-            "SELECT {b} AS bucket, {g} AS grp, '{label}' AS label, toInt64(count()), toInt64(min({v})), \
-             toInt64(max({v})), toInt64(sum({v})), toInt64(qs[1]), toInt64(qs[2]), toInt64(qs[3]), \
-             toInt64(countIf({v} <= {SLO_FAST_US})), toInt64(countIf({v} <= {SLO_ALL_US})), \
-             quantilesExact(0.5, 0.9, 0.99)({v}) AS qs FROM events {w} \
+            "SELECT {b} AS bucket, {g} AS grp, '{label}' AS label, [toInt64(count()), toInt64(min({v})), \
+             toInt64(max({v})), toInt64(sum({v})), toInt64((quantilesExact(0.5, 0.9, 0.99)({v}) AS qs)[1]), \
+             toInt64(qs[2]), toInt64(qs[3]), toInt64(countIf({v} <= {SLO_FAST_US})), \
+             toInt64(countIf({v} <= {SLO_ALL_US}))] FROM events {w} \
              GROUP BY bucket, grp ORDER BY bucket, grp"
         ),
-    }
+    };
+    values.finish(sql)
 }
 
 /// Event counts of one bucket (or of the whole range) and group.
@@ -679,6 +787,25 @@ mod tests {
         q.participant = Some("SUP2".into());
         q.authorise(&Viewer::Operator, false).unwrap();
         assert_eq!(q.participant.as_deref(), Some("SUP2"));
+    }
+
+    #[test]
+    fn clickhouse_statements_bind_the_request_values_in_order() {
+        let mut q = query();
+        q.channels = vec!["IF-031".into(), "IF-033".into()];
+        q.participant = Some("1000000021".into());
+        for (_, s, _) in statements(&q, Dialect::ClickHouse, false) {
+            assert_eq!(s.sql.matches('?').count(), s.binds.len(), "{}", s.sql);
+            assert!(!s.sql.contains("IF-031") && !s.sql.contains("1000000021") && !s.sql.contains("3600000000"));
+            assert!(s.binds.contains(&Param::List(q.channels.clone())));
+        }
+        for (_, s, _) in statements(&q, Dialect::Sql, false) {
+            assert!(s.binds.is_empty() && !s.sql.contains('?'));
+            assert!(s.sql.contains("interface_id IN ('IF-031', 'IF-033')"), "{}", s.sql);
+        }
+        let me = || Param::Text("SUP1".into());
+        let c = counterparties_sql("SUP1", 0, 60, Dialect::ClickHouse).unwrap();
+        assert_eq!(c.binds, [me(), Param::Int(0), Param::Int(60), me(), me()]);
     }
 
     #[test]
