@@ -63,8 +63,6 @@ pub struct BrokerConfig {
     pub trusted: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// The test authority that issues certificates through the admin API (non-production).
     pub authority: Option<Arc<crate::security::authority::Authority>>,
-    /// Where lifecycle events go and reports are read from.
-    pub analytics: crate::analytics::Sink,
     /// Most messages replayed for one recipient within a rolling 24 hours
     /// (`replay::QUOTA_WINDOW_HOURS`); dry runs count nothing. 200,000 by default.
     pub replay_quota: i64,
@@ -87,7 +85,6 @@ impl Default for BrokerConfig {
             decrypter: None,
             trusted: None,
             authority: None,
-            analytics: crate::analytics::Sink::Embedded,
             replay_quota: 200_000,
         }
     }
@@ -200,11 +197,6 @@ impl Broker {
         };
         tokio::spawn(follow_directory(Arc::downgrade(&broker.inner)));
         Ok(broker)
-    }
-
-    /// Reports over the configured analytics sink.
-    pub fn analytics(&self) -> crate::analytics::Analytics {
-        crate::analytics::Analytics::new(self.inner.store.clone(), self.inner.config.analytics.clone())
     }
 
     /// Changes each time the registry is reloaded.

@@ -19,7 +19,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod analytics;
 pub mod api;
 pub mod appointments;
 pub mod auth;

@@ -1,10 +1,18 @@
 //! The DIP web application: the portal (`app`, rendered on the server and hydrated in
-//! the browser) and, on the server, its state, sessions, admin actions and REST API
-//! (`portal`). The `dip` binary mounts it beside broker-core's participant API.
+//! the browser) and, on the server, its state, the request context of server functions,
+//! and the router that serves it beside broker-core's participant API. Identity and
+//! administration live in the `dip-admin` crate, reports and alarms in `dip-reporting`;
+//! the `dip` binary (`src/bin/dip/`) runs it all.
 
 pub mod app;
 #[cfg(feature = "ssr")]
-pub mod portal;
+pub mod ctx;
+#[cfg(feature = "ssr")]
+pub mod form_errors;
+#[cfg(feature = "ssr")]
+pub mod router;
+#[cfg(feature = "ssr")]
+pub mod state;
 
 /// Entry point of the browser bundle: takes over the server-rendered page.
 #[cfg(feature = "hydrate")]

@@ -8,16 +8,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker_core::analytics::pump::{Pump, PumpConfig};
-use broker_core::analytics::{Event, EventKind, Sink};
 use broker_core::catalogue::CatalogueData;
+use broker_core::events::{Event, EventKind};
 use broker_core::ingest::{Broker, BrokerConfig};
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::store::{self, CertificateRecord, Store};
+use dip_admin::accounts;
+use dip_admin::types::{Actor, AppError, PortalRole};
+use dip_reporting::alarms::{AlarmConfig, Alarms, service};
+use dip_reporting::analytics::{Analytics, Sink};
+use dip_reporting::pump::{Pump, PumpConfig};
 use dip_web::app::alarms::AlarmForm;
-use dip_web::app::types::{Actor, AppError, PortalRole};
-use dip_web::portal::accounts;
-use dip_web::portal::alarms::{AlarmConfig, Alarms, service};
 
 const SUP1: &str = "1000000001";
 const SUP2: &str = "1000000002";
@@ -104,6 +105,13 @@ struct Setup {
     broker: Broker,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// Reports over the embedded tables, where these tests' pump puts the events.
+    fn analytics(&self) -> Analytics {
+        Analytics::new(self.store.clone(), Sink::Embedded)
+    }
 }
 
 async fn setup() -> Setup {
@@ -193,6 +201,7 @@ async fn alarms_raise_clear_and_email_subscribers() {
     let mut smtp = SmtpServer::start();
     let alarms = Alarms::new(
         s.broker.clone(),
+        s.analytics(),
         AlarmConfig {
             smtp_url: Some(smtp.url()),
             portal_url: "https://dip.example".into(),
@@ -206,26 +215,37 @@ async fn alarms_raise_clear_and_email_subscribers() {
     let sup2 = user(s.store.as_ref(), "sup2", Some(SUP2), PortalRole::MessageUser).await;
 
     // Bad input is refused with the reasons and loses nothing.
-    let err = service::create(&s.broker, &ops, form("", "latency", "IF-999", "x"))
+    let err = service::create(&s.broker, &s.analytics(), &ops, form("", "latency", "IF-999", "x"))
         .await
         .unwrap_err();
     assert!(err.field_error("name").is_some() && err.field_error("channel").is_some());
     assert!(err.field_error("threshold").is_some());
     assert_eq!(err.value("channel").as_deref(), Some("IF-999"));
     assert!(matches!(
-        service::create(&s.broker, &auditor, form("x", "latency", "", "1")).await,
+        service::create(&s.broker, &s.analytics(), &auditor, form("x", "latency", "", "1")).await,
         Err(AppError::Forbidden)
     ));
 
-    let slow = service::create(&s.broker, &ops, form("IF-031 slow", "latency", "IF-031", "3000"))
-        .await
-        .unwrap();
+    let slow = service::create(
+        &s.broker,
+        &s.analytics(),
+        &ops,
+        form("IF-031 slow", "latency", "IF-031", "3000"),
+    )
+    .await
+    .unwrap();
     // An operator rule is not a participant's to see or receive.
     assert!(matches!(
         service::subscribe(&s.broker, &sup2, &slow.id, true).await,
         Err(AppError::NotFound(_))
     ));
-    assert!(service::view(&s.broker, &sup2).await.unwrap().rows.is_empty());
+    assert!(
+        service::view(&s.broker, &s.analytics(), &sup2)
+            .await
+            .unwrap()
+            .rows
+            .is_empty()
+    );
 
     let now = broker_core::clock::now_micros();
     record(
@@ -268,9 +288,14 @@ async fn alarms_raise_clear_and_email_subscribers() {
     assert_eq!(states, ["cleared", "raised"]);
 
     // A participant's rule sees only its participant's traffic.
-    let dead = service::create(&s.broker, &sup1, form("Our dead letters", "dead_letters", "", "1"))
-        .await
-        .unwrap();
+    let dead = service::create(
+        &s.broker,
+        &s.analytics(),
+        &sup1,
+        form("Our dead letters", "dead_letters", "", "1"),
+    )
+    .await
+    .unwrap();
     assert_eq!(dead.owner_dip_id.as_deref(), Some(SUP1));
     let t = later + 1;
     record(&s.store, vec![event(EventKind::DeadLettered, t, SUP2, REGS_N, 0)]).await;
@@ -293,13 +318,28 @@ async fn alarms_raise_clear_and_email_subscribers() {
     service::subscribe(&s.broker, &sup1, &dead.id, false).await.unwrap();
     assert_eq!(alarms.evaluate(t + 3_600_000_000).await.unwrap(), 1, "cleared");
     assert_eq!(alarms.send_due(t + 3_600_000_000).await.unwrap(), 0);
-    assert_eq!(service::view(&s.broker, &ops).await.unwrap().rows.len(), 2);
-    assert_eq!(service::view(&s.broker, &sup1).await.unwrap().rows.len(), 1);
+    assert_eq!(
+        service::view(&s.broker, &s.analytics(), &ops).await.unwrap().rows.len(),
+        2
+    );
+    assert_eq!(
+        service::view(&s.broker, &s.analytics(), &sup1)
+            .await
+            .unwrap()
+            .rows
+            .len(),
+        1
+    );
 
     // Certificates about to expire.
-    let cert = service::create(&s.broker, &ops, form("Certificates", "certificate_expiring", "", "7"))
-        .await
-        .unwrap();
+    let cert = service::create(
+        &s.broker,
+        &s.analytics(),
+        &ops,
+        form("Certificates", "certificate_expiring", "", "7"),
+    )
+    .await
+    .unwrap();
     s.store
         .put_certificate(&CertificateRecord {
             fingerprint: "ab".repeat(32),

@@ -10,8 +10,10 @@ use broker_core::catalogue::CatalogueData;
 use broker_core::ingest::{Broker, BrokerConfig};
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::store::{self, Store};
-use dip_web::app::types::PortalRole;
-use dip_web::portal::{AppState, SessionPolicy, accounts};
+use dip_admin::accounts::{self, SessionPolicy};
+use dip_admin::types::PortalRole;
+use dip_reporting::analytics::{Analytics, Sink};
+use dip_web::state::AppState;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
@@ -71,8 +73,9 @@ impl Portal {
             );
         }
         let broker = Broker::start(store.clone(), BrokerConfig::default()).await.unwrap();
-        let state = AppState::new(broker.clone(), dir.path().join("site"), policy, tls_cookies);
-        let app = dip_web::portal::platform(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let analytics = Analytics::new(store.clone(), Sink::Embedded);
+        let state = AppState::new(broker.clone(), analytics, dir.path().join("site"), policy, tls_cookies);
+        let app = dip_web::router::platform(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -926,7 +929,7 @@ async fn the_endpoint_form_changes_an_endpoint_wherever_it_is_listed() {
         assert_eq!(status, 201, "{answer}");
     }
     assert!(
-        p.store.endpoints().await.unwrap().len() > dip_web::app::types::PAGE_SIZE,
+        p.store.endpoints().await.unwrap().len() > dip_admin::types::PAGE_SIZE,
         "beyond one page"
     );
     let admin = p.sign_in("admin").await;
@@ -1122,9 +1125,9 @@ async fn participant_users_see_only_the_participants_they_deal_with() {
 
     // Once SUP1 has sent a message to the Registration Service, it is named; nobody else.
     assert_eq!(p.send(&message("IF-031", "dealt-1", REGS_N)).await.0, 202);
-    let mut pump = broker_core::analytics::pump::Pump::new(
+    let mut pump = dip_reporting::pump::Pump::new(
         p.store.clone(),
-        broker_core::analytics::Sink::Embedded,
+        dip_reporting::analytics::Sink::Embedded,
         Default::default(),
     );
     while pump.step().await.unwrap() > 0 {}

@@ -4,19 +4,22 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::types::AppError;
-use super::ui::*;
-
-pub use super::alarm_views::*;
-
+use dip_admin::types::AppError;
+pub use dip_reporting::alarm_views::*;
 #[cfg(feature = "ssr")]
-use crate::portal::{alarms::service, ctx};
+use dip_reporting::alarms::service;
+
+use super::ui::*;
+#[cfg(feature = "ssr")]
+use crate::ctx;
 
 /// The page's data.
 #[server(prefix = "/fn", endpoint = "load_alarms")]
 pub async fn load_alarms() -> Result<(AlarmsView, Option<String>), AppError> {
     let (state, actor) = ctx::actor().await?;
-    let view = service::view(&state.broker, &actor).await.map_err(ctx::fail)?;
+    let view = service::view(&state.broker, &state.analytics, &actor)
+        .await
+        .map_err(ctx::fail)?;
     Ok((view, ctx::take_flash().await))
 }
 
@@ -39,7 +42,9 @@ pub async fn create_alarm(
         threshold,
         window_minutes,
     };
-    let rule = service::create(&state.broker, &actor, form).await.map_err(ctx::fail)?;
+    let rule = service::create(&state.broker, &state.analytics, &actor, form)
+        .await
+        .map_err(ctx::fail)?;
     ctx::flash(&format!("Alarm “{}” created; you receive its notices.", rule.name)).await;
     Ok(())
 }

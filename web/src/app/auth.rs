@@ -4,23 +4,23 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use super::rows::{EndpointRow, ParticipantRow};
-use super::types::{Actor, AppError};
 use super::ui::{ErrorBox, Field, Loaded, Notice, no_error};
+use dip_admin::rows::{EndpointRow, ParticipantRow};
+use dip_admin::types::{Actor, AppError};
 
 /// The signed-in user, or `None`.
 #[server(prefix = "/fn", endpoint = "whoami")]
 pub async fn whoami() -> Result<Option<Actor>, AppError> {
-    crate::portal::ctx::maybe_actor().await
+    crate::ctx::maybe_actor().await
 }
 
 /// Signs in and goes to `next` (a path on this site) or home.
 #[server(prefix = "/fn", endpoint = "sign_in")]
 pub async fn sign_in(username: String, password: String, next: Option<String>) -> Result<(), AppError> {
-    use crate::portal::accounts;
-    use crate::portal::ctx;
+    use crate::ctx;
+    use dip_admin::accounts;
     let (state, session) = ctx::state_and_session().await?;
-    let _attempt = accounts::admit_attempt(&state.sign_ins)?;
+    let _attempt = accounts::admit_attempt(&state.sign_ins, ctx::client_address())?;
     accounts::sign_in(state.broker.store().as_ref(), &session, &username, &password).await?;
     leptos_axum::redirect(&ctx::local_path(next.as_deref()));
     Ok(())
@@ -29,8 +29,8 @@ pub async fn sign_in(username: String, password: String, next: Option<String>) -
 /// Ends the session on the server.
 #[server(prefix = "/fn", endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
-    let (_, session) = crate::portal::ctx::state_and_session().await?;
-    crate::portal::accounts::sign_out(&session).await?;
+    let (_, session) = crate::ctx::state_and_session().await?;
+    dip_admin::accounts::sign_out(&session).await?;
     leptos_axum::redirect("/sign-in");
     Ok(())
 }
@@ -40,22 +40,19 @@ pub async fn sign_out() -> Result<(), AppError> {
 pub async fn change_password(current: String, new_password: String, repeat: String) -> Result<(), AppError> {
     change_own_password(current, new_password, repeat)
         .await
-        .map_err(crate::portal::ctx::fail)
+        .map_err(crate::ctx::fail)
 }
 
 #[cfg(feature = "ssr")]
 async fn change_own_password(current: String, new_password: String, repeat: String) -> Result<(), AppError> {
-    use crate::portal::{accounts, ctx};
+    use crate::ctx;
+    use dip_admin::accounts;
     let (state, actor) = ctx::actor_changing_password().await?;
     let store = state.broker.store();
     let user_id = actor.user_id.clone().ok_or(AppError::Forbidden)?;
-    let mut user = store
-        .user(&user_id)
-        .await
-        .map_err(accounts::unavailable)?
-        .ok_or(AppError::SignInRequired)?;
+    let mut user = store.user(&user_id).await?.ok_or(AppError::SignInRequired)?;
     {
-        let _attempt = accounts::admit_attempt(&state.sign_ins)?;
+        let _attempt = accounts::admit_attempt(&state.sign_ins, ctx::client_address())?;
         accounts::check_current_password(store.as_ref(), &user, &current).await?;
     }
     accounts::check_password("new_password", &new_password, &user.username)?;
@@ -65,14 +62,11 @@ async fn change_own_password(current: String, new_password: String, repeat: Stri
     user.password_hash = accounts::hash_password(new_password).await?;
     user.must_change_password = false;
     user.updated_at = broker_core::clock::now_micros();
-    store.update_user(&user).await.map_err(accounts::unavailable)?;
+    store.update_user(&user).await?;
     // Other sessions of this user (perhaps someone who knew the old password) end.
     let (_, session) = ctx::state_and_session().await?;
     let current = session.id().map(|id| id.to_string());
-    store
-        .delete_user_sessions(&user.id, current.as_deref())
-        .await
-        .map_err(accounts::unavailable)?;
+    store.delete_user_sessions(&user.id, current.as_deref()).await?;
     ctx::flash("Your password is changed.").await;
     Ok(())
 }
@@ -93,7 +87,8 @@ pub struct Welcome {
 /// The home page's data.
 #[server(prefix = "/fn", endpoint = "home_data")]
 pub async fn home_data() -> Result<Welcome, AppError> {
-    use crate::portal::{admin::Admin, ctx};
+    use crate::ctx;
+    use dip_admin::service::Admin;
     let (state, actor) = ctx::actor().await?;
     let admin = Admin::new(&state.broker, &actor);
     let participant = match &actor.dip_id {
@@ -102,7 +97,7 @@ pub async fn home_data() -> Result<Welcome, AppError> {
     };
     let endpoints = match &actor.dip_id {
         Some(_) => {
-            let q = crate::app::types::ListQuery::default();
+            let q = dip_admin::types::ListQuery::default();
             admin.endpoints(&q).await?.rows
         }
         None => Vec::new(),

@@ -2,13 +2,9 @@
 //! without JavaScript) and hydrated in the browser.
 
 pub mod admin;
-pub mod alarm_views;
 pub mod alarms;
 pub mod auth;
-pub mod report_views;
 pub mod reports;
-pub mod rows;
-pub mod types;
 pub mod ui;
 
 use leptos::prelude::*;
@@ -16,7 +12,7 @@ use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use self::types::Actor;
+use dip_admin::types::{Actor, AppError, PortalRole};
 
 /// The HTML document around the application; `hydrate` adds the scripts that load the
 /// browser bundle (left out when the bundle was not built: the pages work without it).
@@ -104,7 +100,7 @@ pub fn App() -> impl IntoView {
 }
 
 /// The signed-in user, as loaded once per page.
-pub fn use_me() -> Resource<Result<Option<Actor>, types::AppError>> {
+pub fn use_me() -> Resource<Result<Option<Actor>, AppError>> {
     expect_context()
 }
 
@@ -130,7 +126,7 @@ fn Header() -> impl IntoView {
 fn Nav(actor: Actor) -> impl IntoView {
     let platform = actor.reads_platform();
     let users = actor.sees_users();
-    let audit = platform || actor.has(types::PortalRole::UserAdmin) || actor.has(types::PortalRole::Auditor);
+    let audit = platform || actor.has(PortalRole::UserAdmin) || actor.has(PortalRole::Auditor);
     let who = match &actor.dip_id {
         Some(d) => format!("{} ({d})", actor.display_name),
         None => format!("{} (operator)", actor.display_name),

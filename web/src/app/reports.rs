@@ -7,18 +7,18 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use super::types::AppError;
-use super::ui::*;
+use dip_admin::types::AppError;
+pub use dip_reporting::report_views::*;
 
-pub use super::report_views::*;
+use super::ui::*;
 
 /// Builds the report the URL asks for.
 #[server(prefix = "/fn", endpoint = "load_report")]
 pub async fn load_report(params: ReportParams) -> Result<ReportView, AppError> {
-    let (state, actor) = crate::portal::ctx::actor().await?;
-    crate::portal::reports::view(&state.broker, &actor, params)
+    let (state, actor) = crate::ctx::actor().await?;
+    dip_reporting::dashboard::view(&state.broker, &state.analytics, &actor, params)
         .await
-        .map_err(crate::portal::ctx::fail)
+        .map_err(crate::ctx::fail)
 }
 
 fn params_from_url() -> Memo<ReportParams> {

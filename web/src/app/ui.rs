@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_location, use_query_map};
 
-use super::types::{AppError, ListQuery, Page};
+use dip_admin::types::{AppError, ListQuery, Page, encode};
 
 /// The list query of the current URL.
 pub fn use_list_query(filters: &'static [&'static str]) -> Memo<ListQuery> {
@@ -55,19 +55,6 @@ fn with_params(changes: &[(&str, String)]) -> String {
     } else {
         format!("{path}?{}", query.join("&"))
     }
-}
-
-/// Percent-encodes a URL query key or value.
-pub fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A sortable column header: a link that sorts on `column`, descending on a second click.

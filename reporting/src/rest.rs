@@ -1,0 +1,172 @@
+//! The reports REST API: the dashboard's report as JSON and as CSV, for the same URL
+//! parameters as the page, to operator staff, participants' users and API keys, each
+//! seeing what the dashboard would show them.
+
+use axum::Router;
+use axum::extract::{FromRef, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use broker_core::ingest::Broker;
+use dip_admin::accounts::SessionPolicy;
+use dip_admin::caller::{ApiFailure, ApiReader};
+
+use crate::analytics::Analytics;
+use crate::dashboard::{app_error, params_from_query, query_of, run, viewer};
+use crate::report::{Measure, Report};
+
+/// Routes under `/api/v1/reports/`.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Broker: FromRef<S>,
+    Analytics: FromRef<S>,
+    SessionPolicy: FromRef<S>,
+{
+    Router::new()
+        .route("/api/v1/reports/throughput", get(throughput_json))
+        .route("/api/v1/reports/throughput.csv", get(throughput_csv))
+}
+
+/// `GET /api/v1/reports/throughput`: the report as JSON, the same parameters as the page.
+async fn throughput_json(
+    State(analytics): State<Analytics>,
+    ApiReader(actor): ApiReader,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<Report>, ApiFailure> {
+    let mut params = params_from_query(query.as_deref().unwrap_or(""));
+    let (series, totals) = run(&analytics, &actor, &mut params).await?;
+    Ok(axum::Json(if params.group.is_empty() {
+        series
+    } else {
+        merge(series, totals)
+    }))
+}
+
+/// The series with the grouped totals in place of the ungrouped ones.
+fn merge(series: Report, totals: Report) -> Report {
+    Report {
+        volume_totals: totals.volume_totals,
+        latency_totals: totals.latency_totals,
+        groups: totals.groups,
+        ..series
+    }
+}
+
+/// `GET /api/v1/reports/throughput.csv`: one row per interval (and group when split),
+/// with volumes and every latency figure, in milliseconds.
+async fn throughput_csv(
+    State(analytics): State<Analytics>,
+    ApiReader(actor): ApiReader,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiFailure> {
+    let mut params = params_from_query(query.as_deref().unwrap_or(""));
+    let (mut query, market) = query_of(&mut params, broker_core::clock::now_micros())?;
+    query.authorise(&viewer(&actor), market).map_err(app_error)?;
+    let report = analytics.report(&query).await.map_err(app_error)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"dip-throughput.csv\"",
+            ),
+        ],
+        csv(&report),
+    )
+        .into_response())
+}
+
+/// The CSV of a report.
+pub fn csv(report: &Report) -> String {
+    let mut out = String::from(
+        "interval_start,group,received,rejected,routed,failed_attempts,delivered,returned,dead_lettered,replayed,errors",
+    );
+    for m in Measure::ALL {
+        let n = m.as_str();
+        out.push_str(&format!(
+            ",{n}_count,{n}_min_ms,{n}_avg_ms,{n}_p50_ms,{n}_p90_ms,{n}_p99_ms,{n}_max_ms,{n}_within_3s,{n}_within_30s"
+        ));
+    }
+    out.push('\n');
+    let mut keys: Vec<(i64, &str)> = report
+        .volumes
+        .iter()
+        .map(|v| (v.bucket, v.group.as_str()))
+        .chain(report.latency.iter().map(|l| (l.bucket, l.group.as_str())))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for (bucket, group) in keys {
+        let v = report
+            .volumes
+            .iter()
+            .find(|v| v.bucket == bucket && v.group == group)
+            .cloned()
+            .unwrap_or_default();
+        let start = chrono::DateTime::from_timestamp_micros(bucket)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        out.push_str(&format!(
+            "{start},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(group),
+            v.received,
+            v.rejected,
+            v.routed,
+            v.failed_attempts,
+            v.delivered,
+            v.returned,
+            v.dead_lettered,
+            v.replayed,
+            v.errors()
+        ));
+        for m in Measure::ALL {
+            match report
+                .latency
+                .iter()
+                .find(|l| l.bucket == bucket && l.group == group && l.measure == m)
+            {
+                Some(l) => out.push_str(&format!(
+                    ",{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{},{}",
+                    l.count,
+                    l.min_us as f64 / 1000.0,
+                    l.avg_us / 1000.0,
+                    l.p50_us as f64 / 1000.0,
+                    l.p90_us as f64 / 1000.0,
+                    l.p99_us as f64 / 1000.0,
+                    l.max_us as f64 / 1000.0,
+                    l.within_3s,
+                    l.within_30s
+                )),
+                None => out.push_str(",0,,,,,,,0,0"),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field, quoted when it needs to be, and never read as a formula by a spreadsheet.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_cannot_become_formulas() {
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}
