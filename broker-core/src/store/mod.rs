@@ -6,12 +6,14 @@
 
 pub mod accounts;
 pub mod alarms;
+pub mod directory;
 mod postgres;
 mod sql;
 mod sqlite;
 
 pub use accounts::{AccountStore, AuditEntry, AuditFilter, SessionRecord, UserRecord};
 pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
+pub use directory::{ApiKeyRecord, CertificateRecord, DirectoryStore};
 pub use postgres::{PostgresStore, create_database, drop_database};
 pub use sqlite::SqliteStore;
 
@@ -20,9 +22,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::catalogue::CatalogueData;
 use crate::events::Event;
-use crate::model::{Appointment, Channel, Endpoint, Participant, Role};
+use crate::model::Appointment;
 
 /// A store failure. The participant API answers 503 for these: nothing was accepted.
 #[derive(Debug, thiserror::Error)]
@@ -52,53 +53,6 @@ pub enum Backend {
     Sqlite,
     /// PostgreSQL.
     Postgres,
-}
-
-/// A stored API key. The secret itself is never stored, only its SHA-256 (keys carry
-/// 190 bits of entropy, so a slow password hash would add latency and no safety).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    /// Public id of the key (the part after `dip_`).
-    pub key_id: String,
-    /// Hex SHA-256 of the secret.
-    pub secret_hash: String,
-    /// The participant or DCP the key acts for; `None` for operator keys.
-    pub dip_id: Option<String>,
-    /// Label.
-    pub name: String,
-    /// Creation time, microseconds since the epoch.
-    pub created_at: i64,
-    /// Revocation time, when revoked.
-    pub revoked_at: Option<i64>,
-}
-
-/// A certificate registered to a participant or DCP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CertificateRecord {
-    /// Hex SHA-256 of the DER encoding: the certificate's identity.
-    pub fingerprint: String,
-    /// Holder.
-    pub dip_id: String,
-    /// Subject distinguished name.
-    pub subject: String,
-    /// Issuer distinguished name.
-    pub issuer: String,
-    /// Serial number, hex.
-    pub serial: String,
-    /// Valid from, microseconds since the epoch.
-    pub not_before: i64,
-    /// Valid until, microseconds since the epoch.
-    pub not_after: i64,
-    /// Environment the certificate is for (`DEV`, `PROD`…).
-    pub environment: String,
-    /// `issued` by the platform's authority or `registered` from outside.
-    pub source: String,
-    /// The certificate, PEM.
-    pub pem: String,
-    /// When it was recorded.
-    pub created_at: i64,
-    /// When it was revoked.
-    pub revoked_at: Option<i64>,
 }
 
 /// One recipient queue entry to create for an accepted message.
@@ -492,45 +446,13 @@ pub struct QueueStat {
 /// Everything the broker persists. Implemented by [`SqliteStore`] and [`PostgresStore`];
 /// `tests/store_conformance.rs` runs the same behaviour suite against both.
 #[async_trait]
-pub trait Store: AccountStore + AlarmStore + Send + Sync + 'static {
+pub trait Store:
+    DirectoryStore + AccountStore + AlarmStore + Send + Sync + 'static
+{
     /// Which database this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
-
-    /// Roles and channels.
-    async fn catalogue(&self) -> Result<CatalogueData>;
-    /// Creates or replaces a role.
-    async fn put_role(&self, role: &Role) -> Result<()>;
-    /// Creates or replaces a channel definition.
-    async fn put_channel(&self, channel: &Channel) -> Result<()>;
-
-    /// Every participant and DCP with roles and nominations.
-    async fn participants(&self) -> Result<Vec<Participant>>;
-    /// Creates or replaces a participant, its roles and nominations.
-    async fn put_participant(&self, participant: &Participant) -> Result<()>;
-    /// Every endpoint.
-    async fn endpoints(&self) -> Result<Vec<Endpoint>>;
-    /// Creates or replaces an endpoint.
-    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
-    /// Stores an API key.
-    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
-    /// Finds an API key by id.
-    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>>;
-    /// A number that changes with every change to the catalogue or directory.
-    async fn directory_version(&self) -> Result<i64>;
-    /// Records a certificate (replacing one with the same fingerprint).
-    async fn put_certificate(&self, certificate: &CertificateRecord) -> Result<()>;
-    /// Every recorded certificate, by holder then expiry.
-    async fn certificates(&self) -> Result<Vec<CertificateRecord>>;
-    /// Revokes a certificate at `at`; false if there is no such unrevoked certificate.
-    async fn revoke_certificate(&self, fingerprint: &str, at: i64) -> Result<bool>;
-
-    /// Inserts or replaces appointment rows (keyed by MPAN, role and effective date);
-    /// returns how many were written.
-    async fn put_appointments(&self, rows: &[Appointment]) -> Result<u64>;
-    /// All appointment rows of the given MPANs, ordered by MPAN, role, effective date.
-    async fn appointments(&self, mpans: &[String]) -> Result<Vec<Appointment>>;
 
     /// Commits a batch of accepted messages in one transaction: message, archive copy,
     /// routing decision, queue entries and appointment changes, or none of it. Outcomes
