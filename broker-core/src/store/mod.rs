@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod alarms;
 pub mod directory;
+pub mod messages;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -14,6 +15,7 @@ mod sqlite;
 pub use accounts::{AccountStore, AuditEntry, AuditFilter, SessionRecord, UserRecord};
 pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
 pub use directory::{ApiKeyRecord, CertificateRecord, DirectoryStore};
+pub use messages::{CommitOutcome, Delivery, MessageRecord, MessageStore, NewMessage, Original};
 pub use postgres::{PostgresStore, create_database, drop_database};
 pub use sqlite::SqliteStore;
 
@@ -23,7 +25,6 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::events::Event;
-use crate::model::Appointment;
 
 /// A store failure. The participant API answers 503 for these: nothing was accepted.
 #[derive(Debug, thiserror::Error)]
@@ -53,114 +54,6 @@ pub enum Backend {
     Sqlite,
     /// PostgreSQL.
     Postgres,
-}
-
-/// One recipient queue entry to create for an accepted message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Delivery {
-    /// The recipient's logical queue (endpoint id).
-    pub queue_id: String,
-    /// Recipient DIP ID.
-    pub recipient_dip_id: String,
-    /// Role in which the recipient receives the message (drives obfuscation).
-    pub recipient_role: String,
-    /// JSON pointers removed from the payload for this recipient.
-    pub hidden: Vec<String>,
-}
-
-/// An accepted message ready to be committed with everything that belongs to it.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    /// Time-ordered transaction id.
-    pub transaction_id: String,
-    /// Sender DIP ID (idempotency key, with the reference).
-    pub sender_dip_id: String,
-    /// Sender's unique reference.
-    pub sender_unique_reference: String,
-    /// SHA-256 of the canonical payload, to tell a retry from a reused reference.
-    pub content_hash: String,
-    /// Channel.
-    pub interface_id: String,
-    /// Schema version.
-    pub schema_version: String,
-    /// Event code (first when several).
-    pub event_code: String,
-    /// Sender role.
-    pub sender_role: String,
-    /// DCP that submitted it.
-    pub dcp_dip_id: Option<String>,
-    /// MPAN core.
-    pub mpan: Option<String>,
-    /// Workflow correlation id.
-    pub correlation_id: Option<String>,
-    /// Receipt time, microseconds since the epoch.
-    pub received_at: i64,
-    /// End of archive retention, microseconds since the epoch.
-    pub retain_until: i64,
-    /// The routing decision, JSON.
-    pub routing: String,
-    /// The archived envelope (payload with `D0`), JSON.
-    pub envelope: String,
-    /// Queue entries to create.
-    pub deliveries: Vec<Delivery>,
-    /// MPAN appointment changes the message carries (registration channels).
-    pub appointments: Vec<Appointment>,
-}
-
-/// What committing one message did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommitOutcome {
-    /// Stored and queued.
-    Accepted,
-    /// The sender's reference was already used; nothing was written.
-    Duplicate {
-        /// The original transaction id.
-        transaction_id: String,
-        /// The original correlation id.
-        correlation_id: Option<String>,
-        /// The original content hash.
-        content_hash: String,
-    },
-}
-
-/// The stored original of a sender's reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
-    /// Its transaction id.
-    pub transaction_id: String,
-    /// Its correlation id.
-    pub correlation_id: Option<String>,
-    /// Its content hash.
-    pub content_hash: String,
-}
-
-/// A stored message's operational record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MessageRecord {
-    /// Transaction id.
-    pub transaction_id: String,
-    /// Sender.
-    pub sender_dip_id: String,
-    /// Sender's reference.
-    pub sender_unique_reference: String,
-    /// Channel.
-    pub interface_id: String,
-    /// Schema version.
-    pub schema_version: String,
-    /// Event code.
-    pub event_code: String,
-    /// Sender role.
-    pub sender_role: String,
-    /// Submitting DCP.
-    pub dcp_dip_id: Option<String>,
-    /// MPAN core.
-    pub mpan: Option<String>,
-    /// Correlation id.
-    pub correlation_id: Option<String>,
-    /// Receipt time, microseconds since the epoch.
-    pub received_at: i64,
-    /// Routing decision, JSON.
-    pub routing: String,
 }
 
 /// One entry of a recipient queue.
@@ -447,24 +340,13 @@ pub struct QueueStat {
 /// `tests/store_conformance.rs` runs the same behaviour suite against both.
 #[async_trait]
 pub trait Store:
-    DirectoryStore + AccountStore + AlarmStore + Send + Sync + 'static
+    DirectoryStore + MessageStore + AccountStore + AlarmStore + Send + Sync + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
 
-    /// Commits a batch of accepted messages in one transaction: message, archive copy,
-    /// routing decision, queue entries and appointment changes, or none of it. Outcomes
-    /// are in the order of `batch`; an item whose sender reference is already stored (or
-    /// appears earlier in the batch) is a duplicate and writes nothing.
-    async fn commit_messages(&self, batch: &[NewMessage]) -> Result<Vec<CommitOutcome>>;
-    /// The message stored for a sender's reference, if any.
-    async fn original(&self, sender_dip_id: &str, reference: &str) -> Result<Option<Original>>;
-    /// A message's operational record.
-    async fn message(&self, transaction_id: &str) -> Result<Option<MessageRecord>>;
-    /// A message's archived envelope.
-    async fn archived_envelope(&self, transaction_id: &str) -> Result<Option<String>>;
     /// The queue entries created for a message.
     async fn message_deliveries(&self, transaction_id: &str) -> Result<Vec<QueueEntry>>;
     /// Pending entries of one queue after position `after_seq`, in FIFO order.
