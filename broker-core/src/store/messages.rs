@@ -336,10 +336,10 @@ macro_rules! impl_message_store {
                 let archived: Vec<$crate::store::messages::ArchiveRow<'_>> =
                     accepted.iter().map(|m| $crate::store::messages::ArchiveRow::from(*m)).collect();
                 Self::archive(tx, &archived).await?;
-                let entries: Vec<$crate::store::sql::NewEntry<'_>> = accepted
+                let entries: Vec<$crate::store::queues::NewEntry<'_>> = accepted
                     .iter()
                     .flat_map(|m| {
-                        m.deliveries.iter().map(move |d| $crate::store::sql::NewEntry {
+                        m.deliveries.iter().map(move |d| $crate::store::queues::NewEntry {
                             queue_id: &d.queue_id,
                             transaction_id: &m.transaction_id,
                             recipient_dip_id: &d.recipient_dip_id,

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod alarms;
 pub mod directory;
 pub mod messages;
+pub mod queues;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -16,6 +17,10 @@ pub use accounts::{AccountStore, AuditEntry, AuditFilter, SessionRecord, UserRec
 pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
 pub use directory::{ApiKeyRecord, CertificateRecord, DirectoryStore};
 pub use messages::{CommitOutcome, Delivery, MessageRecord, MessageStore, NewMessage, Original};
+pub use queues::{
+    AttemptFailure, DeadLetter, DeadLetterFilter, EntryState, Origin, Outbound, QueueEntry, QueueHealth, QueueStat,
+    QueueStore, Settlement,
+};
 pub use postgres::{PostgresStore, create_database, drop_database};
 pub use sqlite::SqliteStore;
 
@@ -54,192 +59,6 @@ pub enum Backend {
     Sqlite,
     /// PostgreSQL.
     Postgres,
-}
-
-/// One entry of a recipient queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueEntry {
-    /// Queue (endpoint id).
-    pub queue_id: String,
-    /// Position in the queue; strictly increasing in order of acceptance.
-    pub seq: i64,
-    /// Transaction id.
-    pub transaction_id: String,
-    /// Recipient.
-    pub recipient_dip_id: String,
-    /// Role the recipient receives in.
-    pub recipient_role: String,
-    /// Pointers hidden from this recipient.
-    pub hidden: Vec<String>,
-    /// `pending` until settled (see [`EntryState`]).
-    pub state: String,
-    /// When queued, microseconds since the epoch.
-    pub enqueued_at: i64,
-    /// Delivery attempts made.
-    pub attempts: i64,
-    /// Time of the last attempt.
-    pub last_attempt_at: Option<i64>,
-    /// Outcome of the last attempt (`HTTP 503`, `timeout`, …).
-    pub last_outcome: Option<String>,
-    /// When the entry left the pending state.
-    pub settled_at: Option<i64>,
-    /// The replay that queued this entry; `None` for business traffic.
-    pub replay_id: Option<String>,
-}
-
-/// The life of a queue entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryState {
-    /// Waiting for delivery.
-    Pending,
-    /// The recipient took it (2xx, or acknowledged a pull).
-    Delivered,
-    /// The recipient refused the data (4xx); returned to the sender.
-    Returned,
-    /// Stale: moved to the dead-letter queue and reported to the sender.
-    Dead,
-    /// A dead letter queued again under a new position.
-    Redriven,
-}
-
-impl EntryState {
-    /// Storage form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Returned => "returned",
-            Self::Dead => "dead",
-            Self::Redriven => "redriven",
-        }
-    }
-}
-
-/// The message a queue entry carries, as the delivery path needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// Sender.
-    pub sender_dip_id: String,
-    /// Sender's reference.
-    pub sender_unique_reference: String,
-    /// Sender role.
-    pub sender_role: String,
-    /// Workflow correlation id.
-    pub correlation_id: Option<String>,
-    /// MPAN core.
-    pub mpan: Option<String>,
-    /// Receipt time.
-    pub received_at: i64,
-}
-
-/// A queue entry ready to deliver, with the archived envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outbound {
-    /// The entry.
-    pub entry: QueueEntry,
-    /// Channel.
-    pub interface_id: String,
-    /// The archived envelope (payload with `D0`), JSON.
-    pub envelope: String,
-    /// The business message; `None` for a replay copy.
-    pub origin: Option<Origin>,
-}
-
-/// How an entry left the pending state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settlement {
-    /// Queue.
-    pub queue_id: String,
-    /// Position.
-    pub seq: i64,
-    /// New state.
-    pub state: EntryState,
-    /// When.
-    pub at: i64,
-    /// Outcome of the last attempt.
-    pub outcome: String,
-    /// How long the webhook call took, microseconds (0 when there was none: a pull
-    /// acknowledgement, a dead letter).
-    pub duration_us: i64,
-}
-
-/// A failed attempt on the head of a queue, to be retried at `retry_at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptFailure {
-    /// Queue.
-    pub queue_id: String,
-    /// Position.
-    pub seq: i64,
-    /// When.
-    pub at: i64,
-    /// What happened (`HTTP 503`, `timeout`, …).
-    pub outcome: String,
-    /// When the next attempt is due.
-    pub retry_at: i64,
-    /// How long the attempt took, microseconds.
-    pub duration_us: i64,
-}
-
-/// Delivery health of one queue.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct QueueHealth {
-    /// Queue.
-    pub queue_id: String,
-    /// Entries waiting.
-    pub pending: i64,
-    /// Enqueue time of the oldest waiting entry.
-    pub oldest_enqueued_at: Option<i64>,
-    /// Dead letters not yet redriven.
-    pub dead: i64,
-    /// Node or pull lease holding the queue.
-    pub owner: Option<String>,
-    /// Until when.
-    pub lease_until: i64,
-    /// Last attempt.
-    pub last_attempt_at: Option<i64>,
-    /// Its outcome.
-    pub last_outcome: Option<String>,
-    /// Last successful delivery.
-    pub last_success_at: Option<i64>,
-    /// Since when the head has been failing; `None` when healthy.
-    pub failing_since: Option<i64>,
-    /// Next attempt due.
-    pub retry_at: Option<i64>,
-}
-
-/// Which dead letters to list. Unset fields do not filter.
-#[derive(Debug, Clone, Default)]
-pub struct DeadLetterFilter {
-    /// Only these recipients.
-    pub recipients: Option<Vec<String>>,
-    /// Only this queue.
-    pub queue_id: Option<String>,
-    /// Only this position (with `queue_id`).
-    pub seq: Option<i64>,
-    /// Only this channel.
-    pub interface_id: Option<String>,
-    /// Only messages of this sender.
-    pub sender_dip_id: Option<String>,
-    /// Dead-lettered at or after (microseconds).
-    pub from: Option<i64>,
-    /// Dead-lettered before (microseconds).
-    pub to: Option<i64>,
-    /// Most rows.
-    pub limit: i64,
-}
-
-/// A dead-lettered entry with its message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetter {
-    /// The entry.
-    pub entry: QueueEntry,
-    /// Channel.
-    pub interface_id: String,
-    /// Sender (`None` for a replay copy).
-    pub sender_dip_id: Option<String>,
-    /// Sender's reference.
-    pub sender_unique_reference: Option<String>,
 }
 
 /// A message a recipient received, candidate for replay.
@@ -325,67 +144,16 @@ pub enum ReplayAdmission {
     OverQuota(ReplayUsage),
 }
 
-/// Depth of one queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueStat {
-    /// Queue (endpoint id).
-    pub queue_id: String,
-    /// Entries waiting.
-    pub pending: i64,
-    /// Enqueue time of the oldest waiting entry.
-    pub oldest_enqueued_at: Option<i64>,
-}
-
 /// Everything the broker persists. Implemented by [`SqliteStore`] and [`PostgresStore`];
 /// `tests/store_conformance.rs` runs the same behaviour suite against both.
 #[async_trait]
 pub trait Store:
-    DirectoryStore + MessageStore + AccountStore + AlarmStore + Send + Sync + 'static
+    DirectoryStore + MessageStore + QueueStore + AccountStore + AlarmStore + Send + Sync + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
-
-    /// The queue entries created for a message.
-    async fn message_deliveries(&self, transaction_id: &str) -> Result<Vec<QueueEntry>>;
-    /// Pending entries of one queue after position `after_seq`, in FIFO order.
-    async fn pending_entries(&self, queue_id: &str, after_seq: i64, limit: i64) -> Result<Vec<QueueEntry>>;
-    /// Depth and age of the given queues.
-    async fn queue_stats(&self, queue_ids: &[String]) -> Result<Vec<QueueStat>>;
-
-    /// Pending entries of one queue after position `after_seq`, with their envelopes, in
-    /// FIFO order.
-    async fn next_outbound(&self, queue_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Outbound>>;
-    /// Settles pending entries (entries no longer pending are left alone) and commits the
-    /// reports they cause (return to sender) in the same transaction.
-    async fn settle(&self, settlements: &[Settlement], reports: &[NewMessage]) -> Result<()>;
-    /// Records a failed attempt on a queue's head.
-    async fn record_failure(&self, failure: &AttemptFailure) -> Result<()>;
-    /// Pending entries of a queue carrying the given transactions.
-    async fn pending_by_transaction(&self, queue_id: &str, transaction_ids: &[String]) -> Result<Vec<QueueEntry>>;
-    /// Delivery health of the given queues.
-    async fn queue_health(&self, queue_ids: &[String]) -> Result<Vec<QueueHealth>>;
-    /// Every queue that has ever held an entry.
-    async fn queue_ids(&self) -> Result<Vec<String>>;
-
-    /// Takes the lease of each queue that is free, expired (before `now`) or already
-    /// `owner`'s, until `until`; returns the queues now held.
-    async fn claim_queues(&self, owner: &str, queue_ids: &[String], now: i64, until: i64) -> Result<Vec<String>>;
-    /// Extends every lease `owner` still holds; returns those queues.
-    async fn renew_leases(&self, owner: &str, until: i64) -> Result<Vec<String>>;
-    /// Gives up `owner`'s lease of a queue, announcing the queue if work is left in it.
-    async fn release_queue(&self, owner: &str, queue_id: &str) -> Result<()>;
-    /// The lease of a queue: holder and expiry.
-    async fn lease(&self, queue_id: &str) -> Result<Option<(String, i64)>>;
-    /// Queues with pending entries whose lease is free or expired at `now`.
-    async fn claimable_queues(&self, now: i64) -> Result<Vec<String>>;
-
-    /// Dead letters matching a filter, oldest first.
-    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>>;
-    /// Queues dead letters again at the tail of their queues; returns (queue, old position,
-    /// new position) for each entry that was dead.
-    async fn redrive(&self, entries: &[(String, i64)], at: i64) -> Result<Vec<(String, i64, i64)>>;
 
     /// Messages of a channel received by the given recipients in `[from, to]`, in receipt
     /// order, at most `limit`.
