@@ -9,6 +9,7 @@ pub mod alarms;
 pub mod directory;
 pub mod messages;
 pub mod queues;
+pub mod replays;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -20,6 +21,9 @@ pub use messages::{CommitOutcome, Delivery, MessageRecord, MessageStore, NewMess
 pub use queues::{
     AttemptFailure, DeadLetter, DeadLetterFilter, EntryState, Origin, Outbound, QueueEntry, QueueHealth, QueueStat,
     QueueStore, Settlement,
+};
+pub use replays::{
+    ReplayAdmission, ReplayCandidate, ReplayCopy, ReplayQuota, ReplayRecord, ReplayStore, ReplayUsage,
 };
 pub use postgres::{PostgresStore, create_database, drop_database};
 pub use sqlite::SqliteStore;
@@ -61,131 +65,16 @@ pub enum Backend {
     Postgres,
 }
 
-/// A message a recipient received, candidate for replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayCandidate {
-    /// Original transaction id.
-    pub transaction_id: String,
-    /// Receipt time.
-    pub received_at: i64,
-    /// Recipient.
-    pub recipient_dip_id: String,
-    /// Role it received in.
-    pub recipient_role: String,
-    /// Pointers hidden from it.
-    pub hidden: Vec<String>,
-    /// Archived envelope.
-    pub envelope: String,
-}
-
-/// A replayed copy to archive and queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayCopy {
-    /// `R-` transaction id.
-    pub transaction_id: String,
-    /// Channel.
-    pub interface_id: String,
-    /// Envelope with the replay `D0`.
-    pub envelope: String,
-    /// End of retention.
-    pub retain_until: i64,
-    /// Where it goes.
-    pub delivery: Delivery,
-}
-
-/// A replay request as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReplayRecord {
-    /// Replay id.
-    pub id: String,
-    /// Who asked (principal description).
-    pub requested_by: String,
-    /// Recipient the replay is for.
-    pub recipient: String,
-    /// Channel.
-    pub interface_id: String,
-    /// The request, JSON.
-    pub request: String,
-    /// Whether only counted.
-    pub dry_run: bool,
-    /// Messages selected.
-    pub messages: i64,
-    /// When.
-    pub created_at: i64,
-}
-
-/// The per-recipient replay quota: at most `limit` messages replayed for one recipient
-/// within any rolling `window`. Dry runs count nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayQuota {
-    /// Most messages in the window.
-    pub limit: i64,
-    /// Length of the window, microseconds.
-    pub window: i64,
-}
-
-/// How much of its replay quota a recipient has used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayUsage {
-    /// Messages replayed for the recipient within the window.
-    pub used: i64,
-    /// When the replay asked about does not fit: when enough of `used` leaves the window
-    /// for it to fit (microseconds), or `None` when it exceeds the whole quota. `None`
-    /// when it fits.
-    pub frees_at: Option<i64>,
-}
-
-/// What `record_replay` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayAdmission {
-    /// Recorded, and the copies queued; the usage includes this replay.
-    Recorded(ReplayUsage),
-    /// Refused: the replay would exceed the quota; nothing was written.
-    OverQuota(ReplayUsage),
-}
-
 /// Everything the broker persists. Implemented by [`SqliteStore`] and [`PostgresStore`];
 /// `tests/store_conformance.rs` runs the same behaviour suite against both.
 #[async_trait]
 pub trait Store:
-    DirectoryStore + MessageStore + QueueStore + AccountStore + AlarmStore + Send + Sync + 'static
+    DirectoryStore + MessageStore + QueueStore + ReplayStore + AccountStore + AlarmStore + Send + Sync + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
-
-    /// Messages of a channel received by the given recipients in `[from, to]`, in receipt
-    /// order, at most `limit`.
-    async fn replay_candidates(
-        &self,
-        interface_id: &str,
-        recipients: &[String],
-        from: i64,
-        to: i64,
-        limit: i64,
-    ) -> Result<Vec<ReplayCandidate>>;
-    /// The receipt time of message `transaction_id` if it is on channel `interface_id` and
-    /// was queued for `recipient` as business traffic (not a replay copy); `None` when it
-    /// does not exist, is on another channel or was not sent to the recipient, so that a
-    /// replay cannot tell those apart nor learn about others' messages.
-    async fn received_by(&self, transaction_id: &str, interface_id: &str, recipient: &str) -> Result<Option<i64>>;
-    /// Records a replay and archives and queues its copies, in one transaction, if the
-    /// recipient's quota over the window ending at `replay.created_at` has room for
-    /// `replay.messages` more (a dry run is recorded whatever its size and uses none).
-    /// The check and the write hold a per-recipient lock, so concurrent replays for one
-    /// recipient cannot both pass it.
-    async fn record_replay(
-        &self,
-        replay: &ReplayRecord,
-        copies: &[ReplayCopy],
-        quota: ReplayQuota,
-    ) -> Result<ReplayAdmission>;
-    /// The recipient's use of `quota` over the window ending at `at`, and when `requested`
-    /// more messages would fit. A reading only: `record_replay` decides.
-    async fn replay_usage(&self, recipient: &str, quota: ReplayQuota, at: i64, requested: i64) -> Result<ReplayUsage>;
-    /// Recorded replays, newest first.
-    async fn replays(&self, limit: i64) -> Result<Vec<ReplayRecord>>;
 
     /// Wakes on every commit that queued entries, here or (PostgreSQL) on another node:
     /// the queue ids, or `*` when some notifications were missed; [`DIRECTORY_CHANGED`]
