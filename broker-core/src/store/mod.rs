@@ -1,13 +1,24 @@
 //! Persistence: the [`Store`] trait and its SQLite (embedded default) and PostgreSQL
 //! (production, shared by several nodes) implementations.
 //!
-//! Both implementations run the same SQL (written once in `sql.rs`); they differ in how
-//! they connect, in migrations and in how writers are serialised.
+//! `Store` is the union of one small trait per job, each in its own file with its records
+//! and its SQL: [`DirectoryStore`] (catalogue, participants, endpoints, keys, certificates,
+//! appointments), [`MessageStore`] (committing and reading accepted messages),
+//! [`QueueStore`] (queue entries, delivery outcomes, leases, dead letters),
+//! [`ReplayStore`], [`OutboxStore`] (lifecycle events and the embedded analytics table),
+//! [`AccountStore`] (portal users, sessions, audit log) and [`AlarmStore`]. Code that does
+//! one job can take just that trait; an `Arc<dyn Store>` converts to any of them.
+//!
+//! Both implementations run the same SQL, written once: each job's file has a macro that
+//! implements its trait for a store type, and `sql.rs` puts them together
+//! (`impl_sql_store!`). The implementations differ in how they connect, in migrations and
+//! in how writers are serialised.
 
 pub mod accounts;
 pub mod alarms;
 pub mod directory;
 pub mod messages;
+pub mod outbox;
 pub mod queues;
 pub mod replays;
 mod postgres;
@@ -18,6 +29,7 @@ pub use accounts::{AccountStore, AuditEntry, AuditFilter, SessionRecord, UserRec
 pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
 pub use directory::{ApiKeyRecord, CertificateRecord, DirectoryStore};
 pub use messages::{CommitOutcome, Delivery, MessageRecord, MessageStore, NewMessage, Original};
+pub use outbox::{OutboxStore, ReportRow};
 pub use queues::{
     AttemptFailure, DeadLetter, DeadLetterFilter, EntryState, Origin, Outbound, QueueEntry, QueueHealth, QueueStat,
     QueueStore, Settlement,
@@ -32,8 +44,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
-
-use crate::events::Event;
 
 /// A store failure. The participant API answers 503 for these: nothing was accepted.
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +75,13 @@ pub enum Backend {
     Postgres,
 }
 
-/// Everything the broker persists. Implemented by [`SqliteStore`] and [`PostgresStore`];
-/// `tests/store_conformance.rs` runs the same behaviour suite against both.
+/// Everything the broker persists: every job's trait, and what spans them (migrations,
+/// commit notifications, leases of singleton background jobs). Implemented by
+/// [`SqliteStore`] and [`PostgresStore`]; `tests/store_conformance.rs` runs the same
+/// behaviour suite against both.
 #[async_trait]
 pub trait Store:
-    DirectoryStore + MessageStore + QueueStore + ReplayStore + AccountStore + AlarmStore + Send + Sync + 'static
+    DirectoryStore + MessageStore + QueueStore + ReplayStore + OutboxStore + AccountStore + AlarmStore + Send + Sync + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;
@@ -81,20 +93,6 @@ pub trait Store:
     /// after a change to the catalogue or directory.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<String>>>;
 
-    /// Appends events that go with no state change (API rejections) to the analytics
-    /// outbox. State changes write theirs in their own transaction.
-    async fn record_events(&self, events: &[Event]) -> Result<()>;
-    /// The oldest events of the analytics outbox.
-    async fn outbox(&self, limit: i64) -> Result<Vec<Event>>;
-    /// Moves outbox events into the embedded analytics table, in one transaction.
-    async fn move_to_embedded(&self, ids: &[i64]) -> Result<()>;
-    /// Deletes outbox events that a sink holds.
-    async fn discard_outbox(&self, ids: &[i64]) -> Result<()>;
-    /// Signalled on this node whenever events are written to the outbox.
-    fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
-    /// Runs a report statement (built by `analytics::report`) over the embedded analytics
-    /// table: bucket, group, label, then `values` integers per row.
-    async fn analytics_rows(&self, sql: &str, values: usize) -> Result<Vec<ReportRow>>;
     /// Takes or renews the lease `name` of a singleton background job for `owner`
     /// until `until`; false while another owner holds it past `now`.
     async fn claim_worker(&self, name: &str, owner: &str, now: i64, until: i64) -> Result<bool>;
@@ -126,17 +124,4 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
             url.split(':').next().unwrap_or_default()
         )))
     }
-}
-
-/// One row of a report statement over the embedded analytics table (or ClickHouse).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportRow {
-    /// Bucket start (the range start for totals).
-    pub bucket: i64,
-    /// Group value (empty without grouping).
-    pub group: String,
-    /// Event kind (volumes) or measure (latency).
-    pub label: String,
-    /// The figures.
-    pub values: Vec<i64>,
 }

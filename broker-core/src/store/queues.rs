@@ -836,7 +836,7 @@ macro_rules! impl_queue_store {
                          a.interface_id, COALESCE(m.sender_dip_id, ''), q.recipient_dip_id, q.queue_id, v.column5, \
                          v.column4 - COALESCE(m.received_at, q.enqueued_at), v.column6, \
                          CASE WHEN q.replay_id IS NULL THEN 0 ELSE 1 END FROM (",
-                        $crate::store::sql::EVENT_COLUMNS
+                        $crate::store::outbox::EVENT_COLUMNS
                     ));
                     qb.push_values(chunk, |mut b, e| {
                         b.push_bind(e.queue_id)
