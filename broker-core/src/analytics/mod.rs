@@ -13,7 +13,7 @@ pub mod report;
 
 use std::sync::Arc;
 
-use crate::store::{ReportRow, Store, StoreError};
+use crate::store::{OutboxStore, ReportRow, StoreError};
 
 pub use crate::events::{Event, EventKind};
 pub use clickhouse::ClickHouse;
@@ -57,7 +57,7 @@ impl std::fmt::Debug for Sink {
 /// Report queries against the configured sink.
 #[derive(Clone)]
 pub struct Analytics {
-    store: Arc<dyn Store>,
+    store: Arc<dyn OutboxStore>,
     sink: Sink,
 }
 
@@ -69,7 +69,7 @@ impl std::fmt::Debug for Analytics {
 
 impl Analytics {
     /// Reports over `store`'s events, or over ClickHouse's when `sink` says so.
-    pub fn new(store: Arc<dyn Store>, sink: Sink) -> Self {
+    pub fn new(store: Arc<dyn OutboxStore>, sink: Sink) -> Self {
         Self { store, sink }
     }
 
@@ -79,7 +79,7 @@ impl Analytics {
     }
 
     /// The store (its outbox feeds the sink).
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn OutboxStore> {
         &self.store
     }
 
