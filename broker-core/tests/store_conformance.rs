@@ -12,8 +12,9 @@ use broker_core::model::{Appointment, Channel, Endpoint, Participant, Participan
 use broker_core::seed::seed_catalogue;
 use broker_core::store::{
     ApiKeyRecord, AttemptFailure, AuditEntry, AuditFilter, Backend, CommitOutcome, DeadLetterFilter, Delivery,
-    EntryState, MessageRecord, MessageStore, NewMessage, QueueEntry, QueueHealth, QueueStat, QueueStore, ReplayAdmission,
-    ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, SessionRecord, Settlement, StoreError, UserRecord,
+    EntryState, MessageRecord, MessageStore, NewMessage, QueueEntry, QueueHealth, QueueStat, QueueStore,
+    ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, SessionRecord, Settlement, StoreError,
+    UserRecord,
 };
 use common::*;
 use serde_json::json;

@@ -333,8 +333,10 @@ macro_rules! impl_message_store {
                     .collect();
                 accepted.sort_by(|a, b| a.transaction_id.cmp(&b.transaction_id));
 
-                let archived: Vec<$crate::store::messages::ArchiveRow<'_>> =
-                    accepted.iter().map(|m| $crate::store::messages::ArchiveRow::from(*m)).collect();
+                let archived: Vec<$crate::store::messages::ArchiveRow<'_>> = accepted
+                    .iter()
+                    .map(|m| $crate::store::messages::ArchiveRow::from(*m))
+                    .collect();
                 Self::archive(tx, &archived).await?;
                 let entries: Vec<$crate::store::queues::NewEntry<'_>> = accepted
                     .iter()

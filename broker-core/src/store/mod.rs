@@ -19,9 +19,9 @@ pub mod alarms;
 pub mod directory;
 pub mod messages;
 pub mod outbox;
+mod postgres;
 pub mod queues;
 pub mod replays;
-mod postgres;
 mod sql;
 mod sqlite;
 
@@ -30,14 +30,12 @@ pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
 pub use directory::{ApiKeyRecord, CertificateRecord, DirectoryStore};
 pub use messages::{CommitOutcome, Delivery, MessageRecord, MessageStore, NewMessage, Original};
 pub use outbox::{OutboxStore, ReportRow};
+pub use postgres::{PostgresStore, create_database, drop_database};
 pub use queues::{
     AttemptFailure, DeadLetter, DeadLetterFilter, EntryState, Origin, Outbound, QueueEntry, QueueHealth, QueueStat,
     QueueStore, Settlement,
 };
-pub use replays::{
-    ReplayAdmission, ReplayCandidate, ReplayCopy, ReplayQuota, ReplayRecord, ReplayStore, ReplayUsage,
-};
-pub use postgres::{PostgresStore, create_database, drop_database};
+pub use replays::{ReplayAdmission, ReplayCandidate, ReplayCopy, ReplayQuota, ReplayRecord, ReplayStore, ReplayUsage};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
@@ -81,7 +79,16 @@ pub enum Backend {
 /// behaviour suite against both.
 #[async_trait]
 pub trait Store:
-    DirectoryStore + MessageStore + QueueStore + ReplayStore + OutboxStore + AccountStore + AlarmStore + Send + Sync + 'static
+    DirectoryStore
+    + MessageStore
+    + QueueStore
+    + ReplayStore
+    + OutboxStore
+    + AccountStore
+    + AlarmStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which database this is.
     fn backend(&self) -> Backend;

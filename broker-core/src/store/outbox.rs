@@ -99,11 +99,13 @@ macro_rules! impl_outbox_store {
                     "INSERT INTO analytics_events (id, {c}) SELECT id, {c} FROM analytics_outbox WHERE id IN (",
                     c = $crate::store::outbox::EVENT_COLUMNS
                 );
-                self.on_outbox_ids(&[&copy, "DELETE FROM analytics_outbox WHERE id IN ("], ids).await
+                self.on_outbox_ids(&[&copy, "DELETE FROM analytics_outbox WHERE id IN ("], ids)
+                    .await
             }
 
             async fn discard_outbox(&self, ids: &[i64]) -> $crate::store::Result<()> {
-                self.on_outbox_ids(&["DELETE FROM analytics_outbox WHERE id IN ("], ids).await
+                self.on_outbox_ids(&["DELETE FROM analytics_outbox WHERE id IN ("], ids)
+                    .await
             }
 
             fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
