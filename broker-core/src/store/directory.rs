@@ -96,6 +96,13 @@ pub trait DirectoryStore: Send + Sync {
     async fn appointments(&self, mpans: &[String]) -> Result<Vec<Appointment>>;
 }
 
+/// Creates or updates a participant's own row.
+pub(super) const PUT_PARTICIPANT: &str = include_str!("directory/put_participant.sql");
+
+/// Records a certificate; a known fingerprint keeps its details but takes the new holder,
+/// environment and revocation.
+pub(super) const PUT_CERTIFICATE: &str = include_str!("directory/put_certificate.sql");
+
 /// Implements [`DirectoryStore`] for a store type with `writer()`, `reader()`,
 /// `notify_in_tx()` and a `notifier`. Adds `directory_changed` and `upsert_appointments`
 /// (committing messages writes appointment changes with it too).
@@ -184,8 +191,8 @@ macro_rules! impl_directory_store {
                 for r in sqlx::query(
                     "SELECT dip_id, mpid, name, kind, active, signatures_required FROM participants ORDER BY dip_id",
                 )
-                    .fetch_all(self.reader())
-                    .await?
+                .fetch_all(self.reader())
+                .await?
                 {
                     let dip_id: String = r.get(0);
                     let kind: String = r.get(3);
@@ -206,22 +213,16 @@ macro_rules! impl_directory_store {
 
             async fn put_participant(&self, p: &$crate::model::Participant) -> $crate::store::Result<()> {
                 let mut tx = self.writer().begin().await?;
-                sqlx::query(
-                    "INSERT INTO participants (dip_id, mpid, name, kind, active, updated_at, signatures_required) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dip_id) DO UPDATE SET \
-                     mpid = excluded.mpid, name = excluded.name, kind = excluded.kind, \
-                     active = excluded.active, updated_at = excluded.updated_at, \
-                     signatures_required = excluded.signatures_required",
-                )
-                .bind(&p.dip_id)
-                .bind(&p.mpid)
-                .bind(&p.name)
-                .bind(p.kind.as_str())
-                .bind(p.active)
-                .bind($crate::clock::now_micros())
-                .bind(p.signatures_required)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query($crate::store::directory::PUT_PARTICIPANT)
+                    .bind(&p.dip_id)
+                    .bind(&p.mpid)
+                    .bind(&p.name)
+                    .bind(p.kind.as_str())
+                    .bind(p.active)
+                    .bind($crate::clock::now_micros())
+                    .bind(p.signatures_required)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("DELETE FROM participant_roles WHERE dip_id = $1")
                     .bind(&p.dip_id)
                     .execute(&mut *tx)
@@ -320,32 +321,29 @@ macro_rules! impl_directory_store {
             }
 
             async fn directory_version(&self) -> $crate::store::Result<i64> {
-                Ok(sqlx::query_scalar("SELECT version FROM directory_version WHERE id = 1")
-                    .fetch_one(self.reader())
-                    .await?)
+                Ok(
+                    sqlx::query_scalar("SELECT version FROM directory_version WHERE id = 1")
+                        .fetch_one(self.reader())
+                        .await?,
+                )
             }
 
             async fn put_certificate(&self, c: &$crate::store::CertificateRecord) -> $crate::store::Result<()> {
-                sqlx::query(
-                    "INSERT INTO certificates (fingerprint, dip_id, subject, issuer, serial, not_before, not_after, \
-                     environment, source, pem, created_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (fingerprint) DO UPDATE SET \
-                     dip_id = excluded.dip_id, environment = excluded.environment, revoked_at = excluded.revoked_at",
-                )
-                .bind(&c.fingerprint)
-                .bind(&c.dip_id)
-                .bind(&c.subject)
-                .bind(&c.issuer)
-                .bind(&c.serial)
-                .bind(c.not_before)
-                .bind(c.not_after)
-                .bind(&c.environment)
-                .bind(&c.source)
-                .bind(&c.pem)
-                .bind(c.created_at)
-                .bind(c.revoked_at)
-                .execute(self.writer())
-                .await?;
+                sqlx::query($crate::store::directory::PUT_CERTIFICATE)
+                    .bind(&c.fingerprint)
+                    .bind(&c.dip_id)
+                    .bind(&c.subject)
+                    .bind(&c.issuer)
+                    .bind(&c.serial)
+                    .bind(c.not_before)
+                    .bind(c.not_after)
+                    .bind(&c.environment)
+                    .bind(&c.source)
+                    .bind(&c.pem)
+                    .bind(c.created_at)
+                    .bind(c.revoked_at)
+                    .execute(self.writer())
+                    .await?;
                 self.directory_changed().await
             }
 
@@ -434,11 +432,12 @@ macro_rules! impl_directory_store {
                 sqlx::query("UPDATE directory_version SET version = version + 1 WHERE id = 1")
                     .execute(&mut *tx)
                     .await?;
-                self.notify_in_tx(&mut tx, &[$crate::store::DIRECTORY_CHANGED.to_owned()]).await?;
+                self.notify_in_tx(&mut tx, &[$crate::store::DIRECTORY_CHANGED.to_owned()])
+                    .await?;
                 tx.commit().await?;
-                let _ = self
-                    .notifier
-                    .send(std::sync::Arc::new(vec![$crate::store::DIRECTORY_CHANGED.to_owned()]));
+                let _ = self.notifier.send(std::sync::Arc::new(vec![
+                    $crate::store::DIRECTORY_CHANGED.to_owned(),
+                ]));
                 Ok(())
             }
 

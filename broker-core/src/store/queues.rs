@@ -278,6 +278,12 @@ pub(super) struct EntryEvent<'a> {
     pub duration_us: i64,
 }
 
+/// Depth, age and dead letters of one queue (`$1`), with its status row if it has one.
+pub(super) const QUEUE_HEALTH: &str = include_str!("queues/queue_health.sql");
+
+/// Queues with pending entries whose lease is free or expired at `$1`.
+pub(super) const CLAIMABLE_QUEUES: &str = include_str!("queues/claimable_queues.sql");
+
 /// Implements [`QueueStore`]. Adds `enqueue` (committing messages and replays queue their
 /// entries with it), `entry_events` and `queue_entry`; uses `insert_messages` (messages)
 /// and `finish`.
@@ -534,17 +540,10 @@ macro_rules! impl_queue_store {
                 use sqlx::Row;
                 let mut out = Vec::with_capacity(queue_ids.len());
                 for q in queue_ids {
-                    let r = sqlx::query(
-                        "SELECT (SELECT COUNT(*) FROM queue_entries WHERE queue_id = $1 AND state = 'pending'), \
-                         (SELECT MIN(enqueued_at) FROM queue_entries WHERE queue_id = $1 AND state = 'pending'), \
-                         (SELECT COUNT(*) FROM queue_entries WHERE queue_id = $1 AND state = 'dead'), \
-                         s.owner, COALESCE(s.lease_until, 0), s.last_attempt_at, s.last_outcome, s.last_success_at, \
-                         s.failing_since, s.retry_at \
-                         FROM (SELECT 1 AS one) AS x LEFT JOIN queue_status s ON s.queue_id = $1",
-                    )
-                    .bind(q)
-                    .fetch_one(self.reader())
-                    .await?;
+                    let r = sqlx::query($crate::store::queues::QUEUE_HEALTH)
+                        .bind(q)
+                        .fetch_one(self.reader())
+                        .await?;
                     out.push($crate::store::QueueHealth {
                         queue_id: q.clone(),
                         pending: r.get(0),
@@ -636,14 +635,10 @@ macro_rules! impl_queue_store {
             }
 
             async fn claimable_queues(&self, now: i64) -> $crate::store::Result<Vec<String>> {
-                Ok(sqlx::query_scalar(
-                    "SELECT c.queue_id FROM queue_counters c LEFT JOIN queue_status s ON s.queue_id = c.queue_id \
-                     WHERE (s.owner IS NULL OR s.lease_until < $1) AND EXISTS (SELECT 1 FROM queue_entries e \
-                     WHERE e.queue_id = c.queue_id AND e.state = 'pending') ORDER BY c.queue_id",
-                )
-                .bind(now)
-                .fetch_all(self.reader())
-                .await?)
+                Ok(sqlx::query_scalar($crate::store::queues::CLAIMABLE_QUEUES)
+                    .bind(now)
+                    .fetch_all(self.reader())
+                    .await?)
             }
 
             async fn dead_letters(

@@ -126,6 +126,9 @@ pub trait ReplayStore: Send + Sync {
     async fn replays(&self, limit: i64) -> Result<Vec<ReplayRecord>>;
 }
 
+/// When the oldest replays for recipient `$1` since `$2` that hold `$3` messages were made.
+pub(super) const QUOTA_FREES_AT: &str = include_str!("replays/quota_frees_at.sql");
+
 /// Implements [`ReplayStore`] for a store type with `lock_replays()`. Adds `quota_usage`;
 /// uses `archive` (messages), `enqueue` (queues), `write_events` (outbox) and `finish`.
 macro_rules! impl_replay_store {
@@ -342,18 +345,13 @@ macro_rules! impl_replay_store {
                 }
                 // The replay fits once the oldest replays holding `excess` messages have
                 // left the window: the first whose running total reaches it.
-                let oldest: Option<i64> = sqlx::query(
-                    "SELECT created_at FROM (SELECT created_at, id, CAST(SUM(messages) OVER \
-                     (ORDER BY created_at, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) \
-                     AS running FROM replays WHERE recipient = $1 AND NOT dry_run AND created_at > $2) w \
-                     WHERE running >= $3 ORDER BY created_at, id LIMIT 1",
-                )
-                .bind(recipient)
-                .bind(since)
-                .bind(excess)
-                .fetch_optional(&mut **tx)
-                .await?
-                .map(|r| r.get(0));
+                let oldest: Option<i64> = sqlx::query($crate::store::replays::QUOTA_FREES_AT)
+                    .bind(recipient)
+                    .bind(since)
+                    .bind(excess)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|r| r.get(0));
                 Ok($crate::store::ReplayUsage {
                     used,
                     frees_at: oldest.map(|t| t.saturating_add(quota.window)),
