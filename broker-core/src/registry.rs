@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::catalogue::{CatalogueError, Compiled, CompiledChannel};
 use crate::model::{Endpoint, Participant, ParticipantKind};
-use crate::store::{CertificateRecord, Store, StoreError};
+use crate::store::{CertificateRecord, DirectoryStore, StoreError};
 
 /// Why a registry could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,7 @@ pub struct Registry {
 
 impl Registry {
     /// Loads the current catalogue and directory from the store.
-    pub async fn load(store: &dyn Store) -> Result<Self, RegistryError> {
+    pub async fn load(store: &dyn DirectoryStore) -> Result<Self, RegistryError> {
         let catalogue = Compiled::build(&store.catalogue().await?)?;
         let mut registry = Self::new(catalogue, store.participants().await?, store.endpoints().await?);
         registry.certificates = store

@@ -1,12 +1,12 @@
 //! Loading reference data into a store: the catalogue (on first start and on upgrade).
 
 use crate::catalogue::CatalogueData;
-use crate::store::{Result, Store};
+use crate::store::{DirectoryStore, Result};
 
 /// Writes roles and channels of `data` that the store does not have yet; channels already
 /// present (perhaps edited by an administrator) are left alone. Returns how many channels
 /// were added.
-pub async fn seed_catalogue(store: &dyn Store, data: &CatalogueData) -> Result<usize> {
+pub async fn seed_catalogue(store: &dyn DirectoryStore, data: &CatalogueData) -> Result<usize> {
     let existing = store.catalogue().await?;
     for role in &data.roles {
         if !existing.roles.iter().any(|r| r.code == role.code) {
@@ -139,7 +139,7 @@ impl DirectoryData {
 }
 
 /// Writes a directory into the store (idempotent: re-running replaces the same rows).
-pub async fn seed_directory(store: &dyn Store, data: &DirectoryData) -> Result<(), DirectoryError> {
+pub async fn seed_directory(store: &dyn DirectoryStore, data: &DirectoryData) -> Result<(), DirectoryError> {
     use crate::model::{Appointment, Endpoint, Participant};
     // DCPs first: nominations refer to them.
     let mut ordered: Vec<&ParticipantSeed> = data.participants.iter().collect();

@@ -12,8 +12,9 @@ use broker_core::model::{Appointment, Channel, Endpoint, Participant, Participan
 use broker_core::seed::seed_catalogue;
 use broker_core::store::{
     ApiKeyRecord, AttemptFailure, AuditEntry, AuditFilter, Backend, CommitOutcome, DeadLetterFilter, Delivery,
-    EntryState, MessageRecord, NewMessage, QueueEntry, QueueStat, ReplayAdmission, ReplayCopy, ReplayQuota,
-    ReplayRecord, ReplayUsage, SessionRecord, Settlement, Store, StoreError, UserRecord,
+    EntryState, MessageRecord, MessageStore, NewMessage, QueueEntry, QueueHealth, QueueStat, QueueStore,
+    ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, SessionRecord, Settlement, StoreError,
+    UserRecord,
 };
 use common::*;
 use serde_json::json;
@@ -185,7 +186,7 @@ fn all_accepted(outcomes: &[CommitOutcome]) -> bool {
 }
 
 /// Every pending entry of a queue, in FIFO order.
-async fn queue(store: &dyn Store, queue_id: &str) -> Vec<QueueEntry> {
+async fn queue(store: &dyn QueueStore, queue_id: &str) -> Vec<QueueEntry> {
     store
         .pending_entries(queue_id, 0, 1_000_000)
         .await
@@ -204,11 +205,11 @@ fn one_to(n: usize) -> Vec<i64> {
     (1..=n as i64).collect()
 }
 
-async fn commit(store: &dyn Store, batch: &[NewMessage]) -> Vec<CommitOutcome> {
+async fn commit(store: &dyn MessageStore, batch: &[NewMessage]) -> Vec<CommitOutcome> {
     store.commit_messages(batch).await.expect("commit")
 }
 
-async fn stat(store: &dyn Store, queue_id: &str) -> QueueStat {
+async fn stat(store: &dyn QueueStore, queue_id: &str) -> QueueStat {
     store
         .queue_stats(&[queue_id.to_owned()])
         .await
@@ -1337,7 +1338,7 @@ fn settlement(queue: &str, seq: i64, state: EntryState, at: i64) -> Settlement {
     }
 }
 
-async fn health(store: &dyn Store, queue: &str) -> broker_core::store::QueueHealth {
+async fn health(store: &dyn QueueStore, queue: &str) -> QueueHealth {
     store.queue_health(&[queue.to_owned()]).await.unwrap().remove(0)
 }
 

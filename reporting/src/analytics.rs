@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use broker_core::store::{ReportRow, Store, StoreError};
+use broker_core::store::{OutboxStore, ReportRow, StoreError};
 
 use crate::clickhouse::ClickHouse;
 use crate::report::{self, Report, ReportQuery};
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Sink {
 /// Report queries against the configured sink.
 #[derive(Clone)]
 pub struct Analytics {
-    store: Arc<dyn Store>,
+    store: Arc<dyn OutboxStore>,
     sink: Sink,
 }
 
@@ -64,7 +64,7 @@ impl std::fmt::Debug for Analytics {
 
 impl Analytics {
     /// Reports over `store`'s events, or over ClickHouse's when `sink` says so.
-    pub fn new(store: Arc<dyn Store>, sink: Sink) -> Self {
+    pub fn new(store: Arc<dyn OutboxStore>, sink: Sink) -> Self {
         Self { store, sink }
     }
 
@@ -74,7 +74,7 @@ impl Analytics {
     }
 
     /// The store (its outbox feeds the sink).
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn OutboxStore> {
         &self.store
     }
 

@@ -1,28 +1,47 @@
 //! Persistence: the [`Store`] trait and its SQLite (embedded default) and PostgreSQL
 //! (production, shared by several nodes) implementations.
 //!
-//! Both implementations run the same SQL (written once in `sql.rs`); they differ in how
-//! they connect, in migrations and in how writers are serialised.
+//! `Store` is the union of one small trait per job, each in its own file with its records
+//! and its SQL: [`DirectoryStore`] (catalogue, participants, endpoints, keys, certificates,
+//! appointments), [`MessageStore`] (committing and reading accepted messages),
+//! [`QueueStore`] (queue entries, delivery outcomes, leases, dead letters),
+//! [`ReplayStore`], [`OutboxStore`] (lifecycle events and the embedded analytics table),
+//! [`AccountStore`] (portal users, sessions, audit log) and [`AlarmStore`]. Code that does
+//! one job can take just that trait; an `Arc<dyn Store>` converts to any of them.
+//!
+//! Both implementations run the same SQL, written once: each job's file has a macro that
+//! implements its trait for a store type, and `sql.rs` puts them together
+//! (`impl_sql_store!`). The implementations differ in how they connect, in migrations and
+//! in how writers are serialised.
 
 pub mod accounts;
 pub mod alarms;
+pub mod directory;
+pub mod messages;
+pub mod outbox;
 mod postgres;
+pub mod queues;
+pub mod replays;
 mod sql;
 mod sqlite;
 
 pub use accounts::{AccountStore, AuditEntry, AuditFilter, SessionRecord, UserRecord};
 pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
+pub use directory::{ApiKeyRecord, CertificateRecord, DirectoryStore};
+pub use messages::{CommitOutcome, Delivery, MessageRecord, MessageStore, NewMessage, Original};
+pub use outbox::{OutboxStore, ReportRow};
 pub use postgres::{PostgresStore, create_database, drop_database};
+pub use queues::{
+    AttemptFailure, DeadLetter, DeadLetterFilter, EntryState, Origin, Outbound, QueueEntry, QueueHealth, QueueStat,
+    QueueStore, Settlement,
+};
+pub use replays::{ReplayAdmission, ReplayCandidate, ReplayCopy, ReplayQuota, ReplayRecord, ReplayStore, ReplayUsage};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
-
-use crate::catalogue::CatalogueData;
-use crate::events::Event;
-use crate::model::{Appointment, Channel, Endpoint, Participant, Role};
 
 /// A store failure. The participant API answers 503 for these: nothing was accepted.
 #[derive(Debug, thiserror::Error)]
@@ -54,586 +73,33 @@ pub enum Backend {
     Postgres,
 }
 
-/// A stored API key. The secret itself is never stored, only its SHA-256 (keys carry
-/// 190 bits of entropy, so a slow password hash would add latency and no safety).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    /// Public id of the key (the part after `dip_`).
-    pub key_id: String,
-    /// Hex SHA-256 of the secret.
-    pub secret_hash: String,
-    /// The participant or DCP the key acts for; `None` for operator keys.
-    pub dip_id: Option<String>,
-    /// Label.
-    pub name: String,
-    /// Creation time, microseconds since the epoch.
-    pub created_at: i64,
-    /// Revocation time, when revoked.
-    pub revoked_at: Option<i64>,
-}
-
-/// A certificate registered to a participant or DCP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CertificateRecord {
-    /// Hex SHA-256 of the DER encoding: the certificate's identity.
-    pub fingerprint: String,
-    /// Holder.
-    pub dip_id: String,
-    /// Subject distinguished name.
-    pub subject: String,
-    /// Issuer distinguished name.
-    pub issuer: String,
-    /// Serial number, hex.
-    pub serial: String,
-    /// Valid from, microseconds since the epoch.
-    pub not_before: i64,
-    /// Valid until, microseconds since the epoch.
-    pub not_after: i64,
-    /// Environment the certificate is for (`DEV`, `PROD`…).
-    pub environment: String,
-    /// `issued` by the platform's authority or `registered` from outside.
-    pub source: String,
-    /// The certificate, PEM.
-    pub pem: String,
-    /// When it was recorded.
-    pub created_at: i64,
-    /// When it was revoked.
-    pub revoked_at: Option<i64>,
-}
-
-/// One recipient queue entry to create for an accepted message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Delivery {
-    /// The recipient's logical queue (endpoint id).
-    pub queue_id: String,
-    /// Recipient DIP ID.
-    pub recipient_dip_id: String,
-    /// Role in which the recipient receives the message (drives obfuscation).
-    pub recipient_role: String,
-    /// JSON pointers removed from the payload for this recipient.
-    pub hidden: Vec<String>,
-}
-
-/// An accepted message ready to be committed with everything that belongs to it.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    /// Time-ordered transaction id.
-    pub transaction_id: String,
-    /// Sender DIP ID (idempotency key, with the reference).
-    pub sender_dip_id: String,
-    /// Sender's unique reference.
-    pub sender_unique_reference: String,
-    /// SHA-256 of the canonical payload, to tell a retry from a reused reference.
-    pub content_hash: String,
-    /// Channel.
-    pub interface_id: String,
-    /// Schema version.
-    pub schema_version: String,
-    /// Event code (first when several).
-    pub event_code: String,
-    /// Sender role.
-    pub sender_role: String,
-    /// DCP that submitted it.
-    pub dcp_dip_id: Option<String>,
-    /// MPAN core.
-    pub mpan: Option<String>,
-    /// Workflow correlation id.
-    pub correlation_id: Option<String>,
-    /// Receipt time, microseconds since the epoch.
-    pub received_at: i64,
-    /// End of archive retention, microseconds since the epoch.
-    pub retain_until: i64,
-    /// The routing decision, JSON.
-    pub routing: String,
-    /// The archived envelope (payload with `D0`), JSON.
-    pub envelope: String,
-    /// Queue entries to create.
-    pub deliveries: Vec<Delivery>,
-    /// MPAN appointment changes the message carries (registration channels).
-    pub appointments: Vec<Appointment>,
-}
-
-/// What committing one message did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommitOutcome {
-    /// Stored and queued.
-    Accepted,
-    /// The sender's reference was already used; nothing was written.
-    Duplicate {
-        /// The original transaction id.
-        transaction_id: String,
-        /// The original correlation id.
-        correlation_id: Option<String>,
-        /// The original content hash.
-        content_hash: String,
-    },
-}
-
-/// The stored original of a sender's reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
-    /// Its transaction id.
-    pub transaction_id: String,
-    /// Its correlation id.
-    pub correlation_id: Option<String>,
-    /// Its content hash.
-    pub content_hash: String,
-}
-
-/// A stored message's operational record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MessageRecord {
-    /// Transaction id.
-    pub transaction_id: String,
-    /// Sender.
-    pub sender_dip_id: String,
-    /// Sender's reference.
-    pub sender_unique_reference: String,
-    /// Channel.
-    pub interface_id: String,
-    /// Schema version.
-    pub schema_version: String,
-    /// Event code.
-    pub event_code: String,
-    /// Sender role.
-    pub sender_role: String,
-    /// Submitting DCP.
-    pub dcp_dip_id: Option<String>,
-    /// MPAN core.
-    pub mpan: Option<String>,
-    /// Correlation id.
-    pub correlation_id: Option<String>,
-    /// Receipt time, microseconds since the epoch.
-    pub received_at: i64,
-    /// Routing decision, JSON.
-    pub routing: String,
-}
-
-/// One entry of a recipient queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueEntry {
-    /// Queue (endpoint id).
-    pub queue_id: String,
-    /// Position in the queue; strictly increasing in order of acceptance.
-    pub seq: i64,
-    /// Transaction id.
-    pub transaction_id: String,
-    /// Recipient.
-    pub recipient_dip_id: String,
-    /// Role the recipient receives in.
-    pub recipient_role: String,
-    /// Pointers hidden from this recipient.
-    pub hidden: Vec<String>,
-    /// `pending` until settled (see [`EntryState`]).
-    pub state: String,
-    /// When queued, microseconds since the epoch.
-    pub enqueued_at: i64,
-    /// Delivery attempts made.
-    pub attempts: i64,
-    /// Time of the last attempt.
-    pub last_attempt_at: Option<i64>,
-    /// Outcome of the last attempt (`HTTP 503`, `timeout`, …).
-    pub last_outcome: Option<String>,
-    /// When the entry left the pending state.
-    pub settled_at: Option<i64>,
-    /// The replay that queued this entry; `None` for business traffic.
-    pub replay_id: Option<String>,
-}
-
-/// The life of a queue entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryState {
-    /// Waiting for delivery.
-    Pending,
-    /// The recipient took it (2xx, or acknowledged a pull).
-    Delivered,
-    /// The recipient refused the data (4xx); returned to the sender.
-    Returned,
-    /// Stale: moved to the dead-letter queue and reported to the sender.
-    Dead,
-    /// A dead letter queued again under a new position.
-    Redriven,
-}
-
-impl EntryState {
-    /// Storage form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Returned => "returned",
-            Self::Dead => "dead",
-            Self::Redriven => "redriven",
-        }
-    }
-}
-
-/// The message a queue entry carries, as the delivery path needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// Sender.
-    pub sender_dip_id: String,
-    /// Sender's reference.
-    pub sender_unique_reference: String,
-    /// Sender role.
-    pub sender_role: String,
-    /// Workflow correlation id.
-    pub correlation_id: Option<String>,
-    /// MPAN core.
-    pub mpan: Option<String>,
-    /// Receipt time.
-    pub received_at: i64,
-}
-
-/// A queue entry ready to deliver, with the archived envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outbound {
-    /// The entry.
-    pub entry: QueueEntry,
-    /// Channel.
-    pub interface_id: String,
-    /// The archived envelope (payload with `D0`), JSON.
-    pub envelope: String,
-    /// The business message; `None` for a replay copy.
-    pub origin: Option<Origin>,
-}
-
-/// How an entry left the pending state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settlement {
-    /// Queue.
-    pub queue_id: String,
-    /// Position.
-    pub seq: i64,
-    /// New state.
-    pub state: EntryState,
-    /// When.
-    pub at: i64,
-    /// Outcome of the last attempt.
-    pub outcome: String,
-    /// How long the webhook call took, microseconds (0 when there was none: a pull
-    /// acknowledgement, a dead letter).
-    pub duration_us: i64,
-}
-
-/// A failed attempt on the head of a queue, to be retried at `retry_at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptFailure {
-    /// Queue.
-    pub queue_id: String,
-    /// Position.
-    pub seq: i64,
-    /// When.
-    pub at: i64,
-    /// What happened (`HTTP 503`, `timeout`, …).
-    pub outcome: String,
-    /// When the next attempt is due.
-    pub retry_at: i64,
-    /// How long the attempt took, microseconds.
-    pub duration_us: i64,
-}
-
-/// Delivery health of one queue.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct QueueHealth {
-    /// Queue.
-    pub queue_id: String,
-    /// Entries waiting.
-    pub pending: i64,
-    /// Enqueue time of the oldest waiting entry.
-    pub oldest_enqueued_at: Option<i64>,
-    /// Dead letters not yet redriven.
-    pub dead: i64,
-    /// Node or pull lease holding the queue.
-    pub owner: Option<String>,
-    /// Until when.
-    pub lease_until: i64,
-    /// Last attempt.
-    pub last_attempt_at: Option<i64>,
-    /// Its outcome.
-    pub last_outcome: Option<String>,
-    /// Last successful delivery.
-    pub last_success_at: Option<i64>,
-    /// Since when the head has been failing; `None` when healthy.
-    pub failing_since: Option<i64>,
-    /// Next attempt due.
-    pub retry_at: Option<i64>,
-}
-
-/// Which dead letters to list. Unset fields do not filter.
-#[derive(Debug, Clone, Default)]
-pub struct DeadLetterFilter {
-    /// Only these recipients.
-    pub recipients: Option<Vec<String>>,
-    /// Only this queue.
-    pub queue_id: Option<String>,
-    /// Only this position (with `queue_id`).
-    pub seq: Option<i64>,
-    /// Only this channel.
-    pub interface_id: Option<String>,
-    /// Only messages of this sender.
-    pub sender_dip_id: Option<String>,
-    /// Dead-lettered at or after (microseconds).
-    pub from: Option<i64>,
-    /// Dead-lettered before (microseconds).
-    pub to: Option<i64>,
-    /// Most rows.
-    pub limit: i64,
-}
-
-/// A dead-lettered entry with its message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeadLetter {
-    /// The entry.
-    pub entry: QueueEntry,
-    /// Channel.
-    pub interface_id: String,
-    /// Sender (`None` for a replay copy).
-    pub sender_dip_id: Option<String>,
-    /// Sender's reference.
-    pub sender_unique_reference: Option<String>,
-}
-
-/// A message a recipient received, candidate for replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayCandidate {
-    /// Original transaction id.
-    pub transaction_id: String,
-    /// Receipt time.
-    pub received_at: i64,
-    /// Recipient.
-    pub recipient_dip_id: String,
-    /// Role it received in.
-    pub recipient_role: String,
-    /// Pointers hidden from it.
-    pub hidden: Vec<String>,
-    /// Archived envelope.
-    pub envelope: String,
-}
-
-/// A replayed copy to archive and queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayCopy {
-    /// `R-` transaction id.
-    pub transaction_id: String,
-    /// Channel.
-    pub interface_id: String,
-    /// Envelope with the replay `D0`.
-    pub envelope: String,
-    /// End of retention.
-    pub retain_until: i64,
-    /// Where it goes.
-    pub delivery: Delivery,
-}
-
-/// A replay request as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReplayRecord {
-    /// Replay id.
-    pub id: String,
-    /// Who asked (principal description).
-    pub requested_by: String,
-    /// Recipient the replay is for.
-    pub recipient: String,
-    /// Channel.
-    pub interface_id: String,
-    /// The request, JSON.
-    pub request: String,
-    /// Whether only counted.
-    pub dry_run: bool,
-    /// Messages selected.
-    pub messages: i64,
-    /// When.
-    pub created_at: i64,
-}
-
-/// The per-recipient replay quota: at most `limit` messages replayed for one recipient
-/// within any rolling `window`. Dry runs count nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayQuota {
-    /// Most messages in the window.
-    pub limit: i64,
-    /// Length of the window, microseconds.
-    pub window: i64,
-}
-
-/// How much of its replay quota a recipient has used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayUsage {
-    /// Messages replayed for the recipient within the window.
-    pub used: i64,
-    /// When the replay asked about does not fit: when enough of `used` leaves the window
-    /// for it to fit (microseconds), or `None` when it exceeds the whole quota. `None`
-    /// when it fits.
-    pub frees_at: Option<i64>,
-}
-
-/// What `record_replay` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayAdmission {
-    /// Recorded, and the copies queued; the usage includes this replay.
-    Recorded(ReplayUsage),
-    /// Refused: the replay would exceed the quota; nothing was written.
-    OverQuota(ReplayUsage),
-}
-
-/// Depth of one queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueStat {
-    /// Queue (endpoint id).
-    pub queue_id: String,
-    /// Entries waiting.
-    pub pending: i64,
-    /// Enqueue time of the oldest waiting entry.
-    pub oldest_enqueued_at: Option<i64>,
-}
-
-/// Everything the broker persists. Implemented by [`SqliteStore`] and [`PostgresStore`];
-/// `tests/store_conformance.rs` runs the same behaviour suite against both.
+/// Everything the broker persists: every job's trait, and what spans them (migrations,
+/// commit notifications, leases of singleton background jobs). Implemented by
+/// [`SqliteStore`] and [`PostgresStore`]; `tests/store_conformance.rs` runs the same
+/// behaviour suite against both.
 #[async_trait]
-pub trait Store: AccountStore + AlarmStore + Send + Sync + 'static {
+pub trait Store:
+    DirectoryStore
+    + MessageStore
+    + QueueStore
+    + ReplayStore
+    + OutboxStore
+    + AccountStore
+    + AlarmStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Which database this is.
     fn backend(&self) -> Backend;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
-
-    /// Roles and channels.
-    async fn catalogue(&self) -> Result<CatalogueData>;
-    /// Creates or replaces a role.
-    async fn put_role(&self, role: &Role) -> Result<()>;
-    /// Creates or replaces a channel definition.
-    async fn put_channel(&self, channel: &Channel) -> Result<()>;
-
-    /// Every participant and DCP with roles and nominations.
-    async fn participants(&self) -> Result<Vec<Participant>>;
-    /// Creates or replaces a participant, its roles and nominations.
-    async fn put_participant(&self, participant: &Participant) -> Result<()>;
-    /// Every endpoint.
-    async fn endpoints(&self) -> Result<Vec<Endpoint>>;
-    /// Creates or replaces an endpoint.
-    async fn put_endpoint(&self, endpoint: &Endpoint) -> Result<()>;
-    /// Stores an API key.
-    async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
-    /// Finds an API key by id.
-    async fn api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>>;
-    /// A number that changes with every change to the catalogue or directory.
-    async fn directory_version(&self) -> Result<i64>;
-    /// Records a certificate (replacing one with the same fingerprint).
-    async fn put_certificate(&self, certificate: &CertificateRecord) -> Result<()>;
-    /// Every recorded certificate, by holder then expiry.
-    async fn certificates(&self) -> Result<Vec<CertificateRecord>>;
-    /// Revokes a certificate at `at`; false if there is no such unrevoked certificate.
-    async fn revoke_certificate(&self, fingerprint: &str, at: i64) -> Result<bool>;
-
-    /// Inserts or replaces appointment rows (keyed by MPAN, role and effective date);
-    /// returns how many were written.
-    async fn put_appointments(&self, rows: &[Appointment]) -> Result<u64>;
-    /// All appointment rows of the given MPANs, ordered by MPAN, role, effective date.
-    async fn appointments(&self, mpans: &[String]) -> Result<Vec<Appointment>>;
-
-    /// Commits a batch of accepted messages in one transaction: message, archive copy,
-    /// routing decision, queue entries and appointment changes, or none of it. Outcomes
-    /// are in the order of `batch`; an item whose sender reference is already stored (or
-    /// appears earlier in the batch) is a duplicate and writes nothing.
-    async fn commit_messages(&self, batch: &[NewMessage]) -> Result<Vec<CommitOutcome>>;
-    /// The message stored for a sender's reference, if any.
-    async fn original(&self, sender_dip_id: &str, reference: &str) -> Result<Option<Original>>;
-    /// A message's operational record.
-    async fn message(&self, transaction_id: &str) -> Result<Option<MessageRecord>>;
-    /// A message's archived envelope.
-    async fn archived_envelope(&self, transaction_id: &str) -> Result<Option<String>>;
-    /// The queue entries created for a message.
-    async fn message_deliveries(&self, transaction_id: &str) -> Result<Vec<QueueEntry>>;
-    /// Pending entries of one queue after position `after_seq`, in FIFO order.
-    async fn pending_entries(&self, queue_id: &str, after_seq: i64, limit: i64) -> Result<Vec<QueueEntry>>;
-    /// Depth and age of the given queues.
-    async fn queue_stats(&self, queue_ids: &[String]) -> Result<Vec<QueueStat>>;
-
-    /// Pending entries of one queue after position `after_seq`, with their envelopes, in
-    /// FIFO order.
-    async fn next_outbound(&self, queue_id: &str, after_seq: i64, limit: i64) -> Result<Vec<Outbound>>;
-    /// Settles pending entries (entries no longer pending are left alone) and commits the
-    /// reports they cause (return to sender) in the same transaction.
-    async fn settle(&self, settlements: &[Settlement], reports: &[NewMessage]) -> Result<()>;
-    /// Records a failed attempt on a queue's head.
-    async fn record_failure(&self, failure: &AttemptFailure) -> Result<()>;
-    /// Pending entries of a queue carrying the given transactions.
-    async fn pending_by_transaction(&self, queue_id: &str, transaction_ids: &[String]) -> Result<Vec<QueueEntry>>;
-    /// Delivery health of the given queues.
-    async fn queue_health(&self, queue_ids: &[String]) -> Result<Vec<QueueHealth>>;
-    /// Every queue that has ever held an entry.
-    async fn queue_ids(&self) -> Result<Vec<String>>;
-
-    /// Takes the lease of each queue that is free, expired (before `now`) or already
-    /// `owner`'s, until `until`; returns the queues now held.
-    async fn claim_queues(&self, owner: &str, queue_ids: &[String], now: i64, until: i64) -> Result<Vec<String>>;
-    /// Extends every lease `owner` still holds; returns those queues.
-    async fn renew_leases(&self, owner: &str, until: i64) -> Result<Vec<String>>;
-    /// Gives up `owner`'s lease of a queue, announcing the queue if work is left in it.
-    async fn release_queue(&self, owner: &str, queue_id: &str) -> Result<()>;
-    /// The lease of a queue: holder and expiry.
-    async fn lease(&self, queue_id: &str) -> Result<Option<(String, i64)>>;
-    /// Queues with pending entries whose lease is free or expired at `now`.
-    async fn claimable_queues(&self, now: i64) -> Result<Vec<String>>;
-
-    /// Dead letters matching a filter, oldest first.
-    async fn dead_letters(&self, filter: &DeadLetterFilter) -> Result<Vec<DeadLetter>>;
-    /// Queues dead letters again at the tail of their queues; returns (queue, old position,
-    /// new position) for each entry that was dead.
-    async fn redrive(&self, entries: &[(String, i64)], at: i64) -> Result<Vec<(String, i64, i64)>>;
-
-    /// Messages of a channel received by the given recipients in `[from, to]`, in receipt
-    /// order, at most `limit`.
-    async fn replay_candidates(
-        &self,
-        interface_id: &str,
-        recipients: &[String],
-        from: i64,
-        to: i64,
-        limit: i64,
-    ) -> Result<Vec<ReplayCandidate>>;
-    /// The receipt time of message `transaction_id` if it is on channel `interface_id` and
-    /// was queued for `recipient` as business traffic (not a replay copy); `None` when it
-    /// does not exist, is on another channel or was not sent to the recipient, so that a
-    /// replay cannot tell those apart nor learn about others' messages.
-    async fn received_by(&self, transaction_id: &str, interface_id: &str, recipient: &str) -> Result<Option<i64>>;
-    /// Records a replay and archives and queues its copies, in one transaction, if the
-    /// recipient's quota over the window ending at `replay.created_at` has room for
-    /// `replay.messages` more (a dry run is recorded whatever its size and uses none).
-    /// The check and the write hold a per-recipient lock, so concurrent replays for one
-    /// recipient cannot both pass it.
-    async fn record_replay(
-        &self,
-        replay: &ReplayRecord,
-        copies: &[ReplayCopy],
-        quota: ReplayQuota,
-    ) -> Result<ReplayAdmission>;
-    /// The recipient's use of `quota` over the window ending at `at`, and when `requested`
-    /// more messages would fit. A reading only: `record_replay` decides.
-    async fn replay_usage(&self, recipient: &str, quota: ReplayQuota, at: i64, requested: i64) -> Result<ReplayUsage>;
-    /// Recorded replays, newest first.
-    async fn replays(&self, limit: i64) -> Result<Vec<ReplayRecord>>;
 
     /// Wakes on every commit that queued entries, here or (PostgreSQL) on another node:
     /// the queue ids, or `*` when some notifications were missed; [`DIRECTORY_CHANGED`]
     /// after a change to the catalogue or directory.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<String>>>;
 
-    /// Appends events that go with no state change (API rejections) to the analytics
-    /// outbox. State changes write theirs in their own transaction.
-    async fn record_events(&self, events: &[Event]) -> Result<()>;
-    /// The oldest events of the analytics outbox.
-    async fn outbox(&self, limit: i64) -> Result<Vec<Event>>;
-    /// Moves outbox events into the embedded analytics table, in one transaction.
-    async fn move_to_embedded(&self, ids: &[i64]) -> Result<()>;
-    /// Deletes outbox events that a sink holds.
-    async fn discard_outbox(&self, ids: &[i64]) -> Result<()>;
-    /// Signalled on this node whenever events are written to the outbox.
-    fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
-    /// Runs a report statement (built by `analytics::report`) over the embedded analytics
-    /// table: bucket, group, label, then `values` integers per row.
-    async fn analytics_rows(&self, sql: &str, values: usize) -> Result<Vec<ReportRow>>;
     /// Takes or renews the lease `name` of a singleton background job for `owner`
     /// until `until`; false while another owner holds it past `now`.
     async fn claim_worker(&self, name: &str, owner: &str, now: i64, until: i64) -> Result<bool>;
@@ -665,17 +131,4 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
             url.split(':').next().unwrap_or_default()
         )))
     }
-}
-
-/// One row of a report statement over the embedded analytics table (or ClickHouse).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportRow {
-    /// Bucket start (the range start for totals).
-    pub bucket: i64,
-    /// Group value (empty without grouping).
-    pub group: String,
-    /// Event kind (volumes) or measure (latency).
-    pub label: String,
-    /// The figures.
-    pub values: Vec<i64>,
 }

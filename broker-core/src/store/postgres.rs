@@ -5,8 +5,6 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
-use super::accounts::impl_account_store;
-use super::alarms::impl_alarm_store;
 use super::sql::impl_sql_store;
 use super::{ALL_QUEUES, Backend, Notifier, Result, StoreError};
 
@@ -161,8 +159,6 @@ impl PostgresStore {
 }
 
 impl_sql_store!(PostgresStore, sqlx::Postgres);
-impl_alarm_store!(PostgresStore, sqlx::Postgres);
-impl_account_store!(PostgresStore, sqlx::Postgres);
 
 /// Creates database `name` on the server of `admin_url` (tests, benchmarks, setup).
 pub async fn create_database(admin_url: &str, name: &str) -> Result<String> {

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::accounts::impl_account_store;
-use super::alarms::impl_alarm_store;
 use super::sql::impl_sql_store;
 use super::{Backend, Notifier, Result, StoreError};
 
@@ -87,5 +85,3 @@ impl SqliteStore {
 }
 
 impl_sql_store!(SqliteStore, sqlx::Sqlite);
-impl_alarm_store!(SqliteStore, sqlx::Sqlite);
-impl_account_store!(SqliteStore, sqlx::Sqlite);
