@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use broker_core::ingest::{Broker, BrokerConfig};
+use broker_core::{Broker, BrokerConfig};
 use broker_core::security::vault::{Vault, is_sealed};
 use broker_core::sink::Sink;
 use serde_json::json;

@@ -788,7 +788,7 @@ async fn replay_ids_not_sent_to_the_recipient_are_unknown(db: Db) {
 /// replay that would exceed it is refused with 429 and queues nothing, and concurrent
 /// replays cannot both pass.
 async fn replay_quota(db: Db) {
-    let config = broker_core::ingest::BrokerConfig {
+    let config = broker_core::BrokerConfig {
         replay_quota: 5,
         ..Default::default()
     };
@@ -971,7 +971,7 @@ async fn operator_queue_view(db: Db) {
 async fn postgres_nodes_follow_each_other() {
     let a = TestServer::start(Db::Postgres).await;
     let store_b = broker_core::store::connect(&a.db.url).await.expect("second connection");
-    let broker_b = broker_core::ingest::Broker::start(store_b, Default::default())
+    let broker_b = broker_core::Broker::start(store_b, Default::default())
         .await
         .expect("node b");
     // With a sweep this slow, only a commit notification can wake node b in time.

@@ -228,7 +228,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     use broker_core::security::vault::{Vault, is_sealed};
     let ca = Authority::generate("DEV").expect("authority");
     let platform = ca.issue_client("0000000000", 30, None).expect("platform");
-    let config = broker_core::ingest::BrokerConfig {
+    let config = broker_core::BrokerConfig {
         decrypter: Some(std::sync::Arc::new(
             Decrypter::from_pem(platform.key_pem.as_deref().unwrap()).unwrap(),
         )),
@@ -328,7 +328,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
 async fn signing_certificates_must_chain_to_a_trusted_authority(db: Db) {
     use broker_core::security::authority::Authority;
     let ca = Authority::generate("DEV").expect("authority");
-    let config = broker_core::ingest::BrokerConfig {
+    let config = broker_core::BrokerConfig {
         trusted: Some(broker_core::security::tls::trust(&ca.cert_pem()).expect("trust")),
         ..Default::default()
     };

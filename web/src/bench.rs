@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use broker_core::catalogue::CatalogueData;
 use broker_core::delivery::{self, DeliveryConfig};
-use broker_core::ingest::{Broker, BrokerConfig};
+use broker_core::{Broker, BrokerConfig};
 use broker_core::model::Endpoint;
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::sink::Sink;

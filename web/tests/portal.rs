@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker_core::catalogue::CatalogueData;
-use broker_core::ingest::{Broker, BrokerConfig};
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::store::{self, Store};
+use broker_core::{Broker, BrokerConfig};
 use dip_web::app::types::PortalRole;
 use dip_web::portal::{AppState, SessionPolicy, accounts};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};

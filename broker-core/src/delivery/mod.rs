@@ -19,7 +19,7 @@ mod worker;
 
 use std::time::Duration;
 
-use crate::ingest::Broker;
+use crate::broker::Broker;
 use crate::model::DeliveryPolicy;
 use crate::store::{EntryState, NewMessage, Origin, Outbound, QueueEntry, Settlement};
 use report::{ErrorItem, Reason, Report};

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::envelope;
-use crate::ingest::transaction_wrapper;
+use crate::envelope::transaction_wrapper;
 use crate::registry::Registry;
 use crate::routing::{Decision, Recipient, RuleMatch};
 use crate::store::{Delivery, NewMessage, Origin};

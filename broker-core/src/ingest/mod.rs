@@ -1,97 +1,23 @@
-//! Ingest (spec 5.5.1–5.5.7): validation, authorisation, routing, the `D0` transaction
-//! wrapper, and the group committer that makes accepted messages durable before the
-//! answer is sent.
-//!
-//! Requests are validated and routed concurrently; their messages then go to a bounded
-//! queue that committer tasks drain, committing everything waiting (up to a batch limit)
-//! in one transaction. Under load many requests share one commit, which is what lets a
-//! one-message-per-request workload scale. When the queue stays full the request is
-//! refused with 503 rather than accepted and put at risk.
+//! Ingest (spec 5.5.1–5.5.7): validation, authorisation, routing and sealing of each
+//! item, and the hand-over of accepted messages to the group committer
+//! ([`crate::committer`]), which makes them durable before the answer is sent.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use crate::broker::Broker;
 use crate::catalogue::CompiledChannel;
-use crate::envelope::{self, Header, PAYLOAD};
+use crate::committer::Job;
+use crate::envelope::{self, Header, PAYLOAD, transaction_wrapper};
 use crate::error::{ApiError, ErrorCode};
 use crate::events::{Event, EventKind};
-use crate::model::{Appointment, ParticipantKind, Principal, RoutingMode};
-use crate::registry::{Registry, RegistryError};
+use crate::model::{Appointment, Principal, RoutingMode};
+use crate::registry::Registry;
 use crate::routing::{self, Decision};
-use crate::store::{CommitOutcome, Delivery, NewMessage, Store, StoreError};
-
-/// Limits and identity of a broker.
-#[derive(Debug, Clone)]
-pub struct BrokerConfig {
-    /// The environment tag messages must carry (`DEV`, `SIT`, `PROD`…).
-    pub environment: String,
-    /// Most items in one request.
-    pub max_items: usize,
-    /// Largest request body in bytes.
-    pub max_body_bytes: usize,
-    /// Most messages committed in one transaction.
-    pub commit_batch: usize,
-    /// Committer tasks (SQLite serialises writes, so more than one only helps PostgreSQL).
-    pub committers: usize,
-    /// Requests that may wait for a commit before new ones are refused.
-    pub commit_queue: usize,
-    /// How long a request may wait for room in the commit queue.
-    pub commit_wait: Duration,
-    /// The DIP ID the platform sends its own messages (return to sender) under.
-    pub platform_dip_id: String,
-    /// Whether API keys authenticate callers (test environments); otherwise only client
-    /// certificates do.
-    pub api_keys: bool,
-    /// The platform's address as participants call it (`https://dip.example`), the base
-    /// of the URL in X-DIP signatures; taken from the request's `Host` when unset.
-    pub public_url: Option<String>,
-    /// Data keys sealing archived messages of security categories 2–4; stored in the
-    /// clear without them (test setups only: PROD requires keys).
-    pub vault: Option<Arc<crate::security::vault::Vault>>,
-    /// The platform's P-256 key that opens CustomBlocks encrypted to it (pattern 2).
-    pub decrypter: Option<Arc<crate::security::jwe::Decrypter>>,
-    /// The authorities participants' certificates must chain to; signing certificates
-    /// are checked against them too (the TLS handshake checks client certificates).
-    pub trusted: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
-    /// The test authority that issues certificates through the admin API (non-production).
-    pub authority: Option<Arc<crate::security::authority::Authority>>,
-    /// Where lifecycle events go and reports are read from.
-    pub analytics: crate::analytics::Sink,
-    /// Most messages replayed for one recipient within a rolling 24 hours
-    /// (`replay::QUOTA_WINDOW_HOURS`); dry runs count nothing. 200,000 by default.
-    pub replay_quota: i64,
-}
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        Self {
-            environment: "DEV".into(),
-            max_items: 1000,
-            max_body_bytes: 16 * 1024 * 1024,
-            commit_batch: 1000,
-            committers: 4,
-            commit_queue: 1024,
-            commit_wait: Duration::from_secs(2),
-            platform_dip_id: "0000000000".into(),
-            api_keys: true,
-            public_url: None,
-            vault: None,
-            decrypter: None,
-            trusted: None,
-            authority: None,
-            analytics: crate::analytics::Sink::Embedded,
-            replay_quota: 200_000,
-        }
-    }
-}
+use crate::store::{CommitOutcome, Delivery, NewMessage, StoreError};
 
 /// How one item ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -144,146 +70,7 @@ pub enum IngestReply {
     },
 }
 
-struct Job {
-    messages: Vec<NewMessage>,
-    reply: oneshot::Sender<Result<Vec<CommitOutcome>, Arc<StoreError>>>,
-}
-
-const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
-
-struct Inner {
-    store: Arc<dyn Store>,
-    registry: ArcSwap<Registry>,
-    config: BrokerConfig,
-    commits: mpsc::Sender<Job>,
-    keys: std::sync::Mutex<HashMap<String, (crate::store::ApiKeyRecord, Instant)>>,
-    /// Counts registry reloads, for components that follow directory changes.
-    version: tokio::sync::watch::Sender<u64>,
-}
-
-/// The broker: cheap to clone, shared by every request handler.
-#[derive(Clone)]
-pub struct Broker {
-    inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for Broker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("environment", &self.inner.config.environment)
-            .finish()
-    }
-}
-
 impl Broker {
-    /// Loads the registry and starts the committers. The store must be migrated.
-    pub async fn start(store: Arc<dyn Store>, config: BrokerConfig) -> Result<Self, RegistryError> {
-        let registry = Registry::load(store.as_ref()).await?;
-        let (tx, rx) = mpsc::channel(config.commit_queue.max(1));
-        let rx = Arc::new(Mutex::new(rx));
-        let committers = match store.backend() {
-            crate::store::Backend::Sqlite => 1,
-            crate::store::Backend::Postgres => config.committers.max(1),
-        };
-        for _ in 0..committers {
-            tokio::spawn(commit_loop(store.clone(), rx.clone(), config.commit_batch.max(1)));
-        }
-        let broker = Self {
-            inner: Arc::new(Inner {
-                store,
-                registry: ArcSwap::from_pointee(registry),
-                config,
-                commits: tx,
-                keys: std::sync::Mutex::new(HashMap::new()),
-                version: tokio::sync::watch::channel(0).0,
-            }),
-        };
-        tokio::spawn(follow_directory(Arc::downgrade(&broker.inner)));
-        Ok(broker)
-    }
-
-    /// Reports over the configured analytics sink.
-    pub fn analytics(&self) -> crate::analytics::Analytics {
-        crate::analytics::Analytics::new(self.inner.store.clone(), self.inner.config.analytics.clone())
-    }
-
-    /// Changes each time the registry is reloaded.
-    pub fn registry_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.version.subscribe()
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &BrokerConfig {
-        &self.inner.config
-    }
-
-    /// The current registry snapshot.
-    pub fn registry(&self) -> Arc<Registry> {
-        self.inner.registry.load_full()
-    }
-
-    /// Rebuilds the registry from the store (after catalogue or directory changes) and
-    /// forgets cached credentials.
-    pub async fn reload(&self) -> Result<(), RegistryError> {
-        let fresh = Registry::load(self.inner.store.as_ref()).await?;
-        self.inner.registry.store(Arc::new(fresh));
-        self.inner.keys.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        self.inner.version.send_modify(|v| *v += 1);
-        Ok(())
-    }
-
-    /// Resolves an API key (`dip_<id>_<secret>`) to the principal it acts for.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
-        let unauthenticated = || ApiError::new(ErrorCode::Unauthenticated, "", "unknown or revoked API key");
-        let (key_id, secret) = crate::auth::parse_api_key(token).ok_or_else(unauthenticated)?;
-        let cached = {
-            let keys = self.inner.keys.lock().unwrap_or_else(|e| e.into_inner());
-            keys.get(key_id)
-                .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
-                .map(|(k, _)| k.clone())
-        };
-        let record = match cached {
-            Some(k) => k,
-            None => {
-                let k = self.inner.store.api_key(key_id).await.map_err(|e| {
-                    tracing::error!(error = %e, "API key lookup failed");
-                    ApiError::new(
-                        ErrorCode::Unavailable,
-                        "",
-                        "the platform cannot check credentials now; retry",
-                    )
-                })?;
-                let k = k.ok_or_else(unauthenticated)?;
-                let mut keys = self.inner.keys.lock().unwrap_or_else(|e| e.into_inner());
-                keys.insert(key_id.to_owned(), (k.clone(), Instant::now()));
-                k
-            }
-        };
-        let hash = hex::encode(Sha256::digest(secret.as_bytes()));
-        if record.revoked_at.is_some() || !bool::from(hash.as_bytes().ct_eq(record.secret_hash.as_bytes())) {
-            return Err(unauthenticated());
-        }
-        let Some(dip_id) = record.dip_id else {
-            return Ok(Principal::Operator { name: record.name });
-        };
-        let registry = self.registry();
-        match registry.participant(&dip_id) {
-            Some(p) if !p.active => Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "",
-                format!("{dip_id} is not active"),
-            )),
-            Some(p) if p.kind == ParticipantKind::Dcp => Ok(Principal::Dcp { dip_id }),
-            Some(_) => Ok(Principal::Participant { dip_id }),
-            None => Err(unauthenticated()),
-        }
-    }
-
     /// For a channel of security pattern 2, the item with its CustomBlock (a JWE made for
     /// the platform) decrypted, so that it is validated, routed and archived like any
     /// other; `None` for other channels.
@@ -303,7 +90,7 @@ impl Broker {
                 "this channel takes a CustomBlock encrypted to the platform (compact JWE)".into(),
             ));
         };
-        let Some(decrypter) = &self.inner.config.decrypter else {
+        let Some(decrypter) = &self.config().decrypter else {
             return Err(fail("the platform has no decryption key configured".into()));
         };
         let plain = decrypter.decrypt(jwe).map_err(|e| fail(e.to_string()))?;
@@ -322,69 +109,6 @@ impl Broker {
             *slot = custom;
         }
         Ok(Some(opened))
-    }
-
-    /// An archived envelope in the clear (opening it if it was sealed at rest).
-    pub fn open_envelope(
-        &self,
-        transaction_id: &str,
-        stored: &str,
-    ) -> Result<String, crate::security::vault::VaultError> {
-        match &self.inner.config.vault {
-            Some(vault) => vault.open(stored, transaction_id),
-            None if crate::security::vault::is_sealed(stored) => Err(crate::security::vault::VaultError::UnknownKey(
-                "(no data keys configured)".into(),
-            )),
-            None => Ok(stored.to_owned()),
-        }
-    }
-
-    /// An envelope as it is archived: sealed for security categories 2–4.
-    pub(crate) fn seal_envelope(&self, security_category: u8, transaction_id: &str, plain: String) -> String {
-        match &self.inner.config.vault {
-            Some(vault) if security_category >= 2 => vault.seal(&plain, transaction_id),
-            _ => plain,
-        }
-    }
-
-    /// Resolves a client certificate (by fingerprint) to the participant or DCP it is
-    /// registered to: it must be registered, unrevoked, current, issued for this
-    /// platform's environment, and its holder active.
-    pub fn authenticate_certificate(&self, fingerprint: &str) -> Result<Principal, ApiError> {
-        let refuse = |why: String| ApiError::new(ErrorCode::Unauthenticated, "", why);
-        let registry = self.registry();
-        let Some(cert) = registry.certificate(fingerprint) else {
-            return Err(refuse(
-                "the client certificate is not registered to any participant".into(),
-            ));
-        };
-        if cert.revoked_at.is_some() {
-            return Err(refuse("the client certificate has been revoked".into()));
-        }
-        let now = crate::clock::now_micros();
-        if now < cert.not_before || now >= cert.not_after {
-            return Err(refuse("the client certificate is not valid now".into()));
-        }
-        if cert.environment != self.inner.config.environment {
-            return Err(refuse(format!(
-                "the client certificate is for the {} environment, not {}",
-                cert.environment, self.inner.config.environment
-            )));
-        }
-        match registry.participant(&cert.dip_id) {
-            Some(p) if !p.active => Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "",
-                format!("{} is not active", p.dip_id),
-            )),
-            Some(p) if p.kind == ParticipantKind::Dcp => Ok(Principal::Dcp {
-                dip_id: p.dip_id.clone(),
-            }),
-            Some(p) => Ok(Principal::Participant {
-                dip_id: p.dip_id.clone(),
-            }),
-            None => Err(refuse("the certificate's holder is not in the directory".into())),
-        }
     }
 
     /// Handles the body of an unsigned `POST /api/v1/messages` from `principal`.
@@ -413,7 +137,7 @@ impl Broker {
 
     /// Writes rejection events; a failure only costs the figures, never the answer.
     async fn record_rejections(&self, events: Vec<Event>) {
-        if let Err(e) = self.inner.store.record_events(&events).await {
+        if let Err(e) = self.store().record_events(&events).await {
             tracing::warn!(error = %e, rejected = events.len(), "cannot record rejections for reports");
         }
     }
@@ -426,11 +150,11 @@ impl Broker {
         if matches!(principal, Principal::Operator { .. }) {
             return fail(403, ErrorCode::Forbidden, "operator credentials cannot send messages");
         }
-        if body.len() > self.inner.config.max_body_bytes {
+        if body.len() > self.config().max_body_bytes {
             return fail(
                 413,
                 ErrorCode::PayloadTooLarge,
-                &format!("the body exceeds {} bytes", self.inner.config.max_body_bytes),
+                &format!("the body exceeds {} bytes", self.config().max_body_bytes),
             );
         }
         let parsed: Value = match crate::input::parse_body(body) {
@@ -456,11 +180,11 @@ impl Broker {
         if items.is_empty() {
             return fail(400, ErrorCode::EmptyRequest, "the array holds no item");
         }
-        if items.len() > self.inner.config.max_items {
+        if items.len() > self.config().max_items {
             return fail(
                 413,
                 ErrorCode::TooManyItems,
-                &format!("at most {} items per request", self.inner.config.max_items),
+                &format!("at most {} items per request", self.config().max_items),
             );
         }
 
@@ -501,7 +225,7 @@ impl Broker {
                 principal,
                 signed,
                 &registry,
-                &self.inner.config.environment,
+                &self.config().environment,
                 received,
             ) {
                 Ok(p) => ready.push((index, p)),
@@ -522,7 +246,7 @@ impl Broker {
             .collect();
         let mut appointments: HashMap<String, Vec<Appointment>> = HashMap::new();
         if !mpans.is_empty() {
-            match self.inner.store.appointments(&mpans).await {
+            match self.store().appointments(&mpans).await {
                 Ok(rows) => rows
                     .into_iter()
                     .for_each(|a| appointments.entry(a.mpan.clone()).or_default().push(a)),
@@ -542,7 +266,7 @@ impl Broker {
             match routing::route(p.channel, &p.header, &registry, rows, p.date.clone()) {
                 Ok(decision) => {
                     let category = p.channel.channel.security_category;
-                    let mut message = p.into_message(decision, received, &self.inner.config.environment);
+                    let mut message = p.into_message(decision, received, &self.config().environment);
                     message.envelope =
                         self.seal_envelope(category, &message.transaction_id, std::mem::take(&mut message.envelope));
                     results[index].transaction_id = Some(message.transaction_id.clone());
@@ -559,7 +283,7 @@ impl Broker {
 
         // A resend of an accepted message is a duplicate even if it would now be refused.
         for (index, key) in authorised_rejects {
-            match self.inner.store.original(&key.sender, &key.reference).await {
+            match self.store().original(&key.sender, &key.reference).await {
                 Ok(Some(original)) if original.content_hash == key.content_hash => {
                     let r = &mut results[index];
                     r.status = ItemStatus::Duplicate;
@@ -653,9 +377,8 @@ impl Broker {
                 "the platform is at capacity; nothing was accepted; retry",
             ),
         };
-        self.inner
-            .commits
-            .send_timeout(Job { messages, reply }, self.inner.config.commit_wait)
+        self.commits()
+            .send_timeout(Job { messages, reply }, self.config().commit_wait)
             .await
             .map_err(|_| busy())?;
         match answer.await {
@@ -666,75 +389,6 @@ impl Broker {
     }
 }
 
-/// The `D0` block the platform adds to a message (`WIRE.md`).
-pub(crate) fn transaction_wrapper(
-    transaction_id: &str,
-    at: chrono::DateTime<chrono::Utc>,
-    channel: &crate::model::Channel,
-    correlation_id: Option<&str>,
-    replay: bool,
-    environment: &str,
-) -> Value {
-    json!({
-        "transactionID": transaction_id,
-        "transactionTimestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "publicationID": channel.publication_id(),
-        "initialCorrelationID": correlation_id,
-        "replayIndicator": replay,
-        "serviceTicketURL": null,
-        "environmentTag": environment,
-    })
-}
-
-/// Reloads the registry whenever the catalogue or directory changes, on this node or
-/// (PostgreSQL) another: changes take effect everywhere without a restart. Bursts of
-/// changes (a directory load) cause one reload.
-async fn follow_directory(inner: std::sync::Weak<Inner>) {
-    use tokio::sync::broadcast::error::RecvError;
-    let Some(first) = inner.upgrade() else { return };
-    let mut notices = first.store.subscribe();
-    let mut seen = first.store.directory_version().await.unwrap_or_default();
-    drop(first);
-    // Processes that cannot notify this one (the CLI on an embedded database) are seen
-    // through the version the store keeps.
-    let mut poll = tokio::time::interval(DIRECTORY_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let relevant = |q: &[String]| {
-            q.iter()
-                .any(|q| q == crate::store::DIRECTORY_CHANGED || q == crate::store::ALL_QUEUES)
-        };
-        tokio::select! {
-            notice = notices.recv() => match notice {
-                Ok(q) if relevant(&q) => {}
-                Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
-            },
-            _ = poll.tick() => {
-                let Some(i) = inner.upgrade() else { return };
-                match i.store.directory_version().await {
-                    Ok(v) if v != seen => {}
-                    _ => continue,
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        while !notices.is_empty() {
-            let _ = notices.try_recv();
-        }
-        let Some(inner) = inner.upgrade() else { return };
-        seen = inner.store.directory_version().await.unwrap_or(seen);
-        let broker = Broker { inner };
-        if let Err(e) = broker.reload().await {
-            tracing::error!(error = %e, "cannot reload the registry after a directory change");
-        }
-    }
-}
-
-/// How often a node checks the store's directory version.
-const DIRECTORY_POLL: Duration = Duration::from_secs(5);
-
 fn unavailable(e: &StoreError) -> IngestReply {
     tracing::error!(error = %e, "store failure; request refused");
     IngestReply::Failed {
@@ -744,60 +398,6 @@ fn unavailable(e: &StoreError) -> IngestReply {
             "",
             "the platform cannot store messages now; nothing was accepted; retry",
         ),
-    }
-}
-
-/// Takes every job waiting (up to `max` messages) and commits them together.
-async fn commit_loop(store: Arc<dyn Store>, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max: usize) {
-    loop {
-        let mut jobs = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            let Some(job) = rx.recv().await else { return };
-            let mut n = job.messages.len();
-            jobs.push(job);
-            while n < max {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        n += job.messages.len();
-                        jobs.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        let batch: Vec<NewMessage> = jobs.iter().flat_map(|j| j.messages.iter().cloned()).collect();
-        let mut result = store.commit_messages(&batch).await;
-        // Concurrent committers on PostgreSQL can still meet a deadlock or serialisation
-        // failure; the transaction rolled back, so trying again is safe.
-        for _ in 0..3 {
-            match &result {
-                Err(e) if is_retryable(e) => result = store.commit_messages(&batch).await,
-                _ => break,
-            }
-        }
-        match result {
-            Ok(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
-                for job in jobs {
-                    let mine: Vec<CommitOutcome> = outcomes.by_ref().take(job.messages.len()).collect();
-                    let _ = job.reply.send(Ok(mine));
-                }
-            }
-            Err(e) => {
-                let e = Arc::new(e);
-                for job in jobs {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-fn is_retryable(e: &StoreError) -> bool {
-    match e {
-        StoreError::Database(sqlx::Error::Database(d)) => matches!(d.code().as_deref(), Some("40P01" | "40001")),
-        _ => false,
     }
 }
 

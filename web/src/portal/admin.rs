@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use broker_core::Broker;
 use broker_core::catalogue::{CatalogueData, Compiled};
-use broker_core::ingest::Broker;
 use broker_core::model::{AlwaysRule, Channel, Endpoint, Participant, ParticipantKind, RoutingMode};
 use broker_core::store::{AuditEntry, AuditFilter, Store, UserRecord};
 use serde::Deserialize;

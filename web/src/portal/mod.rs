@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use broker_core::ingest::Broker;
+use broker_core::Broker;
 use leptos::config::LeptosOptions;
 use leptos::prelude::{AnyView, IntoAny, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};

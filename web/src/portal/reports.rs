@@ -10,9 +10,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use broker_core::Broker;
 use broker_core::analytics::report::{GroupBy, Latency, Measure, Viewer};
 use broker_core::analytics::{AnalyticsError, Report, ReportQuery};
-use broker_core::ingest::Broker;
 use chrono::{NaiveDateTime, TimeZone, Utc};
 
 use super::AppState;
