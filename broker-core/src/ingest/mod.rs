@@ -1,23 +1,35 @@
-//! Ingest (spec 5.5.1–5.5.7): validation, authorisation, routing and sealing of each
-//! item, and the hand-over of accepted messages to the group committer
-//! ([`crate::committer`]), which makes them durable before the answer is sent.
-
-use std::collections::{HashMap, HashSet};
+//! Ingest (spec 5.5.1–5.5.7): from the body of `POST /api/v1/messages` to the answer,
+//! with every accepted message durable before the answer is sent.
+//!
+//! A request is checked as a whole (size, JSON, item count), then its items go through
+//! the pipeline's steps, one module each:
+//!
+//! 1. `prepare`: each item is opened (a CustomBlock encrypted to the platform is
+//!    decrypted), validated, authorised and given its idempotency key;
+//! 2. `route`: the items that passed are routed (one appointment query for the whole
+//!    request) and become messages with their `D0` wrapper, sealed for the archive;
+//! 3. `commit`: items refused after authorisation are recognised as resends of accepted
+//!    messages, and the messages go to the group committer ([`crate::committer`]); the
+//!    store's outcomes settle each item as accepted, duplicate or conflicting.
+//!
+//! This module holds the entry points, the answer's types, and the recording of
+//! rejections for reports.
 
 use serde::Serialize;
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use serde_json::Value;
 
 use crate::broker::Broker;
-use crate::catalogue::CompiledChannel;
-use crate::committer::Job;
-use crate::envelope::{self, Header, PAYLOAD, transaction_wrapper};
+use crate::envelope::{self, PAYLOAD};
 use crate::error::{ApiError, ErrorCode};
 use crate::events::{Event, EventKind};
-use crate::model::{Appointment, Principal, RoutingMode};
-use crate::registry::Registry;
-use crate::routing::{self, Decision};
-use crate::store::{CommitOutcome, Delivery, NewMessage, StoreError};
+use crate::model::Principal;
+use crate::store::StoreError;
+
+mod commit;
+mod prepare;
+mod route;
+
+use prepare::{Key, Prepared, Rejection};
 
 /// How one item ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,46 +83,6 @@ pub enum IngestReply {
 }
 
 impl Broker {
-    /// For a channel of security pattern 2, the item with its CustomBlock (a JWE made for
-    /// the platform) decrypted, so that it is validated, routed and archived like any
-    /// other; `None` for other channels.
-    fn open_custom_block(&self, item: &Value, registry: &Registry) -> Result<Option<Value>, Vec<ApiError>> {
-        let pattern_2 = item
-            .pointer(&format!("{PAYLOAD}/CommonBlock/S0/interfaceID"))
-            .and_then(Value::as_str)
-            .and_then(|id| registry.channel(id))
-            .is_some_and(|c| c.channel.encrypted_to_platform());
-        if !pattern_2 {
-            return Ok(None);
-        }
-        let path = format!("{PAYLOAD}/CustomBlock");
-        let fail = |why: String| vec![ApiError::new(ErrorCode::DecryptionFailed, path.clone(), why)];
-        let Some(jwe) = item.pointer(&path).and_then(Value::as_str) else {
-            return Err(fail(
-                "this channel takes a CustomBlock encrypted to the platform (compact JWE)".into(),
-            ));
-        };
-        let Some(decrypter) = &self.config().decrypter else {
-            return Err(fail("the platform has no decryption key configured".into()));
-        };
-        let plain = decrypter.decrypt(jwe).map_err(|e| fail(e.to_string()))?;
-        // Read like a request body: a NUL inside the encryption is refused as one outside,
-        // at its place in the item.
-        let custom: Value = crate::input::parse_body(&plain).map_err(|e| match e {
-            crate::input::BodyError::Nul(_) => {
-                let mut error = e.to_api_error(ErrorCode::DecryptionFailed, "");
-                error.path = format!("{path}{}", error.path);
-                vec![error]
-            }
-            crate::input::BodyError::Parse(_) => fail("the decrypted CustomBlock is not JSON".into()),
-        })?;
-        let mut opened = item.clone();
-        if let Some(slot) = opened.pointer_mut(&path) {
-            *slot = custom;
-        }
-        Ok(Some(opened))
-    }
-
     /// Handles the body of an unsigned `POST /api/v1/messages` from `principal`.
     pub async fn ingest(&self, principal: &Principal, body: &[u8]) -> IngestReply {
         self.ingest_request(principal, body, false).await
@@ -220,7 +192,7 @@ impl Broker {
                     continue;
                 }
             };
-            match prepare(
+            match prepare::prepare(
                 opened.as_ref().unwrap_or(item),
                 principal,
                 signed,
@@ -236,96 +208,18 @@ impl Broker {
             }
         }
 
-        // One appointment query for every MPAN the request routes by.
-        let mpans: Vec<String> = ready
-            .iter()
-            .filter(|(_, p)| p.channel.channel.routes_by(RoutingMode::Mpan))
-            .filter_map(|(_, p)| p.header.mpan.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut appointments: HashMap<String, Vec<Appointment>> = HashMap::new();
-        if !mpans.is_empty() {
-            match self.store().appointments(&mpans).await {
-                Ok(rows) => rows
-                    .into_iter()
-                    .for_each(|a| appointments.entry(a.mpan.clone()).or_default().push(a)),
-                Err(e) => return unavailable(&e),
-            }
+        let batch = match self
+            .route_and_seal(ready, &registry, received, &mut results, &mut authorised_rejects)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(reply) => return reply,
+        };
+        if let Err(reply) = self.settle_resends(authorised_rejects, &mut results).await {
+            return reply;
         }
-
-        let mut batch: Vec<NewMessage> = Vec::new();
-        let mut batch_index: Vec<usize> = Vec::new();
-        for (index, p) in ready {
-            let rows = p
-                .header
-                .mpan
-                .as_ref()
-                .and_then(|m| appointments.get(m))
-                .map_or(&[][..], Vec::as_slice);
-            match routing::route(p.channel, &p.header, &registry, rows, p.date.clone()) {
-                Ok(decision) => {
-                    let category = p.channel.channel.security_category;
-                    let mut message = p.into_message(decision, received, &self.config().environment);
-                    message.envelope =
-                        self.seal_envelope(category, &message.transaction_id, std::mem::take(&mut message.envelope));
-                    results[index].transaction_id = Some(message.transaction_id.clone());
-                    results[index].initial_correlation_id = message.correlation_id.clone();
-                    batch.push(message);
-                    batch_index.push(index);
-                }
-                Err(errors) => {
-                    results[index].errors = errors;
-                    authorised_rejects.push((index, p.key));
-                }
-            }
-        }
-
-        // A resend of an accepted message is a duplicate even if it would now be refused.
-        for (index, key) in authorised_rejects {
-            match self.store().original(&key.sender, &key.reference).await {
-                Ok(Some(original)) if original.content_hash == key.content_hash => {
-                    let r = &mut results[index];
-                    r.status = ItemStatus::Duplicate;
-                    r.transaction_id = Some(original.transaction_id);
-                    r.initial_correlation_id = original.correlation_id;
-                    r.errors.clear();
-                }
-                Ok(_) => {}
-                Err(e) => return unavailable(&e),
-            }
-        }
-
-        if !batch.is_empty() {
-            let hashes: Vec<String> = batch.iter().map(|m| m.content_hash.clone()).collect();
-            let outcomes = match self.commit(batch).await {
-                Ok(o) => o,
-                Err(reply) => return reply,
-            };
-            for ((index, outcome), hash) in batch_index.into_iter().zip(outcomes).zip(hashes) {
-                let r = &mut results[index];
-                match outcome {
-                    CommitOutcome::Accepted => r.status = ItemStatus::Accepted,
-                    CommitOutcome::Duplicate {
-                        transaction_id,
-                        correlation_id,
-                        content_hash,
-                    } if content_hash == hash => {
-                        r.status = ItemStatus::Duplicate;
-                        r.transaction_id = Some(transaction_id);
-                        r.initial_correlation_id = correlation_id;
-                    }
-                    CommitOutcome::Duplicate { transaction_id, .. } => {
-                        r.transaction_id = None;
-                        r.initial_correlation_id = None;
-                        r.errors = vec![ApiError::new(
-                            ErrorCode::DuplicateReferenceConflict,
-                            format!("{PAYLOAD}/CommonBlock/S1/senderUniqueReference"),
-                            format!("this reference was used for a different payload (transaction {transaction_id})"),
-                        )];
-                    }
-                }
-            }
+        if let Err(reply) = self.commit_batch(batch, &mut results).await {
+            return reply;
         }
 
         let at = received.timestamp_micros();
@@ -366,27 +260,6 @@ impl Broker {
         };
         IngestReply::Items { status, results }
     }
-
-    async fn commit(&self, messages: Vec<NewMessage>) -> Result<Vec<CommitOutcome>, IngestReply> {
-        let (reply, answer) = oneshot::channel();
-        let busy = || IngestReply::Failed {
-            status: 503,
-            error: ApiError::new(
-                ErrorCode::Unavailable,
-                "",
-                "the platform is at capacity; nothing was accepted; retry",
-            ),
-        };
-        self.commits()
-            .send_timeout(Job { messages, reply }, self.config().commit_wait)
-            .await
-            .map_err(|_| busy())?;
-        match answer.await {
-            Ok(Ok(outcomes)) => Ok(outcomes),
-            Ok(Err(e)) => Err(unavailable(&e)),
-            Err(_) => Err(busy()),
-        }
-    }
 }
 
 fn unavailable(e: &StoreError) -> IngestReply {
@@ -398,222 +271,5 @@ fn unavailable(e: &StoreError) -> IngestReply {
             "",
             "the platform cannot store messages now; nothing was accepted; retry",
         ),
-    }
-}
-
-/// The idempotency key of an authorised item and the hash of its payload.
-#[derive(Clone)]
-struct Key {
-    sender: String,
-    reference: String,
-    content_hash: String,
-}
-
-/// Why an item was refused; `key` is set once the caller was authorised to send it.
-struct Rejection {
-    errors: Vec<ApiError>,
-    key: Option<Key>,
-}
-
-impl From<Vec<ApiError>> for Rejection {
-    fn from(errors: Vec<ApiError>) -> Self {
-        Self { errors, key: None }
-    }
-}
-
-/// An item that passed validation and authorisation, ready to be routed.
-struct Prepared<'r> {
-    key: Key,
-    header: Header,
-    channel: &'r CompiledChannel,
-    payload: Value,
-    date: (chrono::NaiveDate, String),
-    appointments: Vec<Appointment>,
-}
-
-fn prepare<'r>(
-    item: &Value,
-    principal: &Principal,
-    signed: bool,
-    registry: &'r Registry,
-    environment: &str,
-    received: chrono::DateTime<chrono::Utc>,
-) -> Result<Prepared<'r>, Rejection> {
-    let (header, channel) = envelope::check_item(item, registry, environment)?;
-    let mut errors = envelope::authorise(principal, &header, channel, registry);
-    if !signed {
-        if channel.channel.requires_signature() {
-            errors.push(ApiError::new(
-                ErrorCode::SignatureRequired,
-                "",
-                format!("{} takes only X-DIP-signed requests", channel.channel.id),
-            ));
-        } else if registry
-            .participant(&header.sender_dip_id)
-            .is_some_and(|p| p.signatures_required)
-        {
-            errors.push(ApiError::new(
-                ErrorCode::SignatureRequired,
-                "",
-                format!("{} sends only X-DIP-signed requests", header.sender_dip_id),
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
-    let payload = item.get("payload").cloned().unwrap_or(Value::Null);
-    let key = Key {
-        sender: header.sender_dip_id.clone(),
-        reference: header.sender_unique_reference.clone(),
-        content_hash: envelope::content_hash(&payload),
-    };
-    let reject = |errors| Rejection {
-        errors,
-        key: Some(key.clone()),
-    };
-    let date = match &channel.channel.applicable_date {
-        Some(ptr) => match envelope::date_at(&payload, ptr) {
-            Some(d) => (d, ptr.clone()),
-            None => {
-                return Err(reject(vec![ApiError::new(
-                    ErrorCode::InvalidField,
-                    format!("{PAYLOAD}{ptr}"),
-                    "the routing date must be a date or date-time",
-                )]));
-            }
-        },
-        None => (received.date_naive(), "receipt".to_owned()),
-    };
-    let appointments = appointment_changes(channel, &header, &payload, registry).map_err(reject)?;
-    Ok(Prepared {
-        key,
-        header,
-        channel,
-        payload,
-        date,
-        appointments,
-    })
-}
-
-/// The MPAN appointment change a registration channel's message carries (spec 5.5.14).
-fn appointment_changes(
-    channel: &CompiledChannel,
-    header: &Header,
-    payload: &Value,
-    registry: &Registry,
-) -> Result<Vec<Appointment>, Vec<ApiError>> {
-    let Some(rule) = &channel.channel.appointment_update else {
-        return Ok(vec![]);
-    };
-    let invalid = |ptr: &str, why: &str| {
-        vec![ApiError::new(
-            ErrorCode::InvalidField,
-            format!("{PAYLOAD}{ptr}"),
-            why.to_owned(),
-        )]
-    };
-    let Some(mpan) = header.mpan.clone() else {
-        return Err(vec![ApiError::new(
-            ErrorCode::MissingField,
-            format!("{PAYLOAD}/CommonBlock/M0/MPANCore"),
-            "this channel maintains MPAN appointments and needs MPANCore",
-        )]);
-    };
-    let role = payload
-        .pointer(&rule.role)
-        .and_then(Value::as_str)
-        .filter(|r| registry.catalogue.roles.contains_key(*r));
-    let Some(role) = role else {
-        return Err(invalid(&rule.role, "must be a known role code"));
-    };
-    let dip_id = match &rule.participant {
-        None => None,
-        Some(ptr) => match payload.pointer(ptr).and_then(Value::as_str) {
-            Some(d) if d.len() == 10 && d.bytes().all(|b| b.is_ascii_digit()) => Some(d.to_owned()),
-            _ => return Err(invalid(ptr, "must be a DIP ID of 10 digits")),
-        },
-    };
-    let Some(from) = envelope::date_at(payload, &rule.effective_from) else {
-        return Err(invalid(&rule.effective_from, "must be a date or date-time"));
-    };
-    Ok(vec![Appointment {
-        mpan,
-        role: role.to_owned(),
-        effective_from: from.format("%Y-%m-%d").to_string(),
-        dip_id,
-        source_transaction_id: None,
-    }])
-}
-
-impl Prepared<'_> {
-    fn into_message(
-        mut self,
-        decision: Decision,
-        received: chrono::DateTime<chrono::Utc>,
-        environment: &str,
-    ) -> NewMessage {
-        let def = &self.channel.channel;
-        let transaction_id = uuid::Uuid::now_v7().to_string();
-        let correlation_id = if def.workflow_start {
-            Some(uuid::Uuid::new_v4().to_string())
-        } else {
-            self.header.sender_correlation_id.clone()
-        };
-        if let Some(cb) = self.payload.get_mut("CommonBlock").and_then(Value::as_object_mut) {
-            let a0 = cb.entry("A0").or_insert_with(|| json!({}));
-            if let Some(a0) = a0.as_object_mut() {
-                a0.entry("primaryRecipients").or_insert_with(|| json!([]));
-                a0.insert("secondaryRecipients".into(), json!(decision.reached_by(&["mpan"])));
-                a0.insert(
-                    "always".into(),
-                    json!(decision.reached_by(&["always-role", "always-participant"])),
-                );
-            }
-            cb.insert(
-                "D0".into(),
-                transaction_wrapper(
-                    &transaction_id,
-                    received,
-                    def,
-                    correlation_id.as_deref(),
-                    false,
-                    environment,
-                ),
-            );
-        }
-        let received_at = received.timestamp_micros();
-        let deliveries = decision
-            .recipients
-            .iter()
-            .map(|r| Delivery {
-                queue_id: r.queue.clone(),
-                recipient_dip_id: r.dip_id.clone(),
-                recipient_role: r.role.clone(),
-                hidden: r.hidden.clone(),
-            })
-            .collect();
-        for a in &mut self.appointments {
-            a.source_transaction_id = Some(transaction_id.clone());
-        }
-        NewMessage {
-            sender_dip_id: self.header.sender_dip_id,
-            sender_unique_reference: self.header.sender_unique_reference,
-            content_hash: self.key.content_hash,
-            interface_id: def.id.clone(),
-            schema_version: self.header.schema_version,
-            event_code: self.header.event_codes.first().cloned().unwrap_or_default(),
-            sender_role: self.header.sender_role,
-            dcp_dip_id: self.header.dcp_dip_id,
-            mpan: self.header.mpan,
-            correlation_id,
-            received_at,
-            retain_until: received_at.saturating_add(i64::from(def.retention_days) * 86_400_000_000),
-            routing: serde_json::to_string(&decision).unwrap_or_default(),
-            envelope: serde_json::to_string(&self.payload).unwrap_or_default(),
-            deliveries,
-            appointments: self.appointments,
-            transaction_id,
-        }
     }
 }
