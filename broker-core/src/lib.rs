@@ -33,6 +33,7 @@ pub mod error;
 pub mod events;
 pub mod ingest;
 pub mod input;
+pub mod mock_recipient;
 pub mod model;
 pub mod mpan;
 pub mod obfuscate;
@@ -41,7 +42,6 @@ pub mod replay;
 pub mod routing;
 pub mod security;
 pub mod seed;
-pub mod sink;
 pub mod store;
 pub mod task;
 
