@@ -6,7 +6,7 @@ use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use broker_core::ingest::Broker;
+use broker_core::Broker;
 use broker_core::model::Channel;
 use serde::Deserialize;
 use serde_json::{Value, json};

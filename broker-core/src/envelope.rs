@@ -1,8 +1,10 @@
 //! The participant envelope (`WIRE.md`): validation of an item in levels (structure of
 //! the CommonBlock, then the CustomBlock against the interface's schema), authorisation of
-//! the sender, and the canonical form used to tell a retry from a reused reference.
+//! the sender, the canonical form used to tell a retry from a reused reference, and the
+//! `D0` transaction wrapper the platform adds to every message it stores (ingested,
+//! replayed or returned to sender).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::catalogue::CompiledChannel;
@@ -544,6 +546,26 @@ pub fn date_at(payload: &Value, pointer: &str) -> Option<chrono::NaiveDate> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .or_else(|| chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.date_naive()))
+}
+
+/// The `D0` block the platform adds to a message (`WIRE.md`).
+pub(crate) fn transaction_wrapper(
+    transaction_id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    channel: &crate::model::Channel,
+    correlation_id: Option<&str>,
+    replay: bool,
+    environment: &str,
+) -> Value {
+    json!({
+        "transactionID": transaction_id,
+        "transactionTimestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "publicationID": channel.publication_id(),
+        "initialCorrelationID": correlation_id,
+        "replayIndicator": replay,
+        "serviceTicketURL": null,
+        "environmentTag": environment,
+    })
 }
 
 #[cfg(test)]

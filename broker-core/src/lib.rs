@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use broker_core::{api, ingest::{Broker, BrokerConfig}, seed, catalogue::CatalogueData, store};
+//! use broker_core::{api, Broker, BrokerConfig, seed, catalogue::CatalogueData, store};
 //! let store = store::connect("sqlite://data/dip.db").await?;
 //! store.migrate().await?;
 //! seed::seed_catalogue(store.as_ref(), &CatalogueData::seed()?).await?;
@@ -22,14 +22,17 @@
 pub mod api;
 pub mod appointments;
 pub mod auth;
+pub mod broker;
 pub mod catalogue;
 pub mod clock;
+mod committer;
 pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod ingest;
 pub mod input;
+pub mod mock_recipient;
 pub mod model;
 pub mod mpan;
 pub mod obfuscate;
@@ -38,6 +41,7 @@ pub mod replay;
 pub mod routing;
 pub mod security;
 pub mod seed;
-pub mod sink;
 pub mod store;
 pub mod task;
+
+pub use broker::{Broker, BrokerConfig};

@@ -8,8 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::broker::Broker;
+use crate::envelope::transaction_wrapper;
 use crate::error::{ApiError, ErrorCode};
-use crate::ingest::{Broker, transaction_wrapper};
 use crate::input::echo;
 use crate::model::Principal;
 use crate::store::{Delivery, ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, StoreError};

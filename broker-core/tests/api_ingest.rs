@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 
-use broker_core::ingest::BrokerConfig;
+use broker_core::BrokerConfig;
 use broker_core::mpan::with_check_digit;
 use serde_json::{Value, json};
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use broker_core::ingest::{Broker, BrokerConfig};
+use broker_core::mock_recipient::MockRecipient;
 use broker_core::security::vault::{Vault, is_sealed};
-use broker_core::sink::Sink;
+use broker_core::{Broker, BrokerConfig};
 use serde_json::json;
 
 fn key_line(id: &str) -> String {
@@ -28,7 +28,7 @@ async fn sealed_at_rest_and_clear_in_use(db: Db) {
     };
     let mut s = TestServer::start_with(db, config).await;
     s.delivery = Some(broker_core::delivery::start(s.broker.clone(), fast_delivery()).expect("delivery"));
-    let sink = Sink::start(true).await.expect("sink");
+    let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
 
     // IF-909 is security category 2.

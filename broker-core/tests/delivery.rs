@@ -1,4 +1,4 @@
-//! Delivery over real HTTP to real webhook servers (`broker_core::sink`), on SQLite and on
+//! Delivery over real HTTP to real webhook servers (`broker_core::mock_recipient`), on SQLite and on
 //! PostgreSQL: the choreography of spec 5.5.13 (happy path, timeout, recipient system
 //! error, recipient data error reported synchronously and asynchronously), FIFO across
 //! retries, staleness to dead letter with report, redrive, pull mode, replay with
@@ -9,8 +9,8 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
+use broker_core::mock_recipient::{MockRecipient, Reply};
 use broker_core::model::DeliveryPolicy;
-use broker_core::sink::{Reply, Sink};
 use serde_json::{Value, json};
 
 const REGS_2: &str = "1000000012";
@@ -43,8 +43,8 @@ fn request_to(regs: &str, reference: &str) -> Value {
 }
 
 /// A platform webhook sink for REGS_N's `default` endpoint.
-async fn regs_webhook(s: &TestServer) -> Sink {
-    let sink = Sink::start(true).await.expect("sink");
+async fn regs_webhook(s: &TestServer) -> MockRecipient {
+    let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     sink
 }
@@ -102,7 +102,7 @@ async fn reports(s: &TestServer, n: usize) -> Vec<Value> {
     }
 }
 
-fn transaction_ids(received: &[broker_core::sink::Received]) -> Vec<String> {
+fn transaction_ids(received: &[broker_core::mock_recipient::Received]) -> Vec<String> {
     received.iter().map(|r| r.transaction_id.clone()).collect()
 }
 
@@ -397,7 +397,7 @@ async fn internal_destinations_refused(db: Db) {
     };
     let s = TestServer::delivering_with(db, config).await;
     s.policy("IF-031", quick(3600)).await;
-    let sink = Sink::start(true).await.expect("sink");
+    let sink = MockRecipient::start(true).await.expect("sink");
     let port = sink
         .url()
         .split(':')
@@ -468,7 +468,7 @@ async fn webhooks_over_mutual_tls(db: Db) {
             require_client_cert: true,
         }
     };
-    let sink = Sink::start_tls(true, &tls_sink(&ca)).await.expect("sink");
+    let sink = MockRecipient::start_tls(true, &tls_sink(&ca)).await.expect("sink");
     assert!(sink.url().starts_with("https://"));
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     let tx = send(&s, &s.key(SUP1), request_to(REGS_N, "mtls")).await;
@@ -478,7 +478,7 @@ async fn webhooks_over_mutual_tls(db: Db) {
     assert_eq!(got[0].client_certificate.as_deref(), Some(presented.as_str()));
 
     // A recipient with a certificate from an authority nobody trusts gets nothing.
-    let impostor = Sink::start_tls(true, &tls_sink(&Authority::generate("DEV").unwrap()))
+    let impostor = MockRecipient::start_tls(true, &tls_sink(&Authority::generate("DEV").unwrap()))
         .await
         .expect("sink");
     s.endpoint(REGS_N, "default", Some(impostor.url()), &[]).await;
@@ -496,7 +496,7 @@ async fn redirects_not_followed(db: Db) {
     let s = TestServer::delivering(db).await;
     s.policy("IF-031", quick(3600)).await;
     let sink = regs_webhook(&s).await;
-    let elsewhere = Sink::start(true).await.expect("sink");
+    let elsewhere = MockRecipient::start(true).await.expect("sink");
     sink.script(std::iter::repeat_n(Reply::Redirect(elsewhere.url()), 1000));
     send(&s, &s.key(SUP1), request_to(REGS_N, "redirect")).await;
     last_outcome(&s, |o| o == "HTTP 302 (redirects are not followed)").await;
@@ -788,7 +788,7 @@ async fn replay_ids_not_sent_to_the_recipient_are_unknown(db: Db) {
 /// replay that would exceed it is refused with 429 and queues nothing, and concurrent
 /// replays cannot both pass.
 async fn replay_quota(db: Db) {
-    let config = broker_core::ingest::BrokerConfig {
+    let config = broker_core::BrokerConfig {
         replay_quota: 5,
         ..Default::default()
     };
@@ -894,7 +894,7 @@ async fn replay_quota(db: Db) {
 
 async fn replay_keeps_obfuscation(db: Db) {
     let s = TestServer::delivering(db).await;
-    let sink = Sink::start(true).await.expect("sink");
+    let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(SUP2, "default", Some(sink.url()), &[]).await;
     let tx = send(&s, &s.key(MS_KEY), if909("obf-1")).await;
     sink.wait_delivered(1, WAIT).await;
@@ -971,7 +971,7 @@ async fn operator_queue_view(db: Db) {
 async fn postgres_nodes_follow_each_other() {
     let a = TestServer::start(Db::Postgres).await;
     let store_b = broker_core::store::connect(&a.db.url).await.expect("second connection");
-    let broker_b = broker_core::ingest::Broker::start(store_b, Default::default())
+    let broker_b = broker_core::Broker::start(store_b, Default::default())
         .await
         .expect("node b");
     // With a sweep this slow, only a commit notification can wake node b in time.
@@ -982,7 +982,7 @@ async fn postgres_nodes_follow_each_other() {
     let node_b = broker_core::delivery::start(broker_b.clone(), slow_sweep).expect("delivery b");
     let mut changes = broker_b.registry_changes();
 
-    let sink = Sink::start(true).await.expect("sink");
+    let sink = MockRecipient::start(true).await.expect("sink");
     a.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     tokio::time::timeout(WAIT, async {
         while broker_b

@@ -9,9 +9,9 @@ use common::*;
 
 use std::time::Duration;
 
+use broker_core::mock_recipient::MockRecipient;
 use broker_core::security::certs;
 use broker_core::security::signature::{self, Signer};
-use broker_core::sink::Sink;
 use serde_json::{Value, json};
 
 /// An RSA key and a self-signed end-entity certificate made by openssl: (certificate,
@@ -146,7 +146,7 @@ async fn webhooks_are_signed_by_the_platform(db: Db) {
         ..fast_delivery()
     };
     let s = TestServer::delivering_with(db, config).await;
-    let sink = Sink::start(true).await.expect("sink");
+    let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     let (status, _) = s.post(&s.key(SUP1), &json!([if031("to-be-signed")])).await;
     assert_eq!(status, 202);
@@ -180,7 +180,7 @@ async fn end_to_end_payload_relayed_unchanged(db: Db) {
     channel.security_pattern = 3;
     s.broker.store().put_channel(&channel).await.expect("put");
     s.broker.reload().await.expect("reload");
-    let sink = Sink::start(true).await.expect("sink");
+    let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     let (cert, key) = openssl_identity(SUP1);
     register(&s, &cert, SUP1).await;
@@ -228,7 +228,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     use broker_core::security::vault::{Vault, is_sealed};
     let ca = Authority::generate("DEV").expect("authority");
     let platform = ca.issue_client("0000000000", 30, None).expect("platform");
-    let config = broker_core::ingest::BrokerConfig {
+    let config = broker_core::BrokerConfig {
         decrypter: Some(std::sync::Arc::new(
             Decrypter::from_pem(platform.key_pem.as_deref().unwrap()).unwrap(),
         )),
@@ -253,7 +253,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     for dip in [REGS_N, SUP2] {
         let issued = ca.issue_client(dip, 30, None).expect("issue");
         register(&s, &issued.cert_pem, dip).await;
-        let sink = Sink::start(true).await.expect("sink");
+        let sink = MockRecipient::start(true).await.expect("sink");
         s.endpoint(dip, "default", Some(sink.url()), &[]).await;
         recipients.push((
             dip,
@@ -328,7 +328,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
 async fn signing_certificates_must_chain_to_a_trusted_authority(db: Db) {
     use broker_core::security::authority::Authority;
     let ca = Authority::generate("DEV").expect("authority");
-    let config = broker_core::ingest::BrokerConfig {
+    let config = broker_core::BrokerConfig {
         trusted: Some(broker_core::security::tls::trust(&ca.cert_pem()).expect("trust")),
         ..Default::default()
     };

@@ -10,7 +10,7 @@ use common::*;
 
 use std::future::pending;
 
-use broker_core::ingest::BrokerConfig;
+use broker_core::BrokerConfig;
 use broker_core::security::authority::{Authority, Issued};
 use broker_core::security::certs;
 use broker_core::security::tls::{self, TlsSettings};
@@ -397,7 +397,7 @@ async fn certificate_issued_through_the_api(db: Db) {
         authority: Some(std::sync::Arc::new(authority)),
         ..BrokerConfig::default()
     };
-    let node = broker_core::ingest::Broker::start(p.s.db.store.clone(), config)
+    let node = broker_core::Broker::start(p.s.db.store.clone(), config)
         .await
         .expect("node");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

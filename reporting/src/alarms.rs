@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use askama::Template;
-use broker_core::ingest::Broker;
+use broker_core::Broker;
 use broker_core::store::{AlarmKind, AlarmRule, Mail, StoreError};
 use broker_core::task::TaskHandle;
 use lettre::message::header::ContentType;
@@ -389,7 +389,7 @@ pub fn sees(dip_id: Option<&str>, rule: &AlarmRule) -> bool {
 pub mod service {
     use std::collections::BTreeMap;
 
-    use broker_core::ingest::Broker;
+    use broker_core::Broker;
     use broker_core::store::{AlarmKind, AlarmRule, AuditEntry};
 
     use dip_admin::types::{Actor, AppError, PortalRole};

@@ -6,7 +6,7 @@
 //! API keys see traffic their participant sent or received, or market totals that name
 //! no participant.
 
-use broker_core::ingest::Broker;
+use broker_core::Broker;
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use dip_admin::types::{Actor, AppError};
 

@@ -7,7 +7,7 @@ use axum::extract::{FromRef, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use broker_core::ingest::Broker;
+use broker_core::Broker;
 use dip_admin::accounts::SessionPolicy;
 use dip_admin::caller::{ApiFailure, ApiReader};
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker_core::events::{Event, EventKind};
-use broker_core::sink::{Reply, Sink as WebhookSink};
+use broker_core::mock_recipient::{MockRecipient, Reply};
 use broker_core::store::{EntryState, Settlement, Store};
 use clickhouse::ClickHouseServer;
 use dip_reporting::analytics::{Analytics, Sink};
@@ -251,7 +251,7 @@ fn expected_counts(events: &[Event]) -> Vec<(String, i64)> {
 /// attempt then deliveries; each state change writes its events once.
 async fn traffic_writes_lifecycle_events(db: Db) {
     let s = TestServer::delivering(db).await;
-    let sink = WebhookSink::start(true).await.expect("sink");
+    let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     sink.script([Reply::Status(503)]);
     s.policy(

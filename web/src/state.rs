@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use broker_core::ingest::Broker;
+use broker_core::Broker;
 use dip_admin::accounts::SessionPolicy;
 use dip_reporting::analytics::Analytics;
 use leptos::config::LeptosOptions;

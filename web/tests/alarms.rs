@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use broker_core::catalogue::CatalogueData;
 use broker_core::events::{Event, EventKind};
-use broker_core::ingest::{Broker, BrokerConfig};
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::store::{self, CertificateRecord, Store};
+use broker_core::{Broker, BrokerConfig};
 use dip_admin::accounts;
 use dip_admin::types::{Actor, AppError, PortalRole};
 use dip_reporting::alarms::{AlarmConfig, Alarms, service};

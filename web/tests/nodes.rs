@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use broker_core::sink::{Reply, Sink};
+use broker_core::mock_recipient::{MockRecipient, Reply};
 use broker_core::store::Store;
 use tokio::time::Instant;
 
@@ -23,10 +23,10 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Three sinks, one per queue of `QUEUES`, each answering a few 503s and every
 /// `slow_every`th request after `slow_ms`, so that retries happen, requests are in flight
 /// long enough for overlaps to show, and (when slow enough) a backlog builds up.
-async fn sinks(slow_every: usize, slow_ms: u64) -> Vec<Sink> {
+async fn sinks(slow_every: usize, slow_ms: u64) -> Vec<MockRecipient> {
     let mut out = Vec::new();
     for i in 0..QUEUES.len() {
-        let sink = Sink::start(true).await.expect("sink");
+        let sink = MockRecipient::start(true).await.expect("sink");
         let mut script = Vec::new();
         for n in 0..2000 {
             script.push(match n {
@@ -42,7 +42,7 @@ async fn sinks(slow_every: usize, slow_ms: u64) -> Vec<Sink> {
     out
 }
 
-fn webhooks(sinks: &[Sink]) -> Vec<(&'static str, &'static str, String)> {
+fn webhooks(sinks: &[MockRecipient]) -> Vec<(&'static str, &'static str, String)> {
     vec![
         (REGS_N, "default", sinks[0].url()),
         (REGS_S, "default", sinks[1].url()),
@@ -117,7 +117,7 @@ async fn finish(
     results: &Results,
     batches: &[Batch],
     total: usize,
-    sinks: &[Sink],
+    sinks: &[MockRecipient],
     db: &TestDb,
     send_start: Instant,
 ) -> Finished {
@@ -172,7 +172,7 @@ fn check_acks(batches: &[Batch], acks: &HashMap<usize, Vec<Ack>>) -> HashMap<Str
 
 /// The recipient-side checks over every sink; panics with what failed.
 fn check_deliveries(
-    sinks: &[Sink],
+    sinks: &[MockRecipient],
     expected: &BTreeMap<&'static str, HashSet<String>>,
     reference_of: &HashMap<String, String>,
 ) -> BTreeMap<&'static str, QueueReport> {
@@ -195,7 +195,7 @@ fn check_deliveries(
     reports
 }
 
-fn summary(sinks: &[Sink], reports: &BTreeMap<&'static str, QueueReport>) -> String {
+fn summary(sinks: &[MockRecipient], reports: &BTreeMap<&'static str, QueueReport>) -> String {
     QUEUES
         .iter()
         .zip(sinks)
@@ -491,7 +491,7 @@ async fn killed_node_loses_nothing_acknowledged() {
 /// delivered as another transaction, a transaction not acknowledged, one missing.
 #[test]
 fn order_checks_catch_violations() {
-    let d = |seq: i64, tx: &str| broker_core::sink::Received {
+    let d = |seq: i64, tx: &str| broker_core::mock_recipient::Received {
         transaction_id: tx.to_owned(),
         queue: "q".to_owned(),
         seq,
@@ -503,7 +503,7 @@ fn order_checks_catch_violations() {
         raw: None,
     };
     let expected: HashSet<String> = ["a", "b", "c", "d"].iter().map(|t| (*t).to_owned()).collect();
-    let check = |list: &[broker_core::sink::Received]| check_queue("q", list, &expected);
+    let check = |list: &[broker_core::mock_recipient::Received]| check_queue("q", list, &expected);
     let ok = [
         d(1, "a"),
         d(2, "b"),

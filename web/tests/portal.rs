@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker_core::catalogue::CatalogueData;
-use broker_core::ingest::{Broker, BrokerConfig};
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::store::{self, Store};
+use broker_core::{Broker, BrokerConfig};
 use dip_admin::accounts::{self, SessionPolicy};
 use dip_admin::types::PortalRole;
 use dip_reporting::analytics::{Analytics, Sink};

@@ -17,7 +17,7 @@ pub use users::{NewUser, UserChange};
 
 use std::collections::BTreeMap;
 
-use broker_core::ingest::Broker;
+use broker_core::Broker;
 use broker_core::store::{AuditEntry, Store};
 use serde_json::Value;
 

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Caller, Failure, audit, json_body, require_operator, rfc3339};
+use crate::broker::Broker;
 use crate::error::ErrorCode;
-use crate::ingest::Broker;
 use crate::security::certs;
 use crate::store::CertificateRecord;
 

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Caller, Failure, bad_request, error_response, json_body, require_operator, rfc3339};
+use crate::broker::Broker;
 use crate::delivery::pull::{self, PullError};
 use crate::delivery::report::{ErrorItem, Reason};
 use crate::error::ErrorCode;
-use crate::ingest::Broker;
 use crate::model::{Endpoint, Principal};
 use crate::obfuscate;
 use crate::replay::{self, ReplayError, ReplayRequest};

@@ -15,8 +15,9 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::appointments;
+use crate::broker::Broker;
 use crate::error::{ApiError, ErrorCode};
-use crate::ingest::{Broker, IngestReply};
+use crate::ingest::IngestReply;
 use crate::model::Principal;
 use crate::security::tls::ClientCertificate;
 use crate::store::{MessageRecord, StoreError};

@@ -5,7 +5,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::DeliveryConfig;
-use crate::ingest::Broker;
+use crate::broker::Broker;
 
 /// What the dispatcher and its workers share.
 pub(super) struct Ctx {

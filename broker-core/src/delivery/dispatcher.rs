@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use super::DeliveryConfig;
 use super::context::Ctx;
 use super::worker::Worker;
-use crate::ingest::Broker;
+use crate::broker::Broker;
 use crate::store::ALL_QUEUES;
 use crate::task::TaskHandle;
 

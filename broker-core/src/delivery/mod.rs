@@ -19,10 +19,10 @@ mod worker;
 
 use std::time::Duration;
 
-use crate::ingest::Broker;
+use crate::broker::Broker;
 use crate::model::DeliveryPolicy;
 use crate::store::{EntryState, NewMessage, Origin, Outbound, QueueEntry, Settlement};
-use report::{ErrorItem, Reason, Report};
+use report::{ErrorItem, Reason, ReturnToSender};
 
 /// How a node delivers.
 #[derive(Debug, Clone)]
@@ -222,7 +222,7 @@ pub(crate) fn returned(
     discriminator: &str,
 ) -> Option<NewMessage> {
     let config = broker.config();
-    Report {
+    ReturnToSender {
         reason,
         origin: origin?,
         transaction_id: &entry.transaction_id,

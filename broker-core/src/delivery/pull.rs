@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::ingest::Broker;
+use crate::broker::Broker;
 use crate::store::{EntryState, Outbound, Settlement, StoreError};
 
 /// Messages handed to a pulling consumer.

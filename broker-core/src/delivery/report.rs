@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::envelope;
-use crate::ingest::transaction_wrapper;
+use crate::envelope::transaction_wrapper;
 use crate::registry::Registry;
 use crate::routing::{Decision, Recipient, RuleMatch};
 use crate::store::{Delivery, NewMessage, Origin};
@@ -47,9 +47,10 @@ impl Reason {
     }
 }
 
-/// What the report says about the original message and its recipient.
+/// A return to sender: what went wrong delivering one message to one recipient, to be
+/// sent to the message's sender on [`REPORT_CHANNEL`].
 #[derive(Debug, Clone)]
-pub struct Report<'a> {
+pub struct ReturnToSender<'a> {
     /// Why.
     pub reason: Reason,
     /// The original message.
@@ -76,7 +77,7 @@ pub struct Report<'a> {
     pub discriminator: &'a str,
 }
 
-impl Report<'_> {
+impl ReturnToSender<'_> {
     /// The report as a message for the original sender; `None` for a report about a
     /// report (never returned, so that errors cannot loop) or when the catalogue lacks
     /// the report channel.

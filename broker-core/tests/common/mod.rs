@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use broker_core::catalogue::CatalogueData;
 use broker_core::delivery::DeliveryConfig;
-use broker_core::ingest::{Broker, BrokerConfig};
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
 use broker_core::store::{self, Store};
 use broker_core::task::TaskHandle;
+use broker_core::{Broker, BrokerConfig};
 use serde_json::{Value, json};
 
 /// Which store a test runs on.

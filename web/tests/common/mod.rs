@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use broker_core::catalogue::CatalogueData;
+use broker_core::mock_recipient::Received;
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
-use broker_core::sink::Received;
 use broker_core::store::{self, Store};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -527,7 +527,7 @@ pub fn delivered_ids(delivered: &[Received]) -> BTreeMap<String, HashSet<String>
 
 /// Waits until every expected transaction is delivered or `timeout` passes.
 pub async fn wait_all_delivered(
-    sinks: &[&broker_core::sink::Sink],
+    sinks: &[&broker_core::mock_recipient::MockRecipient],
     expected: &BTreeMap<&'static str, HashSet<String>>,
     timeout: Duration,
 ) -> bool {

@@ -154,7 +154,7 @@ pub struct Settings {
     pub database_url: String,
     pub listen: String,
     pub environment: String,
-    pub broker: broker_core::ingest::BrokerConfig,
+    pub broker: broker_core::BrokerConfig,
     pub delivery: broker_core::delivery::DeliveryConfig,
     /// TLS for the participant API; plain HTTP when `None` (not in PROD).
     pub tls: Option<broker_core::security::tls::TlsSettings>,
@@ -197,7 +197,7 @@ impl Settings {
             .and_then(|s| s.environment.clone())
             .or(file.environment)
             .unwrap_or_else(|| "DEV".into());
-        let mut broker = broker_core::ingest::BrokerConfig {
+        let mut broker = broker_core::BrokerConfig {
             environment: environment.clone(),
             ..Default::default()
         };

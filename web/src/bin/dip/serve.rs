@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use broker_core::Broker;
 use broker_core::catalogue::CatalogueData;
-use broker_core::ingest::Broker;
 use broker_core::store::{self, Store};
 
 use dip_reporting::analytics::{Analytics, Sink};

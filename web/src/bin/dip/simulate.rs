@@ -20,7 +20,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use broker_core::ingest::{Broker, IngestReply, ItemResult, ItemStatus};
+use broker_core::Broker;
+use broker_core::ingest::{IngestReply, ItemResult, ItemStatus};
 use broker_core::model::{Endpoint, Principal};
 use broker_core::seed::DirectoryData;
 use chrono::{Datelike, NaiveDate, SecondsFormat, Utc};
@@ -883,8 +884,8 @@ impl Sim {
 
 #[cfg(test)]
 mod tests {
+    use broker_core::BrokerConfig;
     use broker_core::catalogue::CatalogueData;
-    use broker_core::ingest::BrokerConfig;
     use broker_core::seed::{seed_catalogue, seed_directory};
     use rand::SeedableRng;
 

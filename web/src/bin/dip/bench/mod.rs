@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use broker_core::catalogue::CatalogueData;
 use broker_core::delivery::{self, DeliveryConfig};
-use broker_core::ingest::{Broker, BrokerConfig};
+use broker_core::mock_recipient::MockRecipient;
 use broker_core::model::Endpoint;
 use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
-use broker_core::sink::Sink;
 use broker_core::store::{self, Store};
+use broker_core::{Broker, BrokerConfig};
 use clap::{Args, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -754,7 +754,7 @@ fn print_summary(phases: &[Phase]) {
 /// An accepted message: transaction id, route index, sent in the measured window.
 type Accepted = (String, usize, bool);
 
-fn delivered_count(sinks: &[Sink]) -> usize {
+fn delivered_count(sinks: &[MockRecipient]) -> usize {
     sinks.iter().map(|s| s.delivered().len()).sum()
 }
 
@@ -772,7 +772,7 @@ async fn run_phase(platform: &Platform, kind: StoreKind, load: Load, args: &E2eA
     let routes = &ROUTES[..usize::from(args.recipients)];
     let mut sinks = Vec::new();
     for r in routes {
-        let sink = Sink::start(false).await?;
+        let sink = MockRecipient::start(false).await?;
         platform
             .broker
             .store()
@@ -874,7 +874,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn all_delivered(sinks: &[Sink], expected: &HashMap<&str, (usize, bool)>) -> bool {
+fn all_delivered(sinks: &[MockRecipient], expected: &HashMap<&str, (usize, bool)>) -> bool {
     let mut seen = HashSet::new();
     for sink in sinks {
         for r in sink.delivered() {
@@ -888,7 +888,11 @@ fn all_delivered(sinks: &[Sink], expected: &HashMap<&str, (usize, bool)>) -> boo
 
 /// Checks what every sink received against the accepted messages; the delivery latency of
 /// first deliveries of measured messages.
-fn check(routes: &[Route], sinks: &[Sink], expected: &HashMap<&str, (usize, bool)>) -> (Check, Histogram<u64>) {
+fn check(
+    routes: &[Route],
+    sinks: &[MockRecipient],
+    expected: &HashMap<&str, (usize, bool)>,
+) -> (Check, Histogram<u64>) {
     let mut c = Check {
         accepted: expected.len(),
         ..Check::default()

@@ -1,5 +1,6 @@
-//! A webhook recipient that records what it receives and answers as scripted: the
-//! participant end of delivery for simulators, benchmarks and tests. It checks what a
+//! A mock participant: a webhook recipient on loopback that records what it receives
+//! and answers as scripted, the participant end of delivery for benchmarks and tests
+//! (here and in `web`), so that delivery is checked over real HTTP. It checks what a
 //! recipient can check: per-queue order (`X-DIP-Sequence`), duplicates (same transaction
 //! id), and whether one queue was ever delivered by two requests at once.
 
@@ -15,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-/// One answer of the sink.
+/// One answer of the mock recipient.
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// 200.
@@ -32,7 +33,7 @@ pub enum Reply {
     Redirect(String),
 }
 
-/// One request the sink took.
+/// One request the mock recipient took.
 #[derive(Debug, Clone)]
 pub struct Received {
     /// `X-DIP-Transaction-ID`.
@@ -41,22 +42,22 @@ pub struct Received {
     pub queue: String,
     /// `X-DIP-Sequence`.
     pub seq: i64,
-    /// The body, when the sink keeps bodies.
+    /// The body, when the mock recipient keeps bodies.
     pub body: Option<Value>,
     /// `D0.transactionTimestamp` to arrival, microseconds.
     pub latency_us: i64,
-    /// The status the sink answered.
+    /// The status the mock recipient answered.
     pub status: u16,
-    /// Fingerprint of the sender's client certificate (TLS sinks).
+    /// Fingerprint of the sender's client certificate (over TLS).
     pub client_certificate: Option<String>,
     /// The request's `X-DIP-*` headers (names lower-case).
     pub dip_headers: std::collections::BTreeMap<String, String>,
-    /// The exact body bytes, when the sink keeps bodies.
+    /// The exact body bytes, when the mock recipient keeps bodies.
     pub raw: Option<Bytes>,
 }
 
 #[derive(Default)]
-struct State_ {
+struct RecipientState {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Reply>>,
     in_flight: Mutex<HashMap<String, usize>>,
@@ -65,28 +66,28 @@ struct State_ {
     keep_bodies: bool,
 }
 
-/// A running sink on 127.0.0.1.
-pub struct Sink {
+/// A running mock recipient on 127.0.0.1.
+pub struct MockRecipient {
     addr: SocketAddr,
-    state: Arc<State_>,
+    state: Arc<RecipientState>,
     task: tokio::task::JoinHandle<()>,
     scheme: &'static str,
 }
 
-impl Drop for Sink {
+impl Drop for MockRecipient {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl Sink {
-    /// Starts a sink; `keep_bodies` keeps every body (tests) rather than only headers
+impl MockRecipient {
+    /// Starts a mock recipient; `keep_bodies` keeps every body (tests) rather than only headers
     /// and latency (benchmarks).
     pub async fn start(keep_bodies: bool) -> std::io::Result<Self> {
         Self::serve(keep_bodies, None).await
     }
 
-    /// Starts a sink over TLS with `settings` (its server certificate, and the
+    /// Starts a mock recipient over TLS with `settings` (its server certificate, and the
     /// authorities whose client certificates it accepts or requires).
     pub async fn start_tls(keep_bodies: bool, settings: &crate::security::tls::TlsSettings) -> std::io::Result<Self> {
         let config = crate::security::tls::server_config(settings).map_err(std::io::Error::other)?;
@@ -96,9 +97,9 @@ impl Sink {
     async fn serve(keep_bodies: bool, tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State_ {
+        let state = Arc::new(RecipientState {
             keep_bodies,
-            ..State_::default()
+            ..RecipientState::default()
         });
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
@@ -168,7 +169,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn receive(
-    State(state): State<Arc<State_>>,
+    State(state): State<Arc<RecipientState>>,
     client: Option<axum::Extension<crate::security::tls::ClientCertificate>>,
     headers: HeaderMap,
     body: Bytes,
@@ -236,7 +237,7 @@ async fn receive(
 }
 
 struct InFlight {
-    state: Arc<State_>,
+    state: Arc<RecipientState>,
     queue: String,
 }
 
