@@ -48,35 +48,30 @@ pub type ApiResult<T> = Result<Json<T>, ApiFailure>;
 /// The caller of the admin API: operator keys and sessions.
 pub struct ApiActor(pub Actor);
 
-impl<S> FromRequestParts<S> for ApiActor
-where
-    S: Send + Sync,
-    Broker: FromRef<S>,
-    SessionPolicy: FromRef<S>,
-{
-    type Rejection = ApiFailure;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiFailure> {
-        caller(parts, state, false).await.map(Self)
-    }
-}
-
 /// A caller of read-only APIs (reports): also participants' and DCPs' API keys, which
 /// act as their participant's message user.
 pub struct ApiReader(pub Actor);
 
-impl<S> FromRequestParts<S> for ApiReader
-where
-    S: Send + Sync,
-    Broker: FromRef<S>,
-    SessionPolicy: FromRef<S>,
-{
-    type Rejection = ApiFailure;
+/// The two extractors differ only in whether participants' credentials are accepted.
+macro_rules! caller_extractor {
+    ($extractor:ident, participants: $participants:expr) => {
+        impl<S> FromRequestParts<S> for $extractor
+        where
+            S: Send + Sync,
+            Broker: FromRef<S>,
+            SessionPolicy: FromRef<S>,
+        {
+            type Rejection = ApiFailure;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiFailure> {
-        caller(parts, state, true).await.map(Self)
-    }
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiFailure> {
+                caller(parts, state, $participants).await.map(Self)
+            }
+        }
+    };
 }
+
+caller_extractor!(ApiActor, participants: false);
+caller_extractor!(ApiReader, participants: true);
 
 /// The actor behind a request's credentials (an API key or client certificate) or
 /// session; participants' credentials only with `participants`.

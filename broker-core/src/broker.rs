@@ -113,7 +113,7 @@ impl Broker {
     /// Loads the registry and starts the committers. The store must be migrated.
     pub async fn start(store: Arc<dyn Store>, config: BrokerConfig) -> Result<Self, RegistryError> {
         let registry = Registry::load(store.as_ref()).await?;
-        let tx = committer::start(&store, &config);
+        let tx = committer::start(&store, config.commit_queue, config.committers, config.commit_batch);
         let broker = Self {
             inner: Arc::new(Inner {
                 store,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::broker::BrokerConfig;
 use crate::store::{CommitOutcome, NewMessage, Store, StoreError};
 
 /// One request's messages and where their outcomes go (in the same order).
@@ -19,17 +18,18 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<Vec<CommitOutcome>, Arc<StoreError>>>,
 }
 
-/// Starts the committer tasks (one on SQLite, which serialises writes anyway) and
-/// returns the queue they drain.
-pub(crate) fn start(store: &Arc<dyn Store>, config: &BrokerConfig) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel(config.commit_queue.max(1));
+/// Starts `committers` committer tasks (one on SQLite, which serialises writes anyway),
+/// each committing up to `batch` messages at once, and returns the queue of `queue` jobs
+/// they drain.
+pub(crate) fn start(store: &Arc<dyn Store>, queue: usize, committers: usize, batch: usize) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(queue.max(1));
     let rx = Arc::new(Mutex::new(rx));
     let committers = match store.backend() {
         crate::store::Backend::Sqlite => 1,
-        crate::store::Backend::Postgres => config.committers.max(1),
+        crate::store::Backend::Postgres => committers.max(1),
     };
     for _ in 0..committers {
-        tokio::spawn(commit_loop(store.clone(), rx.clone(), config.commit_batch.max(1)));
+        tokio::spawn(commit_loop(store.clone(), rx.clone(), batch.max(1)));
     }
     tx
 }

@@ -14,7 +14,8 @@ use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::watch;
 
-use crate::analytics::{Analytics, AnalyticsError};
+use crate::analytics::Analytics;
+use crate::error::AnalyticsError;
 use crate::report::{GroupBy, Measure, ReportQuery};
 
 /// How alarms run.

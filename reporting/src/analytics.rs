@@ -9,27 +9,11 @@
 
 use std::sync::Arc;
 
-use broker_core::store::{OutboxStore, ReportRow, StoreError};
+use broker_core::store::{OutboxStore, ReportRow};
 
 use crate::clickhouse::ClickHouse;
+use crate::error::AnalyticsError;
 use crate::report::{self, Report, ReportQuery};
-
-/// An analytics failure.
-#[derive(Debug, thiserror::Error)]
-pub enum AnalyticsError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// ClickHouse failed or is unreachable.
-    #[error("ClickHouse: {0}")]
-    ClickHouse(String),
-    /// The report request is not valid.
-    #[error("{0}")]
-    Invalid(String),
-    /// The viewer may not see what the request asks for.
-    #[error("{0}")]
-    Forbidden(String),
-}
 
 /// Where events end up and reports are read from.
 #[derive(Clone)]

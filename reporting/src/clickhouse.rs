@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use broker_core::events::Event;
 use broker_core::store::ReportRow;
 
-use crate::analytics::AnalyticsError;
+use crate::error::AnalyticsError;
 use crate::report::Statement;
 
 static MIGRATIONS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../migrations/clickhouse");

@@ -10,8 +10,9 @@ use broker_core::Broker;
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use dip_admin::types::{Actor, AppError};
 
-use crate::analytics::{Analytics, AnalyticsError};
+use crate::analytics::Analytics;
 use crate::charts::{self, Line};
+use crate::error::AnalyticsError;
 use crate::report::{GroupBy, Latency, Measure, Report, ReportQuery, Viewer};
 use crate::report_views::{BucketRow, INTERVALS, LatencyCells, RANGES, ReportParams, ReportView, TotalsRow};
 

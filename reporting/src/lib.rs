@@ -26,6 +26,8 @@ pub mod clickhouse;
 #[cfg(feature = "server")]
 pub mod dashboard;
 #[cfg(feature = "server")]
+pub mod error;
+#[cfg(feature = "server")]
 pub mod pump;
 #[cfg(feature = "server")]
 pub mod report;

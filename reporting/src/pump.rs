@@ -17,7 +17,8 @@ use broker_core::events::Event;
 use broker_core::store::Store;
 use broker_core::task::TaskHandle;
 
-use crate::analytics::{AnalyticsError, Sink};
+use crate::analytics::Sink;
+use crate::error::AnalyticsError;
 
 /// The lease name.
 const LEASE: &str = "analytics-pump";

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use broker_core::events::EventKind;
 use broker_core::store::ReportRow;
 
-use crate::analytics::AnalyticsError;
+use crate::error::AnalyticsError;
 
 /// Shortest and longest report interval.
 pub const MIN_INTERVAL_SECS: i64 = 60;

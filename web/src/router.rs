@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use leptos::prelude::provide_context;
+use leptos::prelude::{AnyView, IntoAny, provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -19,7 +19,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use dip_admin::sessions;
 use dip_admin::types::AppError;
 
-use crate::app::App;
+use crate::app::{App, shell};
 use crate::form_errors;
 use crate::state::AppState;
 
@@ -40,7 +40,7 @@ pub fn platform(state: AppState) -> Router {
 /// and the cross-site request check; [`platform`] puts the participant API beside it.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let (context, page_shell) = (state.context(), state.page_shell());
+    let (context, page_shell) = (context(&state), page_shell(&state));
     let sessions = SessionManagerLayer::new(sessions::DbSessions(state.broker.store().clone()))
         .with_name(sessions::COOKIE)
         .with_http_only(true)
@@ -74,13 +74,25 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state, same_origin))
 }
 
+/// Puts the state in the context of every page and server function.
+fn context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
+    let state = state.clone();
+    move || provide_context(state.clone())
+}
+
+/// The HTML shell around every page.
+fn page_shell(state: &AppState) -> impl Fn() -> AnyView + Clone + Send + Sync + 'static {
+    let (options, hydrate) = (state.leptos.clone(), state.hydrate);
+    move || shell(options.clone(), hydrate).into_any()
+}
+
 /// Unknown paths: the participant API's coded 404 under `/api/`, otherwise the portal's
 /// not-found page (the router's fallback view, which answers 404).
 async fn not_found(State(state): State<AppState>, request: Request) -> Response {
     if request.uri().path().starts_with("/api/") {
         return broker_core::api::unknown_route().await;
     }
-    let mut response = leptos_axum::render_app_async_with_context(state.context(), state.page_shell())(request).await;
+    let mut response = leptos_axum::render_app_async_with_context(context(&state), page_shell(&state))(request).await;
     *response.status_mut() = StatusCode::NOT_FOUND;
     response
 }

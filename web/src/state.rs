@@ -10,9 +10,6 @@ use broker_core::Broker;
 use dip_admin::accounts::SessionPolicy;
 use dip_reporting::analytics::Analytics;
 use leptos::config::LeptosOptions;
-use leptos::prelude::{AnyView, IntoAny, provide_context};
-
-use crate::app::shell;
 
 /// Everything a request of the portal may need.
 #[derive(Clone)]
@@ -94,19 +91,5 @@ impl AppState {
             public_origin,
             sign_ins: Arc::default(),
         }
-    }
-}
-
-impl AppState {
-    /// Puts this state in the context of every page and server function.
-    pub(crate) fn context(&self) -> impl Fn() + Clone + Send + Sync + 'static {
-        let state = self.clone();
-        move || provide_context(state.clone())
-    }
-
-    /// The HTML shell around every page.
-    pub(crate) fn page_shell(&self) -> impl Fn() -> AnyView + Clone + Send + Sync + 'static {
-        let (options, hydrate) = (self.leptos.clone(), self.hydrate);
-        move || shell(options.clone(), hydrate).into_any()
     }
 }

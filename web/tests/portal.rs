@@ -1089,6 +1089,7 @@ async fn guesses_of_the_current_password_are_throttled_like_sign_ins() {
 async fn sign_ins_from_one_address_are_limited() {
     let p = Portal::start().await;
     let mut statuses = Vec::new();
+    let started = std::time::Instant::now();
     for i in 0..25 {
         let res = p
             .sign_in_response(&format!("guess-{i}"), "not the password", None)
@@ -1101,7 +1102,13 @@ async fn sign_ins_from_one_address_are_limited() {
         }));
     }
     let refused = statuses.iter().filter(|r| **r).count();
-    assert_eq!(refused, 5, "the first 20 are checked, the rest refused: {statuses:?}");
+    // One attempt comes back every 3 s; on a loaded machine 25 argon2 checks may take
+    // that long.
+    let refilled = usize::try_from(started.elapsed().as_secs() / 3).unwrap_or(usize::MAX);
+    assert!(
+        refused <= 5 && refused >= 5usize.saturating_sub(refilled),
+        "the first 20 are checked, the rest refused ({refilled} refilled): {statuses:?}"
+    );
     assert!(statuses[..20].iter().all(|r| !r));
 }
 
