@@ -2,24 +2,17 @@
 //! into a real ClickHouse server, identical report numbers from every sink, and no loss
 //! or double counting across a ClickHouse outage or a pump crash.
 
-#[path = "common/clickhouse.rs"]
-mod clickhouse;
-#[path = "../../broker-core/tests/common/mod.rs"]
-mod common;
-
-use common::*;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use broker_core::events::{Event, EventKind};
 use broker_core::mock_recipient::{MockRecipient, Reply};
 use broker_core::store::{EntryState, Settlement, Store};
-use clickhouse::ClickHouseServer;
 use dip_reporting::analytics::{Analytics, Sink};
 use dip_reporting::clickhouse::ClickHouse;
 use dip_reporting::pump::{Pump, PumpConfig};
 use dip_reporting::report::{GroupBy, Measure, ReportQuery, Viewer};
+use dip_testkit::*;
 use serde_json::json;
 
 /// 2026-11-01T00:00:00Z.

@@ -4,8 +4,7 @@
 //! every webhook carries the platform's signature. Keys and certificates come from the
 //! `openssl` command line, an implementation independent of ours.
 
-mod common;
-use common::*;
+use dip_testkit::*;
 
 use std::time::Duration;
 

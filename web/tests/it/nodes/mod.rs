@@ -4,8 +4,12 @@
 //! (nothing acknowledged is lost; order per queue holds; redelivery is of the same
 //! transaction only).
 
-mod common;
-use common::*;
+mod cluster;
+mod traffic;
+
+use cluster::*;
+use dip_testkit::*;
+use traffic::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,15 +46,18 @@ async fn sinks(slow_every: usize, slow_ms: u64) -> Vec<MockRecipient> {
     out
 }
 
-fn webhooks(sinks: &[MockRecipient]) -> Vec<(&'static str, &'static str, String)> {
-    vec![
-        (REGS_N, "default", sinks[0].url()),
-        (REGS_S, "default", sinks[1].url()),
-        (SUP1, "registration", sinks[2].url()),
-    ]
+/// A PostgreSQL store with the demo directory whose queues of `QUEUES` are delivered by
+/// webhook to `sinks`, one each.
+async fn store_delivering_to(sinks: &[MockRecipient]) -> TestStore {
+    TestStore::builder(Db::Postgres)
+        .webhook(REGS_N, "default", sinks[0].url())
+        .webhook(REGS_S, "default", sinks[1].url())
+        .webhook(SUP1, "registration", sinks[2].url())
+        .build()
+        .await
 }
 
-fn spec(db: &TestDb, node_id: &str, port: u16, lease_ttl_ms: u64) -> NodeSpec {
+fn spec(db: &TestStore, node_id: &str, port: u16, lease_ttl_ms: u64) -> NodeSpec {
     NodeSpec {
         database_url: db.url.clone(),
         port,
@@ -118,7 +125,7 @@ async fn finish(
     batches: &[Batch],
     total: usize,
     sinks: &[MockRecipient],
-    db: &TestDb,
+    db: &TestStore,
     send_start: Instant,
 ) -> Finished {
     let mut stats = Vec::new();
@@ -237,7 +244,7 @@ async fn two_nodes_share_load_and_hand_queues_over() {
     let _serial = SERIAL.lock().await;
     let started = Instant::now();
     let sinks = sinks(5, 3).await;
-    let db = TestDb::new(&webhooks(&sinks)).await;
+    let db = store_delivering_to(&sinks).await;
     let mut cluster = Cluster::new();
     let ports = [free_port(), free_port()];
     cluster.start(spec(&db, "load-a", ports[0], 3000)).await;
@@ -407,7 +414,7 @@ async fn killed_node_loses_nothing_acknowledged() {
     let started = Instant::now();
     // Slow recipients: a backlog builds up, so a kill loses deliveries not yet recorded.
     let sinks = sinks(1, 6).await;
-    let db = TestDb::new(&webhooks(&sinks)).await;
+    let db = store_delivering_to(&sinks).await;
     let mut cluster = Cluster::new();
     let port = free_port();
     cluster.start(spec(&db, "crash-1", port, 2000)).await;

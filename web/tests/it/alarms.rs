@@ -2,27 +2,21 @@
 //! raised and cleared from the analytics events, once each; notices to subscribers only,
 //! within what they may see; notices kept through an SMTP outage and sent afterwards.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broker_core::catalogue::CatalogueData;
 use broker_core::events::{Event, EventKind};
-use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
-use broker_core::store::{self, CertificateRecord, Store};
+use broker_core::store::{CertificateRecord, Store};
 use broker_core::{Broker, BrokerConfig};
 use dip_admin::accounts;
 use dip_admin::types::{Actor, AppError, PortalRole};
 use dip_reporting::alarms::{AlarmConfig, Alarms, service};
 use dip_reporting::analytics::{Analytics, Sink};
 use dip_reporting::pump::{Pump, PumpConfig};
+use dip_testkit::{Db, REGS_N, SUP1, SUP2, TestStore, free_port};
 use dip_web::app::alarms::AlarmForm;
-
-const SUP1: &str = "1000000001";
-const SUP2: &str = "1000000002";
-const REGS_N: &str = "1000000011";
 
 /// A real SMTP server (Python's aiosmtpd) saving what it receives to a maildir.
 struct SmtpServer {
@@ -35,7 +29,7 @@ struct SmtpServer {
 impl SmtpServer {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let mut s = Self {
             child: None,
             port,
@@ -104,7 +98,7 @@ impl Drop for SmtpServer {
 struct Setup {
     broker: Broker,
     store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+    _db: TestStore,
 }
 
 impl Setup {
@@ -115,22 +109,12 @@ impl Setup {
 }
 
 async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store::connect(&format!("sqlite://{}", dir.path().join("dip.db").display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    seed_catalogue(store.as_ref(), &CatalogueData::seed().unwrap())
-        .await
-        .unwrap();
-    seed_directory(store.as_ref(), &DirectoryData::demo().unwrap())
-        .await
-        .unwrap();
-    let broker = Broker::start(store.clone(), BrokerConfig::default()).await.unwrap();
+    let db = TestStore::seeded(Db::Sqlite).await;
+    let broker = Broker::start(db.store.clone(), BrokerConfig::default()).await.unwrap();
     Setup {
         broker,
-        store,
-        _dir: dir,
+        store: db.store.clone(),
+        _db: db,
     }
 }
 

@@ -2,8 +2,7 @@
 //! security categories 2–4 are unreadable in the database without the data keys, yet
 //! delivered, peeked and replayed in the clear; keys rotate without losing old rows.
 
-mod common;
-use common::*;
+use dip_testkit::*;
 
 use std::sync::Arc;
 use std::time::Duration;

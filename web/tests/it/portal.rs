@@ -7,22 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use broker_core::catalogue::CatalogueData;
-use broker_core::seed::{DirectoryData, seed_catalogue, seed_directory};
-use broker_core::store::{self, Store};
+use broker_core::store::Store;
 use broker_core::{Broker, BrokerConfig};
 use dip_admin::accounts::{self, SessionPolicy};
 use dip_admin::types::PortalRole;
 use dip_reporting::analytics::{Analytics, Sink};
+use dip_testkit::{Db, LDSO_P, REGS_N, SUP1, SUP2, TestStore, if031_from, set};
 use dip_web::state::AppState;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
-const SUP1: &str = "1000000001";
-const SUP2: &str = "1000000002";
-const REGS_N: &str = "1000000011";
-const LDSO_P: &str = "1000000021";
 
 struct Portal {
     base: String,
@@ -30,9 +26,10 @@ struct Portal {
     /// believes it is behind TLS).
     origin: String,
     store: Arc<dyn Store>,
-    demo: DirectoryData,
+    db: TestStore,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    /// The site root: empty, so pages are served without the browser bundle.
+    _site: tempfile::TempDir,
 }
 
 /// A user and their session cookie.
@@ -46,15 +43,9 @@ impl Portal {
     }
 
     async fn start_with(policy: SessionPolicy, tls_cookies: bool) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("dip.db").display());
-        let store = store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        seed_catalogue(store.as_ref(), &CatalogueData::seed().unwrap())
-            .await
-            .unwrap();
-        let demo = DirectoryData::demo().unwrap();
-        seed_directory(store.as_ref(), &demo).await.unwrap();
+        let db = TestStore::seeded(Db::Sqlite).await;
+        let store = db.store.clone();
+        let site = tempfile::tempdir().unwrap();
         let users: &[(&str, Option<&str>, &[PortalRole])] = &[
             ("admin", None, &[PortalRole::PlatformAdmin]),
             ("op-auditor", None, &[PortalRole::Auditor]),
@@ -74,7 +65,7 @@ impl Portal {
         }
         let broker = Broker::start(store.clone(), BrokerConfig::default()).await.unwrap();
         let analytics = Analytics::new(store.clone(), Sink::Embedded);
-        let state = AppState::new(broker.clone(), analytics, dir.path().join("site"), policy, tls_cookies);
+        let state = AppState::new(broker.clone(), analytics, site.path().join("site"), policy, tls_cookies);
         let app = dip_web::router::platform(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -88,24 +79,18 @@ impl Portal {
             base,
             origin,
             store,
-            demo,
+            db,
             http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
-            _dir: dir,
+            _site: site,
         }
     }
 
     fn key(&self, dip_id: &str) -> String {
-        self.demo
-            .participants
-            .iter()
-            .find(|p| p.dip_id == dip_id)
-            .unwrap()
-            .api_key
-            .clone()
+        self.db.key(dip_id)
     }
 
     fn operator_key(&self) -> String {
-        self.demo.operator_keys[0].api_key.clone()
+        self.db.operator_key()
     }
 
     /// Signs in as a browser form would; returns the response.
@@ -733,17 +718,9 @@ async fn a_participants_user_administrator_manages_only_their_own_users() {
 
 /// An IF-031-shaped message from SUP1 on `channel`, targeted at `recipient`.
 fn message(channel: &str, reference: &str, recipient: &str) -> Value {
-    json!({"payload": {
-        "CommonBlock": {
-            "S0": {"interfaceID": channel, "schemaVersion": "001", "eventCode": "SupplierServiceAppointmentRequest"},
-            "S1": {"environmentTag": "DEV", "senderUniqueReference": reference, "senderTimestamp": "2026-11-27T09:00:00+00:00",
-                   "senderDIPID": SUP1, "senderRoleID": "SUP", "senderCorrelationID": null, "DIPConnectionProviderID": null},
-            "M0": {"MPANCore": "1600001000020"},
-            "A0": {"primaryRecipients": [recipient]}
-        },
-        "CustomBlock": {"mpanCore": "1600001000020", "supplierId": "AURA", "serviceRole": "MSS", "serviceProviderId": "KYST",
-                        "serviceProviderDIPID": "1000000031", "effectiveFromDate": "2025-02-01", "contractReference": "C-1"}
-    }})
+    let mut it = if031_from(SUP1, reference, &[recipient]);
+    set(&mut it, "/payload/CommonBlock/S0/interfaceID", json!(channel));
+    it
 }
 
 impl Portal {

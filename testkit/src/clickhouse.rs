@@ -2,24 +2,19 @@
 //! (and its folder removed) when dropped. The binary comes from Debian's
 //! `clickhouse-server` package (`.ci/test` installs it) or `DIP_CLICKHOUSE_SERVER`.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::free_port;
+
+/// A `clickhouse-server` process of its own; killed when dropped.
 pub struct ClickHouseServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     pub http_port: u16,
     tcp_port: u16,
     interserver_port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 fn binary() -> PathBuf {
@@ -35,6 +30,7 @@ fn binary() -> PathBuf {
 }
 
 impl ClickHouseServer {
+    /// Starts a server and waits until it answers.
     pub async fn start() -> Self {
         let mut s = Self {
             child: None,

@@ -3,8 +3,7 @@
 //! and on PostgreSQL. Every case of `WIRE.md`: response codes and bodies, the validation
 //! levels, authorisation, routing, obfuscation, `D0` and correlation, idempotency.
 
-mod common;
-use common::*;
+use dip_testkit::*;
 
 use broker_core::BrokerConfig;
 use broker_core::mpan::with_check_digit;
@@ -15,32 +14,6 @@ const CB: &str = "/payload/CommonBlock";
 // ---------------------------------------------------------------------------------------
 // Message builders
 // ---------------------------------------------------------------------------------------
-
-/// IF-032 Registration Service response: REGS_N back to SUP1 (targeted; not a workflow start).
-fn if032(reference: &str, correlation: Option<&str>) -> Value {
-    let mut it = msg(
-        "IF-032",
-        REGS_N,
-        "REGS",
-        reference,
-        "SupplierServiceAppointmentResponse",
-        Some(MPAN_SMART),
-        &[SUP1],
-        json!({
-            "mpanCore": MPAN_SMART,
-            "serviceRole": "MSS",
-            "serviceProviderId": "KYST",
-            "effectiveFromDate": "2025-02-01",
-            "appointmentRequestOutcome": "A"
-        }),
-    );
-    set(
-        &mut it,
-        "/payload/CommonBlock/S1/senderCorrelationID",
-        json!(correlation),
-    );
-    it
-}
 
 /// IF-021 consumption for a settlement date from a smart data service (MPAN routing by
 /// the settlement date, always to the MDS).

@@ -3,8 +3,6 @@
 //! `--tls-cert/--tls-key/--client-ca` and API keys off, as a production-style setup would
 //! run it (the test authority standing in for a real one).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -132,7 +130,7 @@ async fn certificate_lifecycle_from_the_command_line() {
         "10 days left is within the 30-day warning: {row}"
     );
 
-    let port = common::free_port();
+    let port = dip_testkit::free_port();
     let base = format!("https://127.0.0.1:{port}");
     let _server = Server(
         Command::new(env!("CARGO_BIN_EXE_dip"))

@@ -2,8 +2,6 @@
 //! [`Store`] (embedded SQLite and PostgreSQL). `both_stores!` registers every test once
 //! per store, as `sqlite::<name>` and `postgres::<name>`.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -16,7 +14,7 @@ use broker_core::store::{
     ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, SessionRecord, Settlement, StoreError,
     UserRecord,
 };
-use common::*;
+use dip_testkit::*;
 use serde_json::json;
 
 both_stores!(

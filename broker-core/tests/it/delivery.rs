@@ -4,8 +4,7 @@
 //! retries, staleness to dead letter with report, redrive, pull mode, replay with
 //! entitlement, and the operational view of queues.
 
-mod common;
-use common::*;
+use dip_testkit::*;
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,6 @@ use broker_core::mock_recipient::{MockRecipient, Reply};
 use broker_core::model::DeliveryPolicy;
 use serde_json::{Value, json};
 
-const REGS_2: &str = "1000000012";
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Retries quickly; messages go stale after `stale_secs`.
@@ -37,9 +35,7 @@ async fn send(s: &TestServer, key: &str, it: Value) -> String {
 
 /// IF-031 from SUP1 to a registration service.
 fn request_to(regs: &str, reference: &str) -> Value {
-    let mut it = if031(reference);
-    set(&mut it, "/payload/CommonBlock/A0/primaryRecipients", json!([regs]));
-    it
+    if031_from(SUP1, reference, &[regs])
 }
 
 /// A platform webhook sink for REGS_N's `default` endpoint.
@@ -245,7 +241,7 @@ async fn asynchronous_error_report(db: Db) {
     let path = format!("/api/v1/messages/{tx}/errors");
     let report = json!({ "errors": [{ "code": "DATA_INCONSISTENT", "path": "/payload/CustomBlock/effectiveFromDate", "message": "date before registration" }] });
     // Only a recipient of the message may report on it.
-    for stranger in [SUP1, REGS_2] {
+    for stranger in [SUP1, REGS_S] {
         let (status, body) = s
             .post_to(&path, &s.key(stranger), "application/json", report.to_string())
             .await;
@@ -304,7 +300,7 @@ async fn stale_messages_dead_lettered_and_redriven(db: Db) {
     );
     assert_eq!(dead[0]["senderUniqueReference"], "stale-1");
     assert_eq!(dead[0]["lastOutcome"], "stale after 1 s");
-    let (_, body) = s.get(&s.key(REGS_2), "/api/v1/dead-letters").await;
+    let (_, body) = s.get(&s.key(REGS_S), "/api/v1/dead-letters").await;
     assert_eq!(body["deadLetters"], json!([]));
     let href = dead[0]["href"].as_str().unwrap();
     let (status, body) = s.get(&s.key(REGS_N), href).await;
@@ -313,7 +309,7 @@ async fn stale_messages_dead_lettered_and_redriven(db: Db) {
         body["body"][0]["payload"]["CommonBlock"]["D0"]["transactionID"],
         json!(first)
     );
-    let (status, _) = s.get(&s.key(REGS_2), href).await;
+    let (status, _) = s.get(&s.key(REGS_S), href).await;
     assert_eq!(status, 404);
 
     let (_, body) = s.get(&s.key(REGS_N), "/api/v1/queues").await;
@@ -355,7 +351,7 @@ async fn stale_messages_dead_lettered_and_redriven(db: Db) {
     let (status, _) = s
         .post_to(
             "/api/v1/dead-letters/redrive",
-            &s.key(REGS_2),
+            &s.key(REGS_S),
             "application/json",
             json!({ "entries": [{ "queue": format!("{REGS_N}/default"), "position": 1 }] }).to_string(),
         )
@@ -541,7 +537,7 @@ async fn pull_mode(db: Db) {
     let (status, body) = queue_post(&s, &key, "pull", Value::Null).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["errors"][0]["code"], "QUEUE_LEASED");
-    let (status, _) = queue_post(&s, &s.key(REGS_2), "pull", Value::Null).await;
+    let (status, _) = queue_post(&s, &s.key(REGS_S), "pull", Value::Null).await;
     assert_eq!(status, 404);
 
     let (status, body) = queue_post(
@@ -600,8 +596,8 @@ async fn unknown_queues_are_404_and_never_leased(db: Db) {
     for (dip, name) in [
         (REGS_N, "nonexistent"),
         (REGS_N, "default2"),
-        (REGS_2, "default"),
-        (REGS_2, "nonexistent"),
+        (REGS_S, "default"),
+        (REGS_S, "nonexistent"),
     ] {
         let base = format!("/api/v1/participants/{dip}/queues/{name}");
         let pull = s.post_to(&format!("{base}/pull"), &key, "application/json", "").await;
@@ -640,7 +636,7 @@ async fn replay(db: Db) {
         sent.push(send(&s, &s.key(SUP1), request_to(REGS_N, &format!("replay-{i}"))).await);
     }
     // One for another registration service, which REGS_N is not entitled to.
-    send(&s, &s.key(SUP1), request_to(REGS_2, "replay-other")).await;
+    send(&s, &s.key(SUP1), request_to(REGS_S, "replay-other")).await;
     sink.wait_delivered(3, WAIT).await;
     let post = |key: String, body: Value| {
         let s = &s;
@@ -693,9 +689,9 @@ async fn replay(db: Db) {
         );
     }
 
-    // Entitlement: REGS_2 received none of these, the sender cannot replay for REGS_N.
+    // Entitlement: REGS_S received none of these, the sender cannot replay for REGS_N.
     let (status, body) = post(
-        s.key(REGS_2),
+        s.key(REGS_S),
         json!({ "interfaceID": "IF-031", "fromTime": from, "dryRun": true }),
     )
     .await;
@@ -731,7 +727,7 @@ async fn replay(db: Db) {
         all.iter()
             .any(|r| r["requestedBy"] == format!("participant:{REGS_N}") && r["dryRun"] == false)
     );
-    let (_, body) = s.get(&s.key(REGS_2), "/api/v1/replays").await;
+    let (_, body) = s.get(&s.key(REGS_S), "/api/v1/replays").await;
     assert_eq!(body["replays"].as_array().unwrap().len(), 1, "{body}");
 }
 
@@ -741,7 +737,7 @@ async fn replay(db: Db) {
 async fn replay_ids_not_sent_to_the_recipient_are_unknown(db: Db) {
     let s = TestServer::start(db).await;
     let theirs = send(&s, &s.key(SUP1), request_to(REGS_N, "theirs")).await;
-    let mine = send(&s, &s.key(SUP1), request_to(REGS_2, "mine")).await;
+    let mine = send(&s, &s.key(SUP1), request_to(REGS_S, "mine")).await;
     let (status, record) = s.get(&s.operator_key(), &format!("/api/v1/messages/{theirs}")).await;
     assert_eq!(status, 200, "{record}");
     let received = record["transactionTimestamp"]
@@ -760,7 +756,7 @@ async fn replay_ids_not_sent_to_the_recipient_are_unknown(db: Db) {
                 body["fromTime"] = json!("2020-01-01T00:00:00Z");
             }
             let (status, answer) = s
-                .post_to("/api/v1/replays", &s.key(REGS_2), "application/json", body.to_string())
+                .post_to("/api/v1/replays", &s.key(REGS_S), "application/json", body.to_string())
                 .await;
             (status, answer.to_string().replace(&id, "<id>"))
         }
@@ -798,7 +794,7 @@ async fn replay_quota(db: Db) {
     for i in 0..4 {
         sent.push(send(&s, &s.key(SUP1), request_to(REGS_N, &format!("quota-{i}"))).await);
     }
-    send(&s, &s.key(SUP1), request_to(REGS_2, "quota-other")).await;
+    send(&s, &s.key(SUP1), request_to(REGS_S, "quota-other")).await;
     let post = |key: String, body: Value| {
         let s = &s;
         async move {
@@ -884,7 +880,7 @@ async fn replay_quota(db: Db) {
     );
 
     // The quota is the recipient's: another registration service has all of its own.
-    let (status, body, _) = post(s.key(REGS_2), all).await;
+    let (status, body, _) = post(s.key(REGS_S), all).await;
     assert_eq!(
         (status, &body["messages"], &body["quota"]),
         (202, &json!(1), &quota(1)),
@@ -933,7 +929,7 @@ async fn operator_queue_view(db: Db) {
     s.policy("IF-031", quick(3600)).await;
     sink.script(std::iter::repeat_n(Reply::Status(500), 1000));
     send(&s, &s.key(SUP1), request_to(REGS_N, "ops-1")).await;
-    send(&s, &s.key(SUP1), request_to(REGS_2, "ops-2")).await;
+    send(&s, &s.key(SUP1), request_to(REGS_S, "ops-2")).await;
     let deadline = Instant::now() + WAIT;
     loop {
         let (status, body) = s.get(&s.operator_key(), "/api/v1/admin/queues?state=retrying").await;
@@ -955,9 +951,9 @@ async fn operator_queue_view(db: Db) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|q| q["queue"] == format!("{REGS_2}/default"))
+        .find(|q| q["queue"] == format!("{REGS_S}/default"))
         .cloned()
-        .expect("REGS_2 queue");
+        .expect("REGS_S queue");
     assert_eq!(pull["mode"], "pull");
     assert_eq!(pull["state"], "healthy");
     assert_eq!(pull["pending"], 1);

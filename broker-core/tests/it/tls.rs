@@ -5,8 +5,7 @@
 //! rollover with two active certificates, environment separation, and API keys switched
 //! off.
 
-mod common;
-use common::*;
+use dip_testkit::*;
 
 use std::future::pending;
 

@@ -1,0 +1,8 @@
+//! dip-web's integration tests in one binary (one link instead of four), on the shared
+//! harness `dip_testkit`: the portal and the alarms in process, and `dip` processes from
+//! the command line (certificates, several nodes on one database).
+
+mod alarms;
+mod certs_cli;
+mod nodes;
+mod portal;
