@@ -52,16 +52,6 @@ impl Analytics {
         Self { store, sink }
     }
 
-    /// The sink.
-    pub fn sink(&self) -> &Sink {
-        &self.sink
-    }
-
-    /// The store (its outbox feeds the sink).
-    pub fn store(&self) -> &Arc<dyn OutboxStore> {
-        &self.store
-    }
-
     /// Runs `query` (already authorised, see [`ReportQuery::authorise`]).
     pub async fn report(&self, query: &ReportQuery) -> Result<Report, AnalyticsError> {
         self.run(query, false).await
