@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use broker_core::store::{Store, UserRecord};
+use broker_core::store::{AccountStore, UserRecord};
 use tower_sessions::Session;
 
 use crate::sessions::{SIGNED_IN_AT, USER_ID};
@@ -139,7 +139,12 @@ async fn decoy_hash() -> Result<&'static str, AppError> {
 
 /// Signs a user in: checks throttling, the password and the account, then gives the
 /// session a new id (so a planted id is worthless) and records the user in it.
-pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, password: &str) -> Result<Actor, AppError> {
+pub async fn sign_in(
+    store: &dyn AccountStore,
+    session: &Session,
+    username: &str,
+    password: &str,
+) -> Result<Actor, AppError> {
     let username = username.trim().to_lowercase();
     let wrong = || AppError::Invalid {
         message: "Wrong username or password.".into(),
@@ -184,7 +189,11 @@ pub async fn sign_in(store: &dyn Store, session: &Session, username: &str, passw
 /// Checks the signed-in user's current password before a change, throttled like
 /// sign-in: failures count against the same per-user limit, so a stolen session cannot
 /// guess it without bound.
-pub async fn check_current_password(store: &dyn Store, user: &UserRecord, password: &str) -> Result<(), AppError> {
+pub async fn check_current_password(
+    store: &dyn AccountStore,
+    user: &UserRecord,
+    password: &str,
+) -> Result<(), AppError> {
     let now = broker_core::clock::now_micros();
     if let Some(wait) = lock_remaining(user, now) {
         return Err(AppError::TooManyAttempts(format!(
@@ -234,7 +243,11 @@ pub fn actor_of(user: &UserRecord) -> Actor {
 
 /// The signed-in user of a session, checked on every request: an unknown or disabled
 /// user, or a session past its absolute lifetime, ends the session.
-pub async fn current(store: &dyn Store, session: &Session, policy: &SessionPolicy) -> Result<Option<Actor>, AppError> {
+pub async fn current(
+    store: &dyn AccountStore,
+    session: &Session,
+    policy: &SessionPolicy,
+) -> Result<Option<Actor>, AppError> {
     let Some(user_id) = session
         .get::<String>(USER_ID)
         .await
@@ -258,7 +271,7 @@ pub async fn current(store: &dyn Store, session: &Session, policy: &SessionPolic
 
 /// Removes expired sessions every few minutes (loading one checks expiry anyway; this
 /// keeps the table small).
-pub fn start_session_sweeper(store: std::sync::Arc<dyn Store>) {
+pub fn start_session_sweeper(store: std::sync::Arc<dyn AccountStore>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
         loop {
@@ -273,7 +286,7 @@ pub fn start_session_sweeper(store: std::sync::Arc<dyn Store>) {
 /// Creates a user unless the username exists (for `dip demo` and `dip users create`);
 /// returns whether it was created.
 pub async fn ensure_user(
-    store: &dyn Store,
+    store: &dyn AccountStore,
     username: &str,
     display_name: &str,
     dip_id: Option<&str>,

@@ -92,7 +92,7 @@ where
             let session = Session::from_request_parts(parts, state)
                 .await
                 .map_err(|_| AppError::Unavailable)?;
-            return match accounts::current(broker.store().as_ref(), &session, &SessionPolicy::from_ref(state)).await? {
+            return match accounts::current(broker.accounts(), &session, &SessionPolicy::from_ref(state)).await? {
                 Some(actor) if actor.must_change_password => Err(AppError::PasswordChangeRequired.into()),
                 Some(actor) => Ok(actor),
                 None => Err(AppError::SignInRequired.into()),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use broker_core::store::{SessionRecord, Store};
+use broker_core::store::{AccountStore, SessionRecord};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result, SessionStore};
 
@@ -17,7 +17,7 @@ pub const SIGNED_IN_AT: &str = "signed_in_at";
 
 /// tower-sessions' store over the platform store.
 #[derive(Clone)]
-pub struct DbSessions(pub Arc<dyn Store>);
+pub struct DbSessions(pub Arc<dyn AccountStore>);
 
 impl std::fmt::Debug for DbSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -19,7 +19,9 @@ use crate::committer::{self, Job};
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{ParticipantKind, Principal};
 use crate::registry::{Registry, RegistryError};
-use crate::store::Store;
+use crate::store::{
+    AccountStore, AlarmStore, DirectoryStore, MessageStore, OutboxStore, QueueStore, ReplayStore, Store,
+};
 
 /// Limits and identity of a broker.
 #[derive(Debug, Clone)]
@@ -133,9 +135,45 @@ impl Broker {
         self.inner.version.subscribe()
     }
 
-    /// The store.
+    /// The whole store: for what spans jobs (migrations, commit notifications, worker
+    /// leases) and for handing on. Code doing one job takes that job's trait below.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// Catalogue, participants, endpoints, keys, certificates and appointments.
+    pub fn directory(&self) -> &dyn DirectoryStore {
+        self.inner.store.as_ref()
+    }
+
+    /// Committing and reading accepted messages.
+    pub fn messages(&self) -> &dyn MessageStore {
+        self.inner.store.as_ref()
+    }
+
+    /// Queue entries, delivery outcomes, leases and dead letters.
+    pub fn queues(&self) -> &dyn QueueStore {
+        self.inner.store.as_ref()
+    }
+
+    /// Replay candidates, records and quotas.
+    pub fn replays(&self) -> &dyn ReplayStore {
+        self.inner.store.as_ref()
+    }
+
+    /// Lifecycle events and the embedded analytics table.
+    pub fn outbox(&self) -> &dyn OutboxStore {
+        self.inner.store.as_ref()
+    }
+
+    /// Portal users, sessions and the audit log.
+    pub fn accounts(&self) -> &dyn AccountStore {
+        self.inner.store.as_ref()
+    }
+
+    /// Alarm rules, history, subscriptions and the mail queue.
+    pub fn alarms(&self) -> &dyn AlarmStore {
+        self.inner.store.as_ref()
     }
 
     /// The configuration.

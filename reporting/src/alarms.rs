@@ -142,7 +142,6 @@ impl Alarms {
 
     /// Whether the rule holds now, and what was seen.
     pub async fn observe(&self, rule: &AlarmRule, now: i64) -> Result<(bool, String), AlarmError> {
-        let store = self.broker.store();
         let matches_recipient = |dip: &str| {
             (rule.recipient_dip_id.is_empty() || rule.recipient_dip_id == dip)
                 && rule.owner_dip_id.as_deref().is_none_or(|o| o == dip)
@@ -190,13 +189,17 @@ impl Alarms {
             }
             AlarmKind::EndpointFailing => {
                 let registry = self.broker.registry();
-                let queues: Vec<String> = store
+                let queues: Vec<String> = self
+                    .broker
+                    .queues()
                     .queue_ids()
                     .await?
                     .into_iter()
                     .filter(|q| registry.endpoint(q).is_some_and(|e| matches_recipient(&e.dip_id)))
                     .collect();
-                let failing: Vec<String> = store
+                let failing: Vec<String> = self
+                    .broker
+                    .queues()
                     .queue_health(&queues)
                     .await?
                     .into_iter()
@@ -220,7 +223,9 @@ impl Alarms {
             }
             AlarmKind::CertificateExpiring => {
                 let horizon = now + rule.threshold * 86_400_000_000;
-                let expiring: Vec<String> = store
+                let expiring: Vec<String> = self
+                    .broker
+                    .directory()
                     .certificates()
                     .await?
                     .into_iter()
@@ -239,7 +244,6 @@ impl Alarms {
     /// The notices for a change of `rule` to `raised`: one per subscriber with an email
     /// address who may still see the rule.
     async fn notices(&self, rule: &AlarmRule, raised: bool, at: i64, observed: &str) -> Result<Vec<Mail>, AlarmError> {
-        let store = self.broker.store();
         let state = if raised { "raised" } else { "cleared" };
         let notice = Notice {
             name: &rule.name,
@@ -258,8 +262,8 @@ impl Alarms {
             rule.name
         );
         let mut mails = Vec::new();
-        for user_id in store.alarm_subscribers(&rule.id).await? {
-            let Some(user) = store.user(&user_id).await? else {
+        for user_id in self.broker.alarms().alarm_subscribers(&rule.id).await? {
+            let Some(user) = self.broker.accounts().user(&user_id).await? else {
                 continue;
             };
             if user.disabled || user.email.is_empty() || !sees(user.dip_id.as_deref(), rule) {
@@ -278,9 +282,15 @@ impl Alarms {
 
     /// Evaluates every enabled rule once; returns how many changed state.
     pub async fn evaluate(&self, now: i64) -> Result<usize, AlarmError> {
-        let store = self.broker.store();
         let mut changed = 0;
-        for rule in store.alarm_rules().await?.into_iter().filter(|r| r.enabled) {
+        for rule in self
+            .broker
+            .alarms()
+            .alarm_rules()
+            .await?
+            .into_iter()
+            .filter(|r| r.enabled)
+        {
             let (raise, observed) = match self.observe(&rule, now).await {
                 Ok(seen) => seen,
                 Err(e) => {
@@ -293,7 +303,12 @@ impl Alarms {
             } else {
                 vec![]
             };
-            if store.alarm_evaluated(&rule.id, raise, now, &observed, &mails).await? {
+            if self
+                .broker
+                .alarms()
+                .alarm_evaluated(&rule.id, raise, now, &observed, &mails)
+                .await?
+            {
                 changed += 1;
                 tracing::info!(rule = %rule.name, raised = raise, %observed, "alarm changed");
             }
@@ -304,12 +319,14 @@ impl Alarms {
     /// Sends the notices that are due; returns how many went.
     pub async fn send_due(&self, now: i64) -> Result<usize, AlarmError> {
         let Some(smtp) = &self.smtp else { return Ok(0) };
-        let store = self.broker.store();
         let mut sent = 0;
-        for mail in store.mail_due(now, 50).await? {
+        for mail in self.broker.alarms().mail_due(now, 50).await? {
             match self.send(smtp, &mail).await {
                 Ok(()) => {
-                    store.mail_sent(mail.id, broker_core::clock::now_micros()).await?;
+                    self.broker
+                        .alarms()
+                        .mail_sent(mail.id, broker_core::clock::now_micros())
+                        .await?;
                     sent += 1;
                 }
                 Err(e) => {
@@ -317,7 +334,7 @@ impl Alarms {
                     let wait = 5_000_000_i64 << mail.attempts.clamp(0, 10);
                     let retry_at = now + wait.min(3_600_000_000);
                     tracing::warn!(mail = mail.id, error = %e, "notice not sent; will retry");
-                    store.mail_failed(mail.id, &e, retry_at).await?;
+                    self.broker.alarms().mail_failed(mail.id, &e, retry_at).await?;
                 }
             }
         }
@@ -422,7 +439,7 @@ pub mod service {
 
     async fn rule_for(broker: &Broker, actor: &Actor, id: &str) -> Result<AlarmRule, AppError> {
         broker
-            .store()
+            .alarms()
             .alarm_rules()
             .await?
             .into_iter()
@@ -432,26 +449,27 @@ pub mod service {
 
     async fn audit(broker: &Broker, actor: &Actor, action: &str, target: &str, detail: serde_json::Value) {
         let entry = AuditEntry::now(actor.name.clone(), actor.dip_id.clone(), action, target, &detail);
-        if let Err(e) = broker.store().append_audit(&entry).await {
+        if let Err(e) = broker.accounts().append_audit(&entry).await {
             tracing::error!(error = %e, action, "audit entry not written");
         }
     }
 
     /// The alarms page.
     pub async fn view(broker: &Broker, analytics: &Analytics, actor: &Actor) -> Result<AlarmsView, AppError> {
-        let store = broker.store();
-        let rules: Vec<AlarmRule> = store
+        let rules: Vec<AlarmRule> = broker
+            .alarms()
             .alarm_rules()
             .await?
             .into_iter()
             .filter(|r| sees(actor.dip_id.as_deref(), r))
             .collect();
         let mine = match &actor.user_id {
-            Some(id) => store.subscriptions_of(id).await?,
+            Some(id) => broker.alarms().subscriptions_of(id).await?,
             None => vec![],
         };
         let names: BTreeMap<String, String> = rules.iter().map(|r| (r.id.clone(), r.name.clone())).collect();
-        let history = store
+        let history = broker
+            .alarms()
             .alarm_history(None, 500)
             .await?
             .into_iter()
@@ -466,7 +484,7 @@ pub mod service {
             .take(50)
             .collect();
         let email = match &actor.user_id {
-            Some(id) => store.user(id).await?.map(|u| u.email).unwrap_or_default(),
+            Some(id) => broker.accounts().user(id).await?.map(|u| u.email).unwrap_or_default(),
             None => String::new(),
         };
         let registry = broker.registry();
@@ -585,10 +603,10 @@ pub mod service {
             evaluated_at: None,
             created_at: broker_core::clock::now_micros(),
         };
-        broker.store().put_alarm_rule(&rule).await?;
+        broker.alarms().put_alarm_rule(&rule).await?;
         // The creator receives it unless they say otherwise.
         if let Some(user) = &actor.user_id {
-            broker.store().set_alarm_subscription(&rule.id, user, true).await?;
+            broker.alarms().set_alarm_subscription(&rule.id, user, true).await?;
         }
         audit(
             broker,
@@ -607,7 +625,7 @@ pub mod service {
         if !may_delete(actor, &rule) {
             return Err(AppError::Forbidden);
         }
-        broker.store().delete_alarm_rule(id).await?;
+        broker.alarms().delete_alarm_rule(id).await?;
         audit(
             broker,
             actor,
@@ -624,12 +642,12 @@ pub mod service {
         let rule = rule_for(broker, actor, id).await?;
         let user = actor.user_id.as_deref().ok_or(AppError::Forbidden)?;
         if on {
-            let email = broker.store().user(user).await?.map(|u| u.email);
+            let email = broker.accounts().user(user).await?.map(|u| u.email);
             if email.is_none_or(|e| e.is_empty()) {
                 return Err(AppError::field("email", "Give your email address first."));
             }
         }
-        broker.store().set_alarm_subscription(id, user, on).await?;
+        broker.alarms().set_alarm_subscription(id, user, on).await?;
         Ok(rule.name)
     }
 
@@ -645,11 +663,10 @@ pub mod service {
             });
         }
         let id = actor.user_id.as_deref().ok_or(AppError::Forbidden)?;
-        let store = broker.store();
-        let mut user = store.user(id).await?.ok_or(AppError::SignInRequired)?;
+        let mut user = broker.accounts().user(id).await?.ok_or(AppError::SignInRequired)?;
         user.email = email.to_owned();
         user.updated_at = broker_core::clock::now_micros();
-        store.update_user(&user).await?;
+        broker.accounts().update_user(&user).await?;
         audit(
             broker,
             actor,

@@ -55,7 +55,7 @@ pub fn client_address() -> Option<std::net::IpAddr> {
 /// The signed-in actor, if any.
 pub async fn maybe_actor() -> Result<Option<Actor>, AppError> {
     let (state, session) = state_and_session().await?;
-    accounts::current(state.broker.store().as_ref(), &session, &state.sessions).await
+    accounts::current(state.broker.accounts(), &session, &state.sessions).await
 }
 
 /// The signed-in actor; otherwise the browser is sent to sign in, or, when the user
@@ -73,7 +73,7 @@ pub async fn actor() -> Result<(AppState, Actor), AppError> {
 /// The signed-in actor, also one who must change their password (for doing just that).
 pub async fn actor_changing_password() -> Result<(AppState, Actor), AppError> {
     let (state, session) = state_and_session().await?;
-    match accounts::current(state.broker.store().as_ref(), &session, &state.sessions).await? {
+    match accounts::current(state.broker.accounts(), &session, &state.sessions).await? {
         Some(actor) => Ok((state, actor)),
         None => {
             let here = use_context::<axum::http::request::Parts>()

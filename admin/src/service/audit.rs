@@ -26,7 +26,7 @@ impl Admin<'_> {
             limit: PAGE_SIZE as i64,
             offset: ((page - 1) * PAGE_SIZE) as i64,
         };
-        let (entries, total) = self.store().audit_log(&filter).await?;
+        let (entries, total) = self.broker.accounts().audit_log(&filter).await?;
         Ok(Page {
             rows: entries
                 .into_iter()

@@ -23,7 +23,7 @@ impl Admin<'_> {
     /// Certificates the actor may see.
     pub async fn certificates(&self, q: &ListQuery) -> Result<Page<CertificateRow>> {
         let now = now();
-        let all = self.store().certificates().await?;
+        let all = self.broker.directory().certificates().await?;
         let rows = all
             .iter()
             .filter(|c| self.actor.sees_participant(&c.dip_id))
@@ -50,7 +50,14 @@ impl Admin<'_> {
             ("dip_id".to_owned(), dip_id.to_owned()),
             ("pem".to_owned(), pem.to_owned()),
         ]);
-        if !self.store().participants().await?.iter().any(|p| p.dip_id == dip_id) {
+        if !self
+            .broker
+            .directory()
+            .participants()
+            .await?
+            .iter()
+            .any(|p| p.dip_id == dip_id)
+        {
             return Err(AppError::Invalid {
                 message: format!("No participant {dip_id}."),
                 fields: [("dip_id".to_owned(), format!("No participant {dip_id}."))].into(),
@@ -67,7 +74,7 @@ impl Admin<'_> {
                     values: values.clone(),
                 }
             })?;
-        self.store().put_certificate(&record).await?;
+        self.broker.directory().put_certificate(&record).await?;
         self.apply().await?;
         self.audit(
             "certificate.register",
@@ -81,7 +88,7 @@ impl Admin<'_> {
     /// Revokes a certificate: refused from the next request on, on open connections too.
     pub async fn revoke_certificate(&self, fingerprint: &str) -> Result<()> {
         require(self.actor.is_platform_admin())?;
-        if !self.store().revoke_certificate(fingerprint, now()).await? {
+        if !self.broker.directory().revoke_certificate(fingerprint, now()).await? {
             return Err(AppError::NotFound(format!("certificate {fingerprint}")));
         }
         self.apply().await?;

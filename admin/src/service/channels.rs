@@ -93,7 +93,7 @@ fn market_roles_of(catalogue: &CatalogueData) -> Vec<MarketRole> {
 impl Admin<'_> {
     /// Channels (every signed-in user may read the catalogue).
     pub async fn channels(&self, q: &ListQuery) -> Result<Page<ChannelRow>> {
-        let catalogue = self.store().catalogue().await?;
+        let catalogue = self.broker.directory().catalogue().await?;
         let rows = catalogue
             .channels
             .iter()
@@ -118,7 +118,7 @@ impl Admin<'_> {
 
     /// The stored definition of a channel.
     pub async fn channel_definition(&self, id: &str) -> Result<Channel> {
-        let catalogue = self.store().catalogue().await?;
+        let catalogue = self.broker.directory().catalogue().await?;
         catalogue
             .channels
             .into_iter()
@@ -128,13 +128,13 @@ impl Admin<'_> {
 
     /// The market roles, for forms.
     pub async fn market_roles(&self) -> Result<Vec<MarketRole>> {
-        let catalogue = self.store().catalogue().await?;
+        let catalogue = self.broker.directory().catalogue().await?;
         Ok(market_roles_of(&catalogue))
     }
 
     /// What the channel editor shows.
     pub async fn channel(&self, id: &str) -> Result<ChannelDetail> {
-        let catalogue = self.store().catalogue().await?;
+        let catalogue = self.broker.directory().catalogue().await?;
         let c = catalogue
             .channels
             .iter()
@@ -155,7 +155,7 @@ impl Admin<'_> {
     /// it; the registry of every node reloads, other channels untouched.
     pub async fn save_channel(&self, channel: Channel, create: bool) -> Result<ChannelRow> {
         require(self.actor.is_platform_admin())?;
-        let catalogue = self.store().catalogue().await?;
+        let catalogue = self.broker.directory().catalogue().await?;
         let before = catalogue.channels.iter().find(|c| c.id == channel.id).cloned();
         if create && before.is_some() {
             return Err(AppError::field("id", format!("{} exists already.", channel.id)));
@@ -174,7 +174,7 @@ impl Admin<'_> {
                 values: BTreeMap::new(),
             });
         }
-        self.store().put_channel(&channel).await?;
+        self.broker.directory().put_channel(&channel).await?;
         self.apply().await?;
         let action = if create { "channel.create" } else { "channel.update" };
         let strip = |c: &Channel| {

@@ -40,7 +40,7 @@ pub enum Saving {
 impl Admin<'_> {
     /// Endpoints the actor may see.
     pub async fn endpoints(&self, q: &ListQuery) -> Result<Page<EndpointRow>> {
-        let all = self.store().endpoints().await?;
+        let all = self.broker.directory().endpoints().await?;
         let rows = all
             .iter()
             .filter(|e| self.actor.sees_participant(&e.dip_id))
@@ -66,7 +66,7 @@ impl Admin<'_> {
     /// Creates or changes an endpoint; its URL must pass the webhook destination rules.
     pub async fn save_endpoint(&self, form: EndpointForm, saving: Saving) -> Result<EndpointRow> {
         require(self.actor.is_platform_admin())?;
-        let existing = self.store().endpoints().await?;
+        let existing = self.broker.directory().endpoints().await?;
         let id = Endpoint::make_id(&form.dip_id, form.name.trim());
         let before = existing.iter().find(|e| e.id == id).cloned();
         let create = match saving {
@@ -76,7 +76,8 @@ impl Admin<'_> {
         };
         let mut errors = BTreeMap::new();
         if !self
-            .store()
+            .broker
+            .directory()
             .participants()
             .await?
             .iter()
@@ -104,7 +105,7 @@ impl Admin<'_> {
                 }
             }
         }
-        let catalogue = self.store().catalogue().await?;
+        let catalogue = self.broker.directory().catalogue().await?;
         if let Some(c) = form
             .channels
             .iter()
@@ -128,7 +129,7 @@ impl Admin<'_> {
             url: (!url.is_empty()).then(|| url.to_owned()),
             channels: form.channels,
         };
-        self.store().put_endpoint(&endpoint).await?;
+        self.broker.directory().put_endpoint(&endpoint).await?;
         self.apply().await?;
         let action = if create { "endpoint.create" } else { "endpoint.update" };
         self.audit(action, &id, json!({"before": before, "after": endpoint}))

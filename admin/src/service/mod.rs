@@ -18,7 +18,7 @@ pub use users::{NewUser, UserChange};
 use std::collections::BTreeMap;
 
 use broker_core::Broker;
-use broker_core::store::{AuditEntry, Store};
+use broker_core::store::AuditEntry;
 use serde_json::Value;
 
 use crate::types::{Actor, AppError};
@@ -62,10 +62,6 @@ impl<'a> Admin<'a> {
         Self { broker, actor }
     }
 
-    pub(crate) fn store(&self) -> &dyn Store {
-        self.broker.store().as_ref()
-    }
-
     pub(crate) async fn audit(&self, action: &str, target: &str, detail: Value) -> Result<()> {
         let entry = AuditEntry::now(
             self.actor.name.clone(),
@@ -74,7 +70,7 @@ impl<'a> Admin<'a> {
             target,
             &detail,
         );
-        Ok(self.store().append_audit(&entry).await?)
+        Ok(self.broker.accounts().append_audit(&entry).await?)
     }
 
     /// Waits until this node's registry has the latest directory, so that what the admin

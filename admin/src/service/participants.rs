@@ -55,7 +55,7 @@ fn is_dip_id(s: &str) -> bool {
 impl Admin<'_> {
     /// Participants the actor may see.
     pub async fn participants(&self, q: &ListQuery) -> Result<Page<ParticipantRow>> {
-        let all = self.store().participants().await?;
+        let all = self.broker.directory().participants().await?;
         let rows: Vec<ParticipantRow> = all
             .iter()
             .filter(|p| self.actor.sees_participant(&p.dip_id))
@@ -89,7 +89,7 @@ impl Admin<'_> {
         if !self.actor.sees_participant(dip_id) {
             return Err(AppError::NotFound(format!("participant {dip_id}")));
         }
-        let all = self.store().participants().await?;
+        let all = self.broker.directory().participants().await?;
         all.iter()
             .find(|p| p.dip_id == dip_id)
             .map(participant_row)
@@ -99,8 +99,8 @@ impl Admin<'_> {
     /// Creates (`create`) or changes a participant.
     pub async fn save_participant(&self, form: ParticipantForm, create: bool) -> Result<ParticipantRow> {
         require(self.actor.is_platform_admin())?;
-        let existing = self.store().participants().await?;
-        let catalogue = self.store().catalogue().await?;
+        let existing = self.broker.directory().participants().await?;
+        let catalogue = self.broker.directory().catalogue().await?;
         let before = existing.iter().find(|p| p.dip_id == form.dip_id);
         let mut errors = BTreeMap::new();
         if !is_dip_id(&form.dip_id) {
@@ -170,7 +170,7 @@ impl Admin<'_> {
             signatures_required: form.signatures_required,
         };
         let before = before.map(participant_row);
-        self.store().put_participant(&participant).await?;
+        self.broker.directory().put_participant(&participant).await?;
         self.apply().await?;
         let row = participant_row(&participant);
         let action = if create {

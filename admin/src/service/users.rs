@@ -61,7 +61,7 @@ impl Admin<'_> {
     /// Users the actor may see: all for the platform's readers, else their participant's.
     pub async fn users(&self, q: &ListQuery) -> Result<Page<UserRow>> {
         require(self.actor.sees_users())?;
-        let all = self.store().users().await?;
+        let all = self.broker.accounts().users().await?;
         let rows: Vec<UserRow> = all
             .iter()
             .filter(|u| self.actor.sees_user(u.dip_id.as_deref()))
@@ -94,7 +94,7 @@ impl Admin<'_> {
     }
 
     async fn user_in_scope(&self, id: &str) -> Result<UserRecord> {
-        let user = self.store().user(id).await?;
+        let user = self.broker.accounts().user(id).await?;
         match user {
             Some(u) if self.actor.manages_users_of(u.dip_id.as_deref()) => Ok(u),
             Some(u) if self.actor.sees_user(u.dip_id.as_deref()) => Err(AppError::Forbidden),
@@ -105,7 +105,7 @@ impl Admin<'_> {
     /// One user, if in scope.
     pub async fn user(&self, id: &str) -> Result<UserRow> {
         require(self.actor.sees_users())?;
-        let user = self.store().user(id).await?;
+        let user = self.broker.accounts().user(id).await?;
         match user {
             Some(u) if self.actor.sees_user(u.dip_id.as_deref()) => Ok(user_row(&u)),
             _ => Err(AppError::NotFound(format!("user {id}"))),
@@ -160,7 +160,13 @@ impl Admin<'_> {
             errors.insert("email".into(), "Not an email address.".into());
         }
         if let Some(d) = &dip_id
-            && !self.store().participants().await?.iter().any(|p| &p.dip_id == d)
+            && !self
+                .broker
+                .directory()
+                .participants()
+                .await?
+                .iter()
+                .any(|p| &p.dip_id == d)
         {
             errors.insert("dip_id".into(), format!("No participant {d}."));
         }
@@ -194,7 +200,7 @@ impl Admin<'_> {
             created_at: at,
             updated_at: at,
         };
-        if !self.store().insert_user(&user).await? {
+        if !self.broker.accounts().insert_user(&user).await? {
             return Err(AppError::Invalid {
                 message: format!("The username {username} is taken."),
                 fields: [("username".to_owned(), "This username is taken.".to_owned())].into(),
@@ -241,7 +247,7 @@ impl Admin<'_> {
         user.email = change.email.trim().to_owned();
         user.roles = change.roles;
         user.updated_at = now();
-        self.store().update_user(&user).await?;
+        self.broker.accounts().update_user(&user).await?;
         self.audit(
             "user.update",
             &user.username,
@@ -259,9 +265,9 @@ impl Admin<'_> {
         }
         user.disabled = disabled;
         user.updated_at = now();
-        self.store().update_user(&user).await?;
+        self.broker.accounts().update_user(&user).await?;
         let ended = if disabled {
-            self.store().delete_user_sessions(&user.id, None).await?
+            self.broker.accounts().delete_user_sessions(&user.id, None).await?
         } else {
             0
         };
@@ -279,8 +285,8 @@ impl Admin<'_> {
         user.password_hash = hash_password(password.clone()).await?;
         user.must_change_password = true;
         user.updated_at = now();
-        self.store().update_user(&user).await?;
-        let ended = self.store().delete_user_sessions(&user.id, None).await?;
+        self.broker.accounts().update_user(&user).await?;
+        let ended = self.broker.accounts().delete_user_sessions(&user.id, None).await?;
         self.audit("user.reset_password", &user.username, json!({"sessionsEnded": ended}))
             .await?;
         Ok(password)

@@ -56,7 +56,7 @@ async fn list(
     let now = crate::clock::now_micros();
     let warn_days = q.warn_days.unwrap_or(WARN_DAYS).clamp(0, 3650);
     let rows: Vec<Value> = broker
-        .store()
+        .directory()
         .certificates()
         .await?
         .iter()
@@ -100,7 +100,7 @@ async fn register(
     let now = crate::clock::now_micros();
     let record = certs::record(&r.pem, &r.dip_id, &environment, "registered", now)
         .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidField, e.to_string()))?;
-    broker.store().put_certificate(&record).await?;
+    broker.directory().put_certificate(&record).await?;
     tracing::info!(dip_id = %record.dip_id, fingerprint = %record.fingerprint, "certificate registered");
     let detail = json!({ "dipID": record.dip_id, "subject": record.subject, "notAfter": rfc3339(record.not_after) });
     audit(&broker, &caller, "certificate.register", &record.fingerprint, detail).await?;
@@ -145,7 +145,7 @@ async fn issue(
     let now = crate::clock::now_micros();
     let record = certs::record(&issued.cert_pem, &r.dip_id, authority.environment(), "issued", now)
         .map_err(|e| bad(e.to_string()))?;
-    broker.store().put_certificate(&record).await?;
+    broker.directory().put_certificate(&record).await?;
     tracing::info!(dip_id = %record.dip_id, fingerprint = %record.fingerprint, "certificate issued");
     let detail = json!({ "dipID": record.dip_id, "subject": record.subject, "notAfter": rfc3339(record.not_after) });
     audit(&broker, &caller, "certificate.issue", &record.fingerprint, detail).await?;
@@ -163,7 +163,7 @@ async fn revoke(
 ) -> Result<Json<Value>, Failure> {
     require_operator(&caller)?;
     let now = crate::clock::now_micros();
-    if !broker.store().revoke_certificate(&fingerprint, now).await? {
+    if !broker.directory().revoke_certificate(&fingerprint, now).await? {
         return Err(Failure::not_found());
     }
     tracing::info!(%fingerprint, "certificate revoked");

@@ -112,7 +112,7 @@ async fn list_queues(State(broker): State<Broker>, Caller(caller): Caller) -> Re
             ids.push(Endpoint::make_id(owner, "default"));
         }
     }
-    let health = broker.store().queue_health(&ids).await?;
+    let health = broker.queues().queue_health(&ids).await?;
     Ok(Json(
         json!({ "queues": health.iter().map(|h| health_json(&broker, h)).collect::<Vec<_>>() }),
     ))
@@ -130,8 +130,8 @@ async fn all_queues(
     Query(filter): Query<QueueFilter>,
 ) -> Result<Json<Value>, Failure> {
     require_operator(&caller)?;
-    let ids = broker.store().queue_ids().await?;
-    let health = broker.store().queue_health(&ids).await?;
+    let ids = broker.queues().queue_ids().await?;
+    let health = broker.queues().queue_health(&ids).await?;
     let queues: Vec<Value> = health
         .iter()
         .map(|h| health_json(&broker, h))
@@ -176,7 +176,7 @@ async fn peek_queue(
     let queue = own_queue(&broker, &caller, &dip_id, &name, true)?;
     let limit = params.limit.unwrap_or(50).clamp(1, 500);
     let entries = broker
-        .store()
+        .queues()
         .next_outbound(&queue, params.after.unwrap_or(0), limit)
         .await?;
     let items = entries
@@ -319,14 +319,14 @@ async fn report_error_inner(
     }
     // The reporter must be a recipient of the message.
     let entry = broker
-        .store()
+        .queues()
         .message_deliveries(transaction_id)
         .await?
         .into_iter()
         .find(|e| e.replay_id.is_none() && mine.contains(&e.recipient_dip_id))
         .ok_or_else(Failure::not_found)?;
     let message = broker
-        .store()
+        .messages()
         .message(transaction_id)
         .await?
         .ok_or_else(Failure::not_found)?;
@@ -352,7 +352,10 @@ async fn report_error_inner(
         return Err(bad_request("errors about a return-to-sender report are not returned"));
     };
     let report_id = returned.transaction_id.clone();
-    let outcome = broker.store().commit_messages(std::slice::from_ref(&returned)).await?;
+    let outcome = broker
+        .messages()
+        .commit_messages(std::slice::from_ref(&returned))
+        .await?;
     let report_id = match outcome.into_iter().next() {
         Some(CommitOutcome::Duplicate { transaction_id, .. }) => transaction_id,
         _ => report_id,
@@ -421,7 +424,7 @@ async fn list_dead_letters(
     Query(q): Query<DeadLetterQuery>,
 ) -> Result<Json<Value>, Failure> {
     let filter = dead_letter_filter(&broker, &caller, &q, 1000);
-    let rows = broker.store().dead_letters(&filter).await?;
+    let rows = broker.queues().dead_letters(&filter).await?;
     Ok(Json(
         json!({ "deadLetters": rows.iter().map(dead_letter_json).collect::<Vec<_>>() }),
     ))
@@ -441,14 +444,14 @@ async fn get_dead_letter(
         ..DeadLetterFilter::default()
     };
     let dead = broker
-        .store()
+        .queues()
         .dead_letters(&filter)
         .await?
         .into_iter()
         .next()
         .ok_or_else(Failure::not_found)?;
     let envelope = broker
-        .store()
+        .messages()
         .archived_envelope(&dead.entry.transaction_id)
         .await?
         .unwrap_or_default();
@@ -494,7 +497,7 @@ async fn redrive(State(broker): State<Broker>, Caller(caller): Caller, body: Bod
         };
         targets.extend(
             broker
-                .store()
+                .queues()
                 .dead_letters(&filter)
                 .await?
                 .into_iter()
@@ -504,7 +507,7 @@ async fn redrive(State(broker): State<Broker>, Caller(caller): Caller, body: Bod
     if request.entries.is_empty() && request.filter.is_none() {
         return Err(bad_request("give entries or a filter"));
     }
-    let done = broker.store().redrive(&targets, crate::clock::now_micros()).await?;
+    let done = broker.queues().redrive(&targets, crate::clock::now_micros()).await?;
     let redriven: Vec<Value> = done
         .iter()
         .map(|(queue, old, new)| json!({ "queue": queue, "position": old, "newPosition": new }))
@@ -566,7 +569,7 @@ async fn start_replay(State(broker): State<Broker>, Caller(caller): Caller, body
 /// Recorded replays: the caller's (those for recipients it acts for), or all for the operator.
 async fn list_replays(State(broker): State<Broker>, Caller(caller): Caller) -> Result<Json<Value>, Failure> {
     let mine = visible_recipients(&broker, &caller);
-    let rows = broker.store().replays(1000).await?;
+    let rows = broker.replays().replays(1000).await?;
     let replays: Vec<Value> = rows
         .into_iter()
         .filter(|r| mine.as_ref().is_none_or(|m| m.contains(&r.recipient)))

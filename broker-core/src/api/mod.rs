@@ -174,7 +174,7 @@ pub(crate) async fn audit(
         }
     };
     broker
-        .store()
+        .accounts()
         .append_audit(&crate::store::AuditEntry::now(
             actor,
             actor_dip_id,
@@ -198,7 +198,7 @@ pub(crate) fn require_operator(caller: &Principal) -> Result<(), Failure> {
 }
 
 async fn health(State(broker): State<Broker>) -> Result<Json<Value>, Failure> {
-    broker.store().api_key("health").await?;
+    broker.directory().api_key("health").await?;
     Ok(Json(
         json!({ "status": "ok", "store": broker.store().backend(), "environment": broker.config().environment }),
     ))
@@ -330,7 +330,7 @@ fn verify_signature(
 /// A message, if the caller sent it (itself or through a DCP it acts for) or is the operator.
 async fn visible_message(broker: &Broker, caller: &Principal, transaction_id: &str) -> Result<MessageRecord, Failure> {
     let message = broker
-        .store()
+        .messages()
         .message(transaction_id)
         .await?
         .ok_or_else(Failure::not_found)?;
@@ -361,7 +361,7 @@ async fn get_message(
 ) -> Result<Json<Value>, Failure> {
     let m = visible_message(&broker, &caller, &id).await?;
     let deliveries: Vec<Value> = broker
-        .store()
+        .queues()
         .message_deliveries(&id)
         .await?
         .into_iter()
@@ -467,7 +467,7 @@ async fn load_appointments(
     };
     match rows.and_then(|rows| appointments::validate(rows, &broker.registry())) {
         Err(errors) => error_response(StatusCode::BAD_REQUEST, errors),
-        Ok(rows) => match broker.store().put_appointments(&rows).await {
+        Ok(rows) => match broker.directory().put_appointments(&rows).await {
             Ok(n) => match audit(
                 &broker,
                 &caller,
@@ -491,7 +491,7 @@ async fn appointment_history(
     Path(mpan): Path<String>,
 ) -> Result<Json<Value>, Failure> {
     require_operator(&caller)?;
-    let rows = broker.store().appointments(std::slice::from_ref(&mpan)).await?;
+    let rows = broker.directory().appointments(std::slice::from_ref(&mpan)).await?;
     let rows: Vec<Value> = rows
         .iter()
         .enumerate()

@@ -133,7 +133,7 @@ impl Dispatcher {
     /// Leases every queue with work that nobody holds.
     async fn sweep(&mut self) {
         let now = crate::clock::now_micros();
-        match self.ctx.broker.store().claimable_queues(now).await {
+        match self.ctx.broker.queues().claimable_queues(now).await {
             Ok(queues) => {
                 self.elsewhere.clear();
                 let free: Vec<String> = queues.into_iter().filter(|q| !self.workers.contains_key(q)).collect();
@@ -149,7 +149,7 @@ impl Dispatcher {
     /// hear of them (a consumer that pulls meets them itself).
     async fn expire_pull_queues(&mut self) {
         let now = crate::clock::now_micros();
-        let queues = match self.ctx.broker.store().claimable_queues(now).await {
+        let queues = match self.ctx.broker.queues().claimable_queues(now).await {
             Ok(q) => q,
             Err(e) => return tracing::warn!(error = %e, "pull queue expiry failed"),
         };
@@ -182,7 +182,7 @@ impl Dispatcher {
         let held = match self
             .ctx
             .broker
-            .store()
+            .queues()
             .claim_queues(&self.ctx.config.node_id, &webhook, now_us, until)
             .await
         {
@@ -224,7 +224,7 @@ impl Dispatcher {
         match self
             .ctx
             .broker
-            .store()
+            .queues()
             .renew_leases(&self.ctx.config.node_id, until)
             .await
         {

@@ -63,14 +63,14 @@ pub async fn pull(
         return Err(PullError::NotPull);
     }
     let lease_id = lease_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let store = broker.store();
+    let queues = broker.queues();
     let now = crate::clock::now_micros();
     let until = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
-    let held = store
+    let held = queues
         .claim_queues(&owner(&lease_id), &[queue_id.to_owned()], now, until)
         .await?;
     if held.is_empty() {
-        let until = store.lease(queue_id).await?.map_or(now, |(_, u)| u);
+        let until = queues.lease(queue_id).await?.map_or(now, |(_, u)| u);
         return Err(PullError::Leased(until));
     }
     let items = head(broker, queue_id, max, now).await?;
@@ -84,12 +84,12 @@ pub async fn pull(
 /// Up to `max` entries from the head of a queue; stale entries met on the way are
 /// dead-lettered and reported as the webhook worker would.
 pub(crate) async fn head(broker: &Broker, queue_id: &str, max: i64, now: i64) -> Result<Vec<Outbound>, StoreError> {
-    let store = broker.store();
+    let queues = broker.queues();
     let max = usize::try_from(max).unwrap_or(0);
     let mut items = Vec::new();
     let mut after = 0;
     while items.len() < max {
-        let batch = store
+        let batch = queues
             .next_outbound(queue_id, after, i64::try_from(max).unwrap_or(1))
             .await?;
         if batch.is_empty() {
@@ -109,7 +109,7 @@ pub(crate) async fn head(broker: &Broker, queue_id: &str, max: i64, now: i64) ->
             }
         }
         if !dead.is_empty() {
-            store.settle(&dead, &reports).await?;
+            queues.settle(&dead, &reports).await?;
         }
     }
     Ok(items)
@@ -128,12 +128,12 @@ pub async fn ack(
     if !broker.registry().has_queue(queue_id) {
         return Err(PullError::UnknownQueue);
     }
-    let store = broker.store();
-    match store.lease(queue_id).await? {
+    let queues = broker.queues();
+    match queues.lease(queue_id).await? {
         Some((o, _)) if o == owner(lease_id) => {}
         _ => return Err(PullError::LeaseLost),
     }
-    let entries = store.pending_by_transaction(queue_id, transaction_ids).await?;
+    let entries = queues.pending_by_transaction(queue_id, transaction_ids).await?;
     let at = crate::clock::now_micros();
     let settlements: Vec<Settlement> = entries
         .iter()
@@ -146,9 +146,9 @@ pub async fn ack(
             duration_us: 0,
         })
         .collect();
-    store.settle(&settlements, &[]).await?;
+    queues.settle(&settlements, &[]).await?;
     if release {
-        store.release_queue(&owner(lease_id), queue_id).await?;
+        queues.release_queue(&owner(lease_id), queue_id).await?;
     }
     Ok(entries.into_iter().map(|e| e.transaction_id).collect())
 }

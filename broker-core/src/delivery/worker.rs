@@ -51,7 +51,7 @@ impl Worker {
         if let Err(e) = self
             .ctx
             .broker
-            .store()
+            .queues()
             .release_queue(&self.ctx.config.node_id, &self.queue)
             .await
         {
@@ -81,7 +81,7 @@ impl Worker {
                 let batch = match self
                     .ctx
                     .broker
-                    .store()
+                    .queues()
                     .next_outbound(&self.queue, self.cursor, self.ctx.config.fetch)
                     .await
                 {
@@ -229,7 +229,7 @@ impl Worker {
                         retry_at,
                         duration_us,
                     };
-                    if let Err(e) = broker.store().record_failure(&failure).await {
+                    if let Err(e) = broker.queues().record_failure(&failure).await {
                         tracing::warn!(queue = %self.queue, error = %e, "cannot record failed attempt");
                     }
                     tracing::debug!(queue = %self.queue, seq = out.entry.seq, %outcome, ?delay, "delivery failed; will retry");
@@ -255,7 +255,7 @@ impl Worker {
         let kept = all.len();
         all.extend_from_slice(extra);
         for attempt in 0..5 {
-            match self.ctx.broker.store().settle(&all, &reports).await {
+            match self.ctx.broker.queues().settle(&all, &reports).await {
                 Ok(()) => {
                     self.unflushed_since = None;
                     return;

@@ -27,7 +27,7 @@ impl Broker {
     ) -> Result<(), IngestReply> {
         // A resend of an accepted message is a duplicate even if it would now be refused.
         for (index, key) in authorised_rejects {
-            match self.store().original(&key.sender, &key.reference).await {
+            match self.messages().original(&key.sender, &key.reference).await {
                 Ok(Some(original)) if original.content_hash == key.content_hash => {
                     let r = &mut results[index];
                     r.status = ItemStatus::Duplicate;

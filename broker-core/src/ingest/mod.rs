@@ -109,7 +109,7 @@ impl Broker {
 
     /// Writes rejection events; a failure only costs the figures, never the answer.
     async fn record_rejections(&self, events: Vec<Event>) {
-        if let Err(e) = self.store().record_events(&events).await {
+        if let Err(e) = self.outbox().record_events(&events).await {
             tracing::warn!(error = %e, rejected = events.len(), "cannot record rejections for reports");
         }
     }

@@ -49,7 +49,7 @@ impl Broker {
             .collect();
         let mut appointments: HashMap<String, Vec<Appointment>> = HashMap::new();
         if !mpans.is_empty() {
-            match self.store().appointments(&mpans).await {
+            match self.directory().appointments(&mpans).await {
                 Ok(rows) => rows
                     .into_iter()
                     .for_each(|a| appointments.entry(a.mpan.clone()).or_default().push(a)),

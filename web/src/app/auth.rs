@@ -21,7 +21,7 @@ pub async fn sign_in(username: String, password: String, next: Option<String>) -
     use dip_admin::accounts;
     let (state, session) = ctx::state_and_session().await?;
     let _attempt = accounts::admit_attempt(&state.sign_ins, ctx::client_address())?;
-    accounts::sign_in(state.broker.store().as_ref(), &session, &username, &password).await?;
+    accounts::sign_in(state.broker.accounts(), &session, &username, &password).await?;
     leptos_axum::redirect(&ctx::local_path(next.as_deref()));
     Ok(())
 }
@@ -48,12 +48,16 @@ async fn change_own_password(current: String, new_password: String, repeat: Stri
     use crate::ctx;
     use dip_admin::accounts;
     let (state, actor) = ctx::actor_changing_password().await?;
-    let store = state.broker.store();
     let user_id = actor.user_id.clone().ok_or(AppError::Forbidden)?;
-    let mut user = store.user(&user_id).await?.ok_or(AppError::SignInRequired)?;
+    let mut user = state
+        .broker
+        .accounts()
+        .user(&user_id)
+        .await?
+        .ok_or(AppError::SignInRequired)?;
     {
         let _attempt = accounts::admit_attempt(&state.sign_ins, ctx::client_address())?;
-        accounts::check_current_password(store.as_ref(), &user, &current).await?;
+        accounts::check_current_password(state.broker.accounts(), &user, &current).await?;
     }
     accounts::check_password("new_password", &new_password, &user.username)?;
     if new_password != repeat {
@@ -62,11 +66,15 @@ async fn change_own_password(current: String, new_password: String, repeat: Stri
     user.password_hash = accounts::hash_password(new_password).await?;
     user.must_change_password = false;
     user.updated_at = broker_core::clock::now_micros();
-    store.update_user(&user).await?;
+    state.broker.accounts().update_user(&user).await?;
     // Other sessions of this user (perhaps someone who knew the old password) end.
     let (_, session) = ctx::state_and_session().await?;
     let current = session.id().map(|id| id.to_string());
-    store.delete_user_sessions(&user.id, current.as_deref()).await?;
+    state
+        .broker
+        .accounts()
+        .delete_user_sessions(&user.id, current.as_deref())
+        .await?;
     ctx::flash("Your password is changed.").await;
     Ok(())
 }

@@ -101,7 +101,7 @@ pub async fn start_with(broker: Broker, demo: &DirectoryData, config: Config) ->
         });
     }
     let mut restore = Vec::new();
-    for endpoint in broker.store().endpoints().await? {
+    for endpoint in broker.directory().endpoints().await? {
         // An endpoint someone gave a URL is theirs: only pull endpoints are taken over.
         let Some(base) = bases.get(&endpoint.dip_id).filter(|_| endpoint.url.is_none()) else {
             continue;
@@ -110,7 +110,7 @@ pub async fn start_with(broker: Broker, demo: &DirectoryData, config: Config) ->
             url: Some(format!("{base}/dip/{}", endpoint.name)),
             ..endpoint.clone()
         };
-        broker.store().put_endpoint(&hooked).await?;
+        broker.directory().put_endpoint(&hooked).await?;
         restore.push(endpoint);
     }
     broker.reload().await?;
@@ -149,9 +149,8 @@ impl Simulation {
         while self.tasks.join_next().await.is_some() {}
         // Reactions end at the signal; the last one gives its permit back.
         let _ = self.sim.reactions.acquire_many(MAX_REACTIONS).await;
-        let store = self.sim.broker.store();
         for endpoint in &self.restore {
-            if let Err(e) = store.put_endpoint(endpoint).await {
+            if let Err(e) = self.sim.broker.directory().put_endpoint(endpoint).await {
                 tracing::warn!(endpoint = %endpoint.id, error = %e, "cannot restore a demo endpoint");
             }
         }

@@ -249,7 +249,7 @@ async fn run_phase(platform: &Platform, kind: StoreKind, load: Load, args: &E2eA
         let sink = MockRecipient::start(false).await?;
         platform
             .broker
-            .store()
+            .directory()
             .put_endpoint(&Endpoint {
                 id: r.queue(),
                 dip_id: r.recipient.to_owned(),
