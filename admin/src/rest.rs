@@ -44,9 +44,10 @@ where
         .route("/api/v1/admin/audit", get(audit))
 }
 
-/// Query of list endpoints: `q`, `sort`, `dir`, `page` and the table's filters.
+/// Query of list endpoints: `q`, `sort`, `dir`, `page` and the table's filters (the
+/// portal's table URLs, so an API list and a page take the same query).
 #[derive(Deserialize)]
-struct ListParams {
+pub struct ListParams {
     #[serde(default)]
     q: String,
     #[serde(default)]

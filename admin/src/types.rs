@@ -111,6 +111,15 @@ impl Actor {
         self.is_platform_admin() || (self.is_operator() && self.has(PortalRole::Auditor))
     }
 
+    /// May read the message audit trail (its own participant's messages, or all for
+    /// operator staff): a participant's user administrator alone may not.
+    pub fn reads_messages(&self) -> bool {
+        self.is_operator()
+            || [PortalRole::MessageUser, PortalRole::Auditor, PortalRole::Analyst]
+                .iter()
+                .any(|r| self.has(*r))
+    }
+
     /// May manage users of `dip_id` (`None`: the operator's staff).
     pub fn manages_users_of(&self, dip_id: Option<&str>) -> bool {
         self.is_platform_admin()

@@ -183,7 +183,7 @@ pub async fn replay(
     request: &ReplayRequest,
 ) -> Result<ReplayOutcome, ReplayError> {
     let registry = broker.registry();
-    let store = broker.store();
+    let replays = broker.replays();
     let Some(channel) = registry.channel(&request.interface_id) else {
         return Err(ReplayError::Invalid(ApiError::new(
             ErrorCode::UnknownInterface,
@@ -232,7 +232,7 @@ pub async fn replay(
         async move {
             match id {
                 None => Ok(None),
-                Some(id) => match store.received_by(&id, &request.interface_id, &recipient).await? {
+                Some(id) => match replays.received_by(&id, &request.interface_id, &recipient).await? {
                     Some(at) => Ok(Some(at)),
                     None => Err(invalid(
                         path,
@@ -268,7 +268,7 @@ pub async fn replay(
     }
 
     let recipients = vec![recipient.clone()];
-    let candidates = store
+    let candidates = replays
         .replay_candidates(&request.interface_id, &recipients, from, to, MAX_REPLAY + 1)
         .await?;
     if i64::try_from(candidates.len()).unwrap_or(i64::MAX) > MAX_REPLAY {
@@ -282,7 +282,7 @@ pub async fn replay(
     if !request.dry_run {
         // Refuse before copying up to MAX_REPLAY messages for nothing; record_replay
         // decides, under the recipient's lock.
-        let usage = store
+        let usage = replays
             .replay_usage(&recipient, quota, now.timestamp_micros(), selected)
             .await?;
         if usage.used.saturating_add(selected) > quota.limit {
@@ -319,6 +319,7 @@ pub async fn replay(
             );
             copies.push(ReplayCopy {
                 transaction_id: id,
+                original_transaction_id: c.transaction_id.clone(),
                 interface_id: request.interface_id.clone(),
                 envelope,
                 retain_until: now.timestamp_micros() + COPY_RETENTION_DAYS * 86_400_000_000,
@@ -344,7 +345,7 @@ pub async fn replay(
         messages: selected,
         created_at: now.timestamp_micros(),
     };
-    let usage = match store.record_replay(&record, &copies, quota).await? {
+    let usage = match replays.record_replay(&record, &copies, quota).await? {
         ReplayAdmission::Recorded(usage) => usage,
         ReplayAdmission::OverQuota(usage) => {
             return Err(over_quota(&recipient, selected, quota, usage, record.created_at));

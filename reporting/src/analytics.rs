@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use broker_core::events::Event;
 use broker_core::store::{OutboxStore, ReportRow};
 
 use crate::clickhouse::ClickHouse;
@@ -76,6 +77,19 @@ impl Analytics {
             .collect();
         out.dedup();
         Ok(out)
+    }
+
+    /// Every lifecycle event of these transactions, received at or after `since`, in
+    /// order of time: those the pump has moved (to ClickHouse or the embedded table) and
+    /// those still in the outbox, so a trace is whole the moment it is asked for.
+    pub async fn events_of(&self, transaction_ids: &[String], since: i64) -> Result<Vec<Event>, AnalyticsError> {
+        let mut events = self.store.events_of(transaction_ids).await?;
+        if let Sink::ClickHouse(c) = &self.sink {
+            events.extend(c.events_of(transaction_ids, since).await?);
+            events.sort_by_key(|e| (e.at, e.id));
+            events.dedup_by_key(|e| e.id);
+        }
+        Ok(events)
     }
 
     fn dialect(&self) -> report::Dialect {

@@ -16,7 +16,7 @@ use clickhouse::sql::Identifier;
 use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
 
-use broker_core::events::Event;
+use broker_core::events::{Event, EventKind};
 use broker_core::store::ReportRow;
 
 use crate::error::AnalyticsError;
@@ -82,6 +82,43 @@ impl<'a> EventRow<'a> {
             latency_us: e.latency_us,
             duration_us: e.duration_us,
             replay: u8::from(e.replay),
+        })
+    }
+}
+
+/// An event read back from the `events` table (a transaction's trace).
+#[derive(clickhouse::Row, Deserialize)]
+struct StoredEvent {
+    id: i64,
+    kind: String,
+    at: i64,
+    transaction_id: String,
+    interface_id: String,
+    sender_dip_id: String,
+    recipient_dip_id: String,
+    queue_id: String,
+    outcome: String,
+    latency_us: i64,
+    duration_us: i64,
+    replay: i64,
+}
+
+impl StoredEvent {
+    fn event(self) -> Result<Event, AnalyticsError> {
+        Ok(Event {
+            id: self.id,
+            kind: EventKind::parse(&self.kind)
+                .ok_or_else(|| AnalyticsError::ClickHouse(format!("event kind {:?}", self.kind)))?,
+            at: self.at,
+            transaction_id: self.transaction_id,
+            interface_id: self.interface_id,
+            sender_dip_id: self.sender_dip_id,
+            recipient_dip_id: self.recipient_dip_id,
+            queue_id: self.queue_id,
+            outcome: self.outcome,
+            latency_us: self.latency_us,
+            duration_us: self.duration_us,
+            replay: self.replay != 0,
         })
     }
 }
@@ -231,6 +268,32 @@ impl ClickHouse {
             .bind(to)
             .bind(InList(&ids));
         Ok(timed(query.fetch_all::<i64>()).await?.into_iter().collect())
+    }
+
+    /// The events of these transactions at or after `since` (their messages' receipt:
+    /// nothing happens to a message before it, and the partitions before it are skipped).
+    pub async fn events_of(&self, transaction_ids: &[String], since: i64) -> Result<Vec<Event>, AnalyticsError> {
+        if transaction_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let day = chrono::DateTime::from_timestamp_micros(since)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| "1970-01-01".into());
+        let query = self
+            .db
+            .query(
+                "SELECT toInt64(id), kind, at, transaction_id, interface_id, sender_dip_id, recipient_dip_id, \
+                 queue_id, outcome, latency_us, duration_us, toInt64(replay) FROM events \
+                 WHERE day >= toDate(?) AND at >= ? AND transaction_id IN ? ORDER BY at, id",
+            )
+            .bind(day)
+            .bind(since)
+            .bind(InList(transaction_ids));
+        timed(query.fetch_all::<StoredEvent>())
+            .await?
+            .into_iter()
+            .map(StoredEvent::event)
+            .collect()
     }
 
     /// Runs a report statement: bucket, group, label, then `values` integers per row.

@@ -4,16 +4,18 @@
 //!
 //! Always built (the browser bundle uses them): the view types of the dashboard
 //! ([`report_views`], including the report URL both ways) and of alarms
-//! ([`alarm_views`]).
+//! ([`alarm_views`]) and of the message audit trail ([`trail_views`]).
 //!
 //! With the `server` feature: where lifecycle events go and reports come from
 //! ([`analytics`]: ClickHouse through [`clickhouse`], or the embedded tables), the
 //! [`pump`] that moves them out of the store's outbox, the report queries ([`report`]),
 //! the dashboard ([`dashboard`], drawn with [`charts`]), alarms and their mail
-//! ([`alarms`]) and the reports REST API ([`rest`]).
+//! ([`alarms`]), the message audit trail ([`trail`]: search and traces with row-level
+//! access), CSV fields ([`csv`]) and the reports and audit REST API ([`rest`]).
 
 pub mod alarm_views;
 pub mod report_views;
+pub mod trail_views;
 
 #[cfg(feature = "server")]
 pub mod alarms;
@@ -24,6 +26,8 @@ pub mod charts;
 #[cfg(feature = "server")]
 pub mod clickhouse;
 #[cfg(feature = "server")]
+pub mod csv;
+#[cfg(feature = "server")]
 pub mod dashboard;
 #[cfg(feature = "server")]
 pub mod error;
@@ -33,3 +37,5 @@ pub mod pump;
 pub mod report;
 #[cfg(feature = "server")]
 pub mod rest;
+#[cfg(feature = "server")]
+pub mod trail;

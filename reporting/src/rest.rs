@@ -1,19 +1,24 @@
-//! The reports REST API: the dashboard's report as JSON and as CSV, for the same URL
-//! parameters as the page, to operator staff, participants' users and API keys, each
-//! seeing what the dashboard would show them.
+//! The reports REST API, to operator staff, participants' users and API keys, each seeing
+//! what the portal would show them for the same URL parameters: the dashboard's report as
+//! JSON and as CSV, and the message audit trail (search as JSON and CSV, a transaction's
+//! trace).
 
 use axum::Router;
-use axum::extract::{FromRef, RawQuery, State};
+use axum::extract::{FromRef, Path, Query, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use broker_core::Broker;
 use dip_admin::accounts::SessionPolicy;
 use dip_admin::caller::{ApiFailure, ApiReader};
+use dip_admin::rest::ListParams;
+use dip_admin::types::{ListQuery, Page};
 
 use crate::analytics::Analytics;
 use crate::dashboard::{app_error, params_from_query, query_of, run, viewer};
 use crate::report::{Measure, Report};
+use crate::trail;
+use crate::trail_views::{MessageRow, Trace, Workflow};
 
 /// Routes under `/api/v1/reports/`.
 pub fn routes<S>() -> Router<S>
@@ -26,6 +31,64 @@ where
     Router::new()
         .route("/api/v1/reports/throughput", get(throughput_json))
         .route("/api/v1/reports/throughput.csv", get(throughput_csv))
+        .route("/api/v1/audit/messages", get(search_messages))
+        .route("/api/v1/audit/messages.csv", get(export_messages))
+        .route("/api/v1/audit/messages/{transaction_id}", get(trace_message))
+        .route("/api/v1/audit/workflows/{correlation_id}", get(workflow))
+}
+
+/// `GET /api/v1/audit/workflows/{correlation_id}`: every message of the workflow the
+/// caller may see, oldest first, with the sequence diagram; 404 when it sees none.
+async fn workflow(
+    State(broker): State<Broker>,
+    ApiReader(actor): ApiReader,
+    Path(correlation_id): Path<String>,
+) -> Result<axum::Json<Workflow>, ApiFailure> {
+    Ok(axum::Json(trail::workflow(&broker, &actor, &correlation_id).await?))
+}
+
+/// `GET /api/v1/audit/messages`: a page of the message search, with the portal's
+/// filters (`transaction`, `reference`, `correlation`, `mpan`, `channel`, `sender`,
+/// `recipient`, `state`, `from`, `to`), `sort`, `dir` and `page`.
+async fn search_messages(
+    State(broker): State<Broker>,
+    ApiReader(actor): ApiReader,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Page<MessageRow>>, ApiFailure> {
+    let list: ListQuery = params.into();
+    Ok(axum::Json(trail::search(&broker, &actor, &list).await?))
+}
+
+/// `GET /api/v1/audit/messages.csv`: the same search, up to 10,000 messages, one line
+/// per visible recipient copy.
+async fn export_messages(
+    State(broker): State<Broker>,
+    ApiReader(actor): ApiReader,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiFailure> {
+    let list: ListQuery = params.into();
+    let rows = trail::export(&broker, &actor, &list).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"dip-messages.csv\""),
+        ],
+        trail::csv(&rows),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/audit/messages/{transaction_id}`: the transaction's trace; 404 when it
+/// is not the caller's to see.
+async fn trace_message(
+    State(broker): State<Broker>,
+    State(analytics): State<Analytics>,
+    ApiReader(actor): ApiReader,
+    Path(transaction_id): Path<String>,
+) -> Result<axum::Json<Trace>, ApiFailure> {
+    Ok(axum::Json(
+        trail::trace(&broker, &analytics, &actor, &transaction_id).await?,
+    ))
 }
 
 /// `GET /api/v1/reports/throughput`: the report as JSON, the same parameters as the page.
@@ -109,7 +172,7 @@ pub fn csv(report: &Report) -> String {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         out.push_str(&format!(
             "{start},{},{},{},{},{},{},{},{},{},{}",
-            csv_field(group),
+            crate::csv::field(group),
             v.received,
             v.rejected,
             v.routed,
@@ -144,29 +207,4 @@ pub fn csv(report: &Report) -> String {
         out.push('\n');
     }
     out
-}
-
-/// A CSV field, quoted when it needs to be, and never read as a formula by a spreadsheet.
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_cannot_become_formulas() {
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-    }
 }

@@ -116,6 +116,125 @@ pub struct MessageRecord {
     pub routing: String,
 }
 
+/// The state of a message's recipient copies that a search asks for, as the audit trail
+/// names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyState {
+    /// Accepted: every message (the filter is off).
+    Accepted,
+    /// A copy waits for its first attempt.
+    Queued,
+    /// A copy waits after failed attempts.
+    Retrying,
+    /// A copy was delivered.
+    Delivered,
+    /// A copy was refused by its recipient and returned to the sender.
+    Returned,
+    /// A copy went stale and was dead-lettered (and not redriven since).
+    DeadLettered,
+    /// A copy was replayed to its recipient.
+    Replayed,
+}
+
+impl CopyState {
+    /// Every state, in the order of a message's life.
+    pub const ALL: [CopyState; 7] = [
+        Self::Accepted,
+        Self::Queued,
+        Self::Retrying,
+        Self::Delivered,
+        Self::Returned,
+        Self::DeadLettered,
+        Self::Replayed,
+    ];
+
+    /// The form in URLs and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Queued => "queued",
+            Self::Retrying => "retrying",
+            Self::Delivered => "delivered",
+            Self::Returned => "returned",
+            Self::DeadLettered => "dead_lettered",
+            Self::Replayed => "replayed",
+        }
+    }
+
+    /// The state written `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The condition on a queue entry `q` (of the message, or a replay copy of it).
+    pub(crate) fn condition(self) -> &'static str {
+        match self {
+            Self::Accepted => "1 = 1",
+            Self::Queued => "q.state = 'pending' AND q.attempts = 0",
+            Self::Retrying => "q.state = 'pending' AND q.attempts > 0",
+            Self::Delivered => "q.state = 'delivered'",
+            Self::Returned => "q.state = 'returned'",
+            Self::DeadLettered => "q.state = 'dead'",
+            Self::Replayed => "1 = 1",
+        }
+    }
+}
+
+/// How search results are ordered (then newest first, by transaction id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MessageOrder {
+    /// By time of receipt.
+    #[default]
+    Received,
+    /// By sender.
+    Sender,
+    /// By channel.
+    Channel,
+}
+
+/// A message search: every filter that is set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    /// Any of transaction id, sender reference, correlation id or MPAN (a search box).
+    pub any_id: Option<String>,
+    /// Transaction id.
+    pub transaction_id: Option<String>,
+    /// Sender's unique reference.
+    pub sender_reference: Option<String>,
+    /// Workflow correlation id (`initialCorrelationID`).
+    pub correlation_id: Option<String>,
+    /// MPAN core.
+    pub mpan: Option<String>,
+    /// Channel.
+    pub interface_id: Option<String>,
+    /// Sender DIP ID.
+    pub sender_dip_id: Option<String>,
+    /// A recipient's DIP ID: messages queued for it.
+    pub recipient_dip_id: Option<String>,
+    /// Messages with a copy in this state (among the copies the viewer may see).
+    pub state: Option<CopyState>,
+    /// Received at or after, microseconds since the epoch.
+    pub received_from: Option<i64>,
+    /// Received before, microseconds since the epoch.
+    pub received_to: Option<i64>,
+    /// Row-level access: `None` for everything; otherwise only messages one of these
+    /// participants sent (itself or as the DCP) or received, and for a message it only
+    /// received, only its own copies count for `state`.
+    pub visible_to: Option<Vec<String>>,
+    /// Order of results.
+    pub order: MessageOrder,
+    /// Ascending instead of descending.
+    pub ascending: bool,
+    /// Results skipped.
+    pub offset: i64,
+    /// Most results returned.
+    pub limit: i64,
+}
+
+/// Most matches a search counts; beyond it the count says "more than".
+pub const SEARCH_COUNT_CAP: i64 = 10_000;
+
 /// Persistence of accepted messages and their archived envelopes.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
@@ -130,7 +249,15 @@ pub trait MessageStore: Send + Sync {
     async fn message(&self, transaction_id: &str) -> Result<Option<MessageRecord>>;
     /// A message's archived envelope.
     async fn archived_envelope(&self, transaction_id: &str) -> Result<Option<String>>;
+    /// Messages matching a search, and how many match (counted up to
+    /// [`SEARCH_COUNT_CAP`] + 1, so a count above the cap means "more than").
+    async fn search_messages(&self, query: &MessageQuery) -> Result<(Vec<MessageRecord>, i64)>;
 }
+
+/// The columns of a [`MessageRecord`], in the order `message_record` reads them.
+pub(super) const MESSAGE_COLUMNS: &str = "m.transaction_id, m.sender_dip_id, m.sender_unique_reference, \
+     m.interface_id, m.schema_version, m.event_code, m.sender_role, m.dcp_dip_id, m.mpan, m.correlation_id, \
+     m.received_at, m.routing";
 
 /// The stored original of a (sender, reference) key.
 pub(super) const ORIGINAL: &str = "SELECT transaction_id, correlation_id, content_hash FROM messages \
@@ -196,29 +323,145 @@ macro_rules! impl_message_store {
                 &self,
                 transaction_id: &str,
             ) -> $crate::store::Result<Option<$crate::store::MessageRecord>> {
-                use sqlx::Row;
-                let row = sqlx::query(
-                    "SELECT transaction_id, sender_dip_id, sender_unique_reference, interface_id, \
-                     schema_version, event_code, sender_role, dcp_dip_id, mpan, correlation_id, \
-                     received_at, routing FROM messages WHERE transaction_id = $1",
-                )
+                let row = sqlx::query(&format!(
+                    "SELECT {} FROM messages m WHERE m.transaction_id = $1",
+                    $crate::store::messages::MESSAGE_COLUMNS
+                ))
                 .bind(transaction_id)
                 .fetch_optional(self.reader())
                 .await?;
-                Ok(row.map(|r| $crate::store::MessageRecord {
-                    transaction_id: r.get(0),
-                    sender_dip_id: r.get(1),
-                    sender_unique_reference: r.get(2),
-                    interface_id: r.get(3),
-                    schema_version: r.get(4),
-                    event_code: r.get(5),
-                    sender_role: r.get(6),
-                    dcp_dip_id: r.get(7),
-                    mpan: r.get(8),
-                    correlation_id: r.get(9),
-                    received_at: r.get(10),
-                    routing: r.get(11),
-                }))
+                Ok(row.as_ref().map(Self::message_record))
+            }
+
+            async fn search_messages(
+                &self,
+                query: &$crate::store::MessageQuery,
+            ) -> $crate::store::Result<(Vec<$crate::store::MessageRecord>, i64)> {
+                use $crate::store::{CopyState, MessageOrder};
+                let q = query;
+                // Everything after FROM: the filters, with the viewer's row-level access.
+                let filtered = |qb: &mut sqlx::QueryBuilder<'_, $db>| {
+                    qb.push(" FROM messages m WHERE 1 = 1");
+                    let exact = [
+                        ("m.transaction_id", &q.transaction_id),
+                        ("m.sender_unique_reference", &q.sender_reference),
+                        ("m.correlation_id", &q.correlation_id),
+                        ("m.mpan", &q.mpan),
+                        ("m.interface_id", &q.interface_id),
+                        ("m.sender_dip_id", &q.sender_dip_id),
+                    ];
+                    for (column, value) in exact {
+                        if let Some(v) = value {
+                            qb.push(format!(" AND {column} = ")).push_bind(v.clone());
+                        }
+                    }
+                    if let Some(v) = &q.any_id {
+                        qb.push(" AND (m.transaction_id = ")
+                            .push_bind(v.clone())
+                            .push(" OR m.sender_unique_reference = ")
+                            .push_bind(v.clone())
+                            .push(" OR m.correlation_id = ")
+                            .push_bind(v.clone())
+                            .push(" OR m.mpan = ")
+                            .push_bind(v.clone())
+                            .push(")");
+                    }
+                    if let Some(from) = q.received_from {
+                        qb.push(" AND m.received_at >= ").push_bind(from);
+                    }
+                    if let Some(to) = q.received_to {
+                        qb.push(" AND m.received_at < ").push_bind(to);
+                    }
+                    let in_list = |qb: &mut sqlx::QueryBuilder<'_, $db>, ids: &[String]| {
+                        qb.push(" IN (");
+                        let mut list = qb.separated(", ");
+                        for id in ids {
+                            list.push_bind(id.clone());
+                        }
+                        list.push_unseparated(")");
+                    };
+                    // The viewer sent it (or submitted it as the DCP): every copy counts.
+                    let sent_by = |qb: &mut sqlx::QueryBuilder<'_, $db>, ids: &[String]| {
+                        qb.push("(m.sender_dip_id");
+                        in_list(qb, ids);
+                        qb.push(" OR m.dcp_dip_id");
+                        in_list(qb, ids);
+                        qb.push(")");
+                    };
+                    if let Some(ids) = &q.visible_to {
+                        qb.push(" AND (");
+                        sent_by(qb, ids);
+                        qb.push(
+                            " OR EXISTS (SELECT 1 FROM queue_entries q WHERE q.transaction_id = m.transaction_id \
+                             AND q.recipient_dip_id",
+                        );
+                        in_list(qb, ids);
+                        qb.push("))");
+                    }
+                    if let Some(r) = &q.recipient_dip_id {
+                        qb.push(
+                            " AND EXISTS (SELECT 1 FROM queue_entries q WHERE q.transaction_id = m.transaction_id \
+                             AND q.recipient_dip_id = ",
+                        )
+                        .push_bind(r.clone())
+                        .push(")");
+                    }
+                    if let Some(state) = q.state.filter(|s| *s != CopyState::Accepted) {
+                        let link = if state == CopyState::Replayed {
+                            "q.replay_of"
+                        } else {
+                            "q.transaction_id"
+                        };
+                        qb.push(format!(
+                            " AND EXISTS (SELECT 1 FROM queue_entries q WHERE {link} = m.transaction_id AND {}",
+                            state.condition()
+                        ));
+                        if let Some(ids) = &q.visible_to {
+                            qb.push(" AND (");
+                            sent_by(qb, ids);
+                            qb.push(" OR q.recipient_dip_id");
+                            in_list(qb, ids);
+                            qb.push(")");
+                        }
+                        qb.push(")");
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<$db>::new("SELECT COUNT(*) FROM (SELECT 1");
+                filtered(&mut count);
+                count
+                    .push(" LIMIT ")
+                    .push_bind($crate::store::messages::SEARCH_COUNT_CAP + 1)
+                    .push(") AS matching");
+                let total: i64 = count.build_query_scalar().fetch_one(self.reader()).await?;
+
+                let mut rows =
+                    sqlx::QueryBuilder::<$db>::new(format!("SELECT {}", $crate::store::messages::MESSAGE_COLUMNS));
+                filtered(&mut rows);
+                let dir = if q.ascending { "ASC" } else { "DESC" };
+                let first = match q.order {
+                    MessageOrder::Received => String::new(),
+                    MessageOrder::Sender => format!("m.sender_dip_id {dir}, "),
+                    MessageOrder::Channel => format!("m.interface_id {dir}, "),
+                };
+                let time = if q.order == MessageOrder::Received {
+                    dir
+                } else {
+                    "DESC"
+                };
+                rows.push(format!(
+                    " ORDER BY {first}m.received_at {time}, m.transaction_id {time} LIMIT "
+                ))
+                .push_bind(q.limit.clamp(0, 10_000))
+                .push(" OFFSET ")
+                .push_bind(q.offset.max(0));
+                let found = rows
+                    .build()
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(Self::message_record)
+                    .collect();
+                Ok((found, total))
             }
 
             async fn archived_envelope(&self, transaction_id: &str) -> $crate::store::Result<Option<String>> {
@@ -232,6 +475,25 @@ macro_rules! impl_message_store {
         }
 
         impl $store {
+            /// A message read as `SELECT MESSAGE_COLUMNS`.
+            fn message_record(r: &<$db as sqlx::Database>::Row) -> $crate::store::MessageRecord {
+                use sqlx::Row;
+                $crate::store::MessageRecord {
+                    transaction_id: r.get(0),
+                    sender_dip_id: r.get(1),
+                    sender_unique_reference: r.get(2),
+                    interface_id: r.get(3),
+                    schema_version: r.get(4),
+                    event_code: r.get(5),
+                    sender_role: r.get(6),
+                    dcp_dip_id: r.get(7),
+                    mpan: r.get(8),
+                    correlation_id: r.get(9),
+                    received_at: r.get(10),
+                    routing: r.get(11),
+                }
+            }
+
             /// Inserts messages with their archive copies, queue entries and appointment
             /// changes; returns the outcomes and the queues that received entries.
             async fn insert_messages(
@@ -349,6 +611,7 @@ macro_rules! impl_message_store {
                             hidden: $crate::store::sql::encode_list(&d.hidden),
                             enqueued_at: m.received_at,
                             replay_id: None,
+                            replay_of: None,
                         })
                     })
                     .collect();

@@ -28,7 +28,10 @@ mod sqlite;
 pub use accounts::{AccountStore, AuditEntry, AuditFilter, SessionRecord, UserRecord};
 pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
 pub use directory::{ApiKeyRecord, CertificateRecord, DirectoryStore};
-pub use messages::{CommitOutcome, Delivery, MessageRecord, MessageStore, NewMessage, Original};
+pub use messages::{
+    CommitOutcome, CopyState, Delivery, MessageOrder, MessageQuery, MessageRecord, MessageStore, NewMessage, Original,
+    SEARCH_COUNT_CAP,
+};
 pub use outbox::{OutboxStore, ReportRow};
 pub use postgres::{PostgresStore, create_database, drop_database};
 pub use queues::{

@@ -39,6 +39,9 @@ pub trait OutboxStore: Send + Sync {
     /// Runs a report statement (built by `analytics::report`) over the embedded analytics
     /// table: bucket, group, label, then `values` integers per row.
     async fn analytics_rows(&self, sql: &str, values: usize) -> Result<Vec<ReportRow>>;
+    /// The lifecycle events of these transactions that are still in the outbox or in the
+    /// embedded table, in order of time (a message's trace; ClickHouse holds the rest).
+    async fn events_of(&self, transaction_ids: &[String]) -> Result<Vec<Event>>;
 }
 
 /// The outbox columns, in the order `write_events` and `outbox` use them.
@@ -64,7 +67,6 @@ macro_rules! impl_outbox_store {
             }
 
             async fn outbox(&self, limit: i64) -> $crate::store::Result<Vec<$crate::events::Event>> {
-                use sqlx::Row;
                 sqlx::query(&format!(
                     "SELECT id, {} FROM analytics_outbox ORDER BY id LIMIT $1",
                     $crate::store::outbox::EVENT_COLUMNS
@@ -73,25 +75,36 @@ macro_rules! impl_outbox_store {
                 .fetch_all(self.writer())
                 .await?
                 .iter()
-                .map(|r| {
-                    let kind: String = r.get(1);
-                    Ok($crate::events::Event {
-                        id: r.get(0),
-                        kind: $crate::events::EventKind::parse(&kind)
-                            .ok_or_else(|| $crate::store::StoreError::Corrupt(format!("event kind {kind:?}")))?,
-                        at: r.get(2),
-                        transaction_id: r.get(3),
-                        interface_id: r.get(4),
-                        sender_dip_id: r.get(5),
-                        recipient_dip_id: r.get(6),
-                        queue_id: r.get(7),
-                        outcome: r.get(8),
-                        latency_us: r.get(9),
-                        duration_us: r.get(10),
-                        replay: r.get::<i64, _>(11) != 0,
-                    })
-                })
+                .map(Self::event_row)
                 .collect()
+            }
+
+            async fn events_of(&self, transaction_ids: &[String]) -> $crate::store::Result<Vec<$crate::events::Event>> {
+                let mut events = Vec::new();
+                for chunk in transaction_ids.chunks($crate::store::sql::CHUNK / 2) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("");
+                    for (i, table) in ["analytics_outbox", "analytics_events"].into_iter().enumerate() {
+                        if i > 0 {
+                            qb.push(" UNION ALL ");
+                        }
+                        qb.push(format!(
+                            "SELECT id, {} FROM {table} WHERE transaction_id IN (",
+                            $crate::store::outbox::EVENT_COLUMNS
+                        ));
+                        let mut ids = qb.separated(", ");
+                        for id in chunk {
+                            ids.push_bind(id.as_str());
+                        }
+                        qb.push(")");
+                    }
+                    for r in qb.build().fetch_all(self.reader()).await? {
+                        events.push(Self::event_row(&r)?);
+                    }
+                }
+                // An event being moved can be read from both tables: the id is its identity.
+                events.sort_by_key(|e| (e.at, e.id));
+                events.dedup_by_key(|e| e.id);
+                Ok(events)
             }
 
             async fn move_to_embedded(&self, ids: &[i64]) -> $crate::store::Result<()> {
@@ -137,6 +150,27 @@ macro_rules! impl_outbox_store {
         }
 
         impl $store {
+            /// An event read as `SELECT id, EVENT_COLUMNS`.
+            fn event_row(r: &<$db as sqlx::Database>::Row) -> $crate::store::Result<$crate::events::Event> {
+                use sqlx::Row;
+                let kind: String = r.get(1);
+                Ok($crate::events::Event {
+                    id: r.get(0),
+                    kind: $crate::events::EventKind::parse(&kind)
+                        .ok_or_else(|| $crate::store::StoreError::Corrupt(format!("event kind {kind:?}")))?,
+                    at: r.get(2),
+                    transaction_id: r.get(3),
+                    interface_id: r.get(4),
+                    sender_dip_id: r.get(5),
+                    recipient_dip_id: r.get(6),
+                    queue_id: r.get(7),
+                    outcome: r.get(8),
+                    latency_us: r.get(9),
+                    duration_us: r.get(10),
+                    replay: r.get::<i64, _>(11) != 0,
+                })
+            }
+
             /// Appends events to the analytics outbox.
             async fn write_events(
                 tx: &mut sqlx::Transaction<'_, $db>,

@@ -37,6 +37,8 @@ pub struct QueueEntry {
     pub settled_at: Option<i64>,
     /// The replay that queued this entry; `None` for business traffic.
     pub replay_id: Option<String>,
+    /// The message a replay copy copies (its own transaction id is an `R-` one).
+    pub replay_of: Option<String>,
 }
 
 /// The life of a queue entry.
@@ -210,6 +212,9 @@ pub struct QueueStat {
 pub trait QueueStore: Send + Sync {
     /// The queue entries created for a message.
     async fn message_deliveries(&self, transaction_id: &str) -> Result<Vec<QueueEntry>>;
+    /// Every copy of these messages: their queue entries (redriven ones included) and
+    /// their replay copies, by message, recipient, queue and position.
+    async fn copies_of(&self, transaction_ids: &[String]) -> Result<Vec<QueueEntry>>;
     /// Pending entries of one queue after position `after_seq`, in FIFO order.
     async fn pending_entries(&self, queue_id: &str, after_seq: i64, limit: i64) -> Result<Vec<QueueEntry>>;
     /// Depth and age of the given queues.
@@ -251,10 +256,11 @@ pub trait QueueStore: Send + Sync {
 
 /// Columns of a queue entry, in the order `queue_entry` reads them (table alias `q`).
 pub(super) const ENTRY: &str = "q.queue_id, q.seq, q.transaction_id, q.recipient_dip_id, q.recipient_role, \
-     q.hidden, q.state, q.enqueued_at, q.attempts, q.last_attempt_at, q.last_outcome, q.settled_at, q.replay_id";
+     q.hidden, q.state, q.enqueued_at, q.attempts, q.last_attempt_at, q.last_outcome, q.settled_at, q.replay_id, \
+     q.replay_of";
 
 /// Number of columns in [`ENTRY`].
-pub(super) const ENTRY_LEN: usize = 13;
+pub(super) const ENTRY_LEN: usize = 14;
 
 /// A queue entry to create.
 pub(super) struct NewEntry<'a> {
@@ -265,6 +271,7 @@ pub(super) struct NewEntry<'a> {
     pub hidden: String,
     pub enqueued_at: i64,
     pub replay_id: Option<&'a str>,
+    pub replay_of: Option<&'a str>,
 }
 
 /// An event about an existing queue entry; the rest is read from the entry and its
@@ -304,6 +311,37 @@ macro_rules! impl_queue_store {
                 .fetch_all(self.reader())
                 .await?;
                 rows.iter().map(Self::queue_entry).collect()
+            }
+
+            async fn copies_of(
+                &self,
+                transaction_ids: &[String],
+            ) -> $crate::store::Result<Vec<$crate::store::QueueEntry>> {
+                let mut copies = Vec::new();
+                for chunk in transaction_ids.chunks($crate::store::sql::CHUNK / 2) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM queue_entries q WHERE q.transaction_id IN (",
+                        $crate::store::queues::ENTRY
+                    ));
+                    let mut ids = qb.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(id.as_str());
+                    }
+                    qb.push(") OR q.replay_of IN (");
+                    let mut ids = qb.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(id.as_str());
+                    }
+                    qb.push(")");
+                    for r in qb.build().fetch_all(self.reader()).await? {
+                        copies.push(Self::queue_entry(&r)?);
+                    }
+                }
+                let message = |e: &$crate::store::QueueEntry| e.replay_of.clone().unwrap_or_else(|| e.transaction_id.clone());
+                copies.sort_by(|a, b| {
+                    (message(a), &a.recipient_dip_id, &a.queue_id, a.seq).cmp(&(message(b), &b.recipient_dip_id, &b.queue_id, b.seq))
+                });
+                Ok(copies)
             }
 
             async fn pending_entries(
@@ -704,12 +742,14 @@ macro_rules! impl_queue_store {
                 sorted.sort();
                 sorted.dedup();
                 let mut tx = self.writer().begin().await?;
-                let mut revived: Vec<(String, i64, String, String, String, String, Option<String>)> = Vec::new();
+                #[allow(clippy::type_complexity)]
+                let mut revived: Vec<(String, i64, String, String, String, String, Option<String>, Option<String>)> =
+                    Vec::new();
                 for (queue, seq) in sorted {
                     let row = sqlx::query(
                         "UPDATE queue_entries SET state = 'redriven', settled_at = $3 \
                          WHERE queue_id = $1 AND seq = $2 AND state = 'dead' \
-                         RETURNING transaction_id, recipient_dip_id, recipient_role, hidden, replay_id",
+                         RETURNING transaction_id, recipient_dip_id, recipient_role, hidden, replay_id, replay_of",
                     )
                     .bind(queue)
                     .bind(seq)
@@ -717,12 +757,12 @@ macro_rules! impl_queue_store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(r) = row {
-                        revived.push((queue.clone(), *seq, r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)));
+                        revived.push((queue.clone(), *seq, r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)));
                     }
                 }
                 let new: Vec<$crate::store::queues::NewEntry<'_>> = revived
                     .iter()
-                    .map(|(queue, _, tx_id, dip, role, hidden, replay)| $crate::store::queues::NewEntry {
+                    .map(|(queue, _, tx_id, dip, role, hidden, replay, of)| $crate::store::queues::NewEntry {
                         queue_id: queue,
                         transaction_id: tx_id,
                         recipient_dip_id: dip,
@@ -730,6 +770,7 @@ macro_rules! impl_queue_store {
                         hidden: hidden.clone(),
                         enqueued_at: at,
                         replay_id: replay.as_deref(),
+                        replay_of: of.as_deref(),
                     })
                     .collect();
                 let seqs = Self::enqueue(&mut tx, &new).await?;
@@ -801,7 +842,7 @@ macro_rules! impl_queue_store {
                 for chunk in rows.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO queue_entries (queue_id, seq, transaction_id, recipient_dip_id, \
-                         recipient_role, hidden, state, enqueued_at, replay_id) ",
+                         recipient_role, hidden, state, enqueued_at, replay_id, replay_of) ",
                     );
                     qb.push_values(chunk, |mut b, (seq, e)| {
                         b.push_bind(e.queue_id)
@@ -812,7 +853,8 @@ macro_rules! impl_queue_store {
                             .push_bind(&e.hidden)
                             .push_bind("pending")
                             .push_bind(e.enqueued_at)
-                            .push_bind(e.replay_id);
+                            .push_bind(e.replay_id)
+                            .push_bind(e.replay_of);
                     });
                     qb.build().execute(&mut **tx).await?;
                 }
@@ -868,6 +910,7 @@ macro_rules! impl_queue_store {
                     last_outcome: r.get(10),
                     settled_at: r.get(11),
                     replay_id: r.get(12),
+                    replay_of: r.get(13),
                 })
             }
         }

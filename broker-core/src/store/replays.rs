@@ -29,6 +29,8 @@ pub struct ReplayCandidate {
 pub struct ReplayCopy {
     /// `R-` transaction id.
     pub transaction_id: String,
+    /// The message it copies.
+    pub original_transaction_id: String,
     /// Channel.
     pub interface_id: String,
     /// Envelope with the replay `D0`.
@@ -254,6 +256,7 @@ macro_rules! impl_replay_store {
                         hidden: $crate::store::sql::encode_list(&c.delivery.hidden),
                         enqueued_at: replay.created_at,
                         replay_id: Some(&replay.id),
+                        replay_of: Some(&c.original_transaction_id),
                     })
                     .collect();
                 Self::enqueue(&mut tx, &entries).await?;

@@ -794,6 +794,7 @@ async fn an_accepted_message_writes_record_archive_deliveries_and_appointments(d
         last_outcome: None,
         settled_at: None,
         replay_id: None,
+        replay_of: None,
     };
     // Deliveries come back by recipient, then queue.
     let expected = vec![entry(&m.deliveries[1]), entry(&m.deliveries[0])];
@@ -1646,6 +1647,7 @@ async fn replay_candidates_and_recorded_replays(db: Db) {
         .iter()
         .map(|c| ReplayCopy {
             transaction_id: format!("R-{}", c.transaction_id),
+            original_transaction_id: c.transaction_id.clone(),
             interface_id: "IF-021".into(),
             envelope: "{\"replayed\": true}".into(),
             retain_until: BASE_TIME + YEAR_MICROS,
@@ -1700,6 +1702,7 @@ async fn received_by_finds_only_messages_sent_to_the_recipient_on_the_channel(db
     };
     let copy = ReplayCopy {
         transaction_id: format!("R-{}", tx(2)),
+        original_transaction_id: tx(2),
         interface_id: "IF-021".into(),
         envelope: "{}".into(),
         retain_until: BASE_TIME + YEAR_MICROS,
@@ -1729,6 +1732,7 @@ fn quota_replay(id: &str, recipient: &str, dry_run: bool, messages: i64, at: i64
     let copies = (0..if dry_run { 0 } else { messages })
         .map(|i| ReplayCopy {
             transaction_id: format!("R-{id}-{i}"),
+            original_transaction_id: format!("{id}-{i}"),
             interface_id: "IF-021".into(),
             envelope: "{}".into(),
             retain_until: at + YEAR_MICROS,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod alarms;
 pub mod auth;
 pub mod reports;
+pub mod trail;
 pub mod ui;
 
 use leptos::prelude::*;
@@ -91,6 +92,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/endpoints") view=admin::EndpointsPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/certificates") view=admin::CertificatesPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/audit") view=admin::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/messages") view=trail::MessagesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/messages/:id") view=trail::MessagePage ssr=SsrMode::Async/>
+                    <Route path=path!("/workflows/:id") view=trail::WorkflowPage ssr=SsrMode::Async/>
                     <Route path=path!("/reports") view=reports::ReportsPage ssr=SsrMode::Async/>
                     <Route path=path!("/alarms") view=alarms::AlarmsPage ssr=SsrMode::Async/>
                 </Routes>
@@ -127,6 +131,7 @@ fn Nav(actor: Actor) -> impl IntoView {
     let platform = actor.reads_platform();
     let users = actor.sees_users();
     let audit = platform || actor.has(PortalRole::UserAdmin) || actor.has(PortalRole::Auditor);
+    let messages = actor.reads_messages();
     let who = match &actor.dip_id {
         Some(d) => format!("{} ({d})", actor.display_name),
         None => format!("{} (operator)", actor.display_name),
@@ -141,6 +146,7 @@ fn Nav(actor: Actor) -> impl IntoView {
                 <A href="/admin/endpoints">"Endpoints"</A>
                 <A href="/admin/certificates">"Certificates"</A>
             })}
+            {messages.then(|| view! { <A href="/messages">"Messages"</A> })}
             <A href="/channels">"Channels"</A>
             <A href="/reports">"Reports"</A>
             <A href="/alarms">"Alarms"</A>

@@ -6,3 +6,4 @@ mod alarms;
 mod certs_cli;
 mod nodes;
 mod portal;
+mod trail;

@@ -1,0 +1,539 @@
+//! The message audit trail (spec 5.11.3, 5.12.1): message search and a transaction's
+//! trace, with row-level access (5.11) decided here, on the server, for the portal's
+//! pages and the audit REST API alike.
+//!
+//! Who sees what: operator staff see everything. A participant's users and keys (and a
+//! DCP, for the participants that nominated it) see the messages their participant sent
+//! or received; a message it only received shows only its own copies, their attempts and
+//! its own line of the routing decision. Anything else is "not found", so that whether a
+//! transaction exists does not leak.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use broker_core::Broker;
+use broker_core::events::{Event, EventKind};
+use broker_core::store::{
+    CopyState, MessageOrder, MessageQuery, MessageRecord, QueueEntry, SEARCH_COUNT_CAP, StoreError,
+};
+use dip_admin::types::{Actor, AppError, ListQuery, PAGE_SIZE, Page};
+
+use crate::analytics::Analytics;
+use crate::charts::{self, Arrow};
+use crate::error::AnalyticsError;
+use crate::trail_views::{CopyRow, CopyTrace, MessageRow, Step, Trace, Workflow};
+
+/// Most rows one CSV export holds.
+pub const EXPORT_LIMIT: i64 = 10_000;
+
+/// Most messages one workflow shows.
+pub const WORKFLOW_LIMIT: i64 = 500;
+
+/// Whose messages a viewer may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Operator staff: every message and copy.
+    All,
+    /// A participant's viewer: its own DIP ID and those it acts for (as a DCP).
+    Of(Vec<String>),
+}
+
+impl Scope {
+    /// The scope of `actor`: operator staff see all; a participant's message users,
+    /// auditors and analysts (and its API keys) see their participant's; a participant's
+    /// user administrator alone sees none (403).
+    pub fn of(broker: &Broker, actor: &Actor) -> Result<Self, AppError> {
+        match &actor.dip_id {
+            None => Ok(Self::All),
+            Some(_) if !actor.reads_messages() => Err(AppError::Forbidden),
+            Some(own) => Ok(Self::Of(broker.registry().acts_for(own))),
+        }
+    }
+
+    fn ids(&self) -> Option<&[String]> {
+        match self {
+            Self::All => None,
+            Self::Of(ids) => Some(ids),
+        }
+    }
+
+    fn includes(&self, dip_id: &str) -> bool {
+        self.ids().is_none_or(|ids| ids.iter().any(|i| i == dip_id))
+    }
+
+    /// Whether the viewer sent `m` (itself or as its DCP), or is operator staff: then
+    /// every copy of it is visible.
+    pub fn sees_whole(&self, m: &MessageRecord) -> bool {
+        self.includes(&m.sender_dip_id) || m.dcp_dip_id.as_deref().is_some_and(|d| self.includes(d))
+    }
+
+    /// Whether the viewer may see copy `e` of `m`.
+    pub fn sees_copy(&self, m: &MessageRecord, e: &QueueEntry) -> bool {
+        self.sees_whole(m) || self.includes(&e.recipient_dip_id)
+    }
+}
+
+/// The store query a search's URL asks for (filters, sort and page), limited to `scope`.
+pub fn query_of(list: &ListQuery, scope: &Scope, limit: i64) -> Result<MessageQuery, AppError> {
+    let text = |name: &str| {
+        list.filters
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let state = match text("state") {
+        None => None,
+        Some(s) => Some(CopyState::parse(&s).ok_or_else(|| AppError::field("state", "Choose a state from the list."))?),
+    };
+    let time = |name: &str| text(name).map(|v| parse_time(name, &v)).transpose();
+    let (received_from, received_to) = (time("from")?, time("to")?);
+    if let (Some(f), Some(t)) = (received_from, received_to)
+        && f >= t
+    {
+        return Err(AppError::field("to", "The end must be after the start."));
+    }
+    let mpan = match text("mpan") {
+        Some(m) if !(m.len() == 13 && m.bytes().all(|b| b.is_ascii_digit())) => {
+            return Err(AppError::field("mpan", "An MPAN core is 13 digits."));
+        }
+        other => other,
+    };
+    let order = match list.sort.as_str() {
+        "" | "received" => MessageOrder::Received,
+        "sender" => MessageOrder::Sender,
+        "channel" => MessageOrder::Channel,
+        _ => return Err(AppError::field("sort", "Sort by received, sender or channel.")),
+    };
+    let page = list.page.max(1);
+    let any = list.q.trim();
+    Ok(MessageQuery {
+        any_id: (!any.is_empty()).then(|| any.to_owned()),
+        transaction_id: text("transaction"),
+        sender_reference: text("reference"),
+        correlation_id: text("correlation"),
+        mpan,
+        interface_id: text("channel"),
+        sender_dip_id: text("sender"),
+        recipient_dip_id: text("recipient"),
+        state,
+        received_from,
+        received_to,
+        visible_to: scope.ids().map(<[String]>::to_vec),
+        order,
+        // Newest first unless asked otherwise; sender and channel A to Z.
+        ascending: match order {
+            MessageOrder::Received => list.desc,
+            _ => !list.desc,
+        },
+        offset: i64::try_from((page - 1) * PAGE_SIZE).unwrap_or(i64::MAX),
+        limit,
+    })
+}
+
+/// A UTC time from a search field: RFC 3339, `YYYY-MM-DDTHH:MM[:SS]` or a day.
+fn parse_time(field: &str, s: &str) -> Result<i64, AppError> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_micros())
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+                .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
+                .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_time(Default::default())))
+                .map(|t| Utc.from_utc_datetime(&t).timestamp_micros())
+        })
+        .map_err(|_| AppError::field(field, "Give a UTC time as YYYY-MM-DD or YYYY-MM-DDTHH:MM."))
+}
+
+/// RFC 3339 UTC, microseconds.
+pub fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+fn unavailable(e: impl std::fmt::Display) -> AppError {
+    tracing::error!(error = %e, "audit trail");
+    AppError::Unavailable
+}
+
+impl From<AnalyticsError> for TrailError {
+    fn from(e: AnalyticsError) -> Self {
+        Self(unavailable(e))
+    }
+}
+
+impl From<StoreError> for TrailError {
+    fn from(e: StoreError) -> Self {
+        Self(unavailable(e))
+    }
+}
+
+/// An error of the trail, as the portal and the API report it.
+struct TrailError(AppError);
+
+/// A page of messages matching the URL's search, as `actor` may see them.
+pub async fn search(broker: &Broker, actor: &Actor, list: &ListQuery) -> Result<Page<MessageRow>, AppError> {
+    let scope = Scope::of(broker, actor)?;
+    let query = query_of(list, &scope, i64::try_from(PAGE_SIZE).unwrap_or(20))?;
+    let (rows, total) = rows_of(broker, &scope, &query).await.map_err(|e| e.0)?;
+    // The count stops at the cap: paging goes no further than it reaches.
+    Ok(Page {
+        rows,
+        total: usize::try_from(total.min(SEARCH_COUNT_CAP)).unwrap_or(0),
+        page: list.page.max(1),
+    })
+}
+
+/// Up to [`EXPORT_LIMIT`] messages matching the search (from its first page), for CSV.
+pub async fn export(broker: &Broker, actor: &Actor, list: &ListQuery) -> Result<Vec<MessageRow>, AppError> {
+    let scope = Scope::of(broker, actor)?;
+    let list = ListQuery {
+        page: 1,
+        ..list.clone()
+    };
+    let query = query_of(&list, &scope, EXPORT_LIMIT)?;
+    Ok(rows_of(broker, &scope, &query).await.map_err(|e| e.0)?.0)
+}
+
+async fn rows_of(broker: &Broker, scope: &Scope, query: &MessageQuery) -> Result<(Vec<MessageRow>, i64), TrailError> {
+    let (messages, total) = broker.messages().search_messages(query).await?;
+    let ids: Vec<String> = messages.iter().map(|m| m.transaction_id.clone()).collect();
+    let mut copies: HashMap<String, Vec<QueueEntry>> = HashMap::new();
+    for e in broker.queues().copies_of(&ids).await? {
+        let of = e.replay_of.clone().unwrap_or_else(|| e.transaction_id.clone());
+        copies.entry(of).or_default().push(e);
+    }
+    let rows = messages
+        .iter()
+        .map(|m| {
+            let visible = copies
+                .get(&m.transaction_id)
+                .into_iter()
+                .flatten()
+                .filter(|e| scope.sees_copy(m, e))
+                .map(copy_row)
+                .collect();
+            message_row(m, visible)
+        })
+        .collect();
+    Ok((rows, total))
+}
+
+fn message_row(m: &MessageRecord, copies: Vec<CopyRow>) -> MessageRow {
+    MessageRow {
+        transaction_id: m.transaction_id.clone(),
+        received_at: rfc3339(m.received_at),
+        sender_dip_id: m.sender_dip_id.clone(),
+        sender_reference: m.sender_unique_reference.clone(),
+        dcp_dip_id: m.dcp_dip_id.clone(),
+        interface_id: m.interface_id.clone(),
+        event_code: m.event_code.clone(),
+        mpan: m.mpan.clone(),
+        correlation_id: m.correlation_id.clone(),
+        copies,
+    }
+}
+
+/// A copy's state as the trail names it.
+fn copy_state(e: &QueueEntry) -> &'static str {
+    match e.state.as_str() {
+        "pending" if e.attempts == 0 => "queued",
+        "pending" => "retrying",
+        "delivered" => "delivered",
+        "returned" => "returned",
+        "dead" => "dead_lettered",
+        "redriven" => "redriven",
+        _ => "unknown",
+    }
+}
+
+fn copy_row(e: &QueueEntry) -> CopyRow {
+    CopyRow {
+        recipient_dip_id: e.recipient_dip_id.clone(),
+        queue_id: e.queue_id.clone(),
+        state: copy_state(e).to_owned(),
+        attempts: e.attempts,
+        replay_id: e.replay_id.clone(),
+    }
+}
+
+/// The whole life of transaction `transaction_id` as `actor` may see it; `NotFound` when
+/// it does not exist or is not the viewer's to see.
+pub async fn trace(
+    broker: &Broker,
+    analytics: &Analytics,
+    actor: &Actor,
+    transaction_id: &str,
+) -> Result<Trace, AppError> {
+    let scope = Scope::of(broker, actor)?;
+    trace_in(broker, analytics, &scope, transaction_id)
+        .await
+        .map_err(|e| e.0)
+}
+
+async fn trace_in(
+    broker: &Broker,
+    analytics: &Analytics,
+    scope: &Scope,
+    transaction_id: &str,
+) -> Result<Trace, TrailError> {
+    let not_found = || TrailError(AppError::NotFound(format!("transaction {transaction_id}")));
+    let m = broker.messages().message(transaction_id).await?.ok_or_else(not_found)?;
+    let ids = [m.transaction_id.clone()];
+    let copies: Vec<QueueEntry> = broker
+        .queues()
+        .copies_of(&ids)
+        .await?
+        .into_iter()
+        .filter(|e| scope.sees_copy(&m, e))
+        .collect();
+    let whole = scope.sees_whole(&m);
+    if !whole && copies.is_empty() {
+        return Err(not_found());
+    }
+    // Events of the message and of its replay copies (whose own ids are `R-` ones).
+    let mut wanted: Vec<String> = copies.iter().map(|e| e.transaction_id.clone()).collect();
+    wanted.push(m.transaction_id.clone());
+    wanted.sort();
+    wanted.dedup();
+    let events = analytics.events_of(&wanted, m.received_at).await?;
+
+    let receipt = steps(
+        m.received_at,
+        events
+            .iter()
+            .filter(|e| e.transaction_id == m.transaction_id && e.kind == EventKind::Received),
+    );
+    let traced: Vec<CopyTrace> = copies
+        .iter()
+        .map(|e| {
+            // A copy's events name its queue; a redriven dead letter and its new entry
+            // share it, so each entry takes the events from its own queueing on.
+            let start = e.enqueued_at;
+            let next = copies
+                .iter()
+                .filter(|o| o.queue_id == e.queue_id && o.transaction_id == e.transaction_id && o.seq > e.seq)
+                .map(|o| o.enqueued_at)
+                .min();
+            let own = events.iter().filter(|ev| {
+                ev.transaction_id == e.transaction_id
+                    && ev.queue_id == e.queue_id
+                    && ev.kind != EventKind::Received
+                    && ev.at >= start
+                    && next.is_none_or(|n| ev.at < n || (ev.kind == EventKind::Redriven && ev.at <= n))
+            });
+            CopyTrace {
+                copy: copy_row(e),
+                transaction_id: e.transaction_id.clone(),
+                recipient_role: e.recipient_role.clone(),
+                seq: e.seq,
+                hidden: e.hidden.clone(),
+                steps: steps(m.received_at, own),
+            }
+        })
+        .collect();
+    let mut routing: Value = serde_json::from_str(&m.routing).map_err(|e| TrailError(unavailable(e)))?;
+    if !whole {
+        // Only the viewer's own line of the decision: the others are other participants'.
+        if let Some(list) = routing.get_mut("recipients").and_then(Value::as_array_mut) {
+            list.retain(|r| {
+                r.get("dipID")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| scope.includes(d))
+            });
+        }
+        if let Some(obj) = routing.as_object_mut() {
+            obj.remove("unresolved");
+        }
+    }
+    let (payload, payload_note) = payload_for(broker, &m, whole, &copies).await?;
+    Ok(Trace {
+        payload,
+        payload_note,
+        message: message_row(&m, Vec::new()),
+        schema_version: m.schema_version.clone(),
+        sender_role: m.sender_role.clone(),
+        routing: serde_json::to_string_pretty(&routing).unwrap_or_default(),
+        receipt,
+        copies: traced,
+        whole,
+    })
+}
+
+/// Every message of the workflow `correlation_id` that `actor` may see, oldest first, as
+/// a sequence diagram with a lane per participant; copies not yet delivered are drawn as
+/// waiting. `NotFound` when the viewer sees none of it.
+pub async fn workflow(broker: &Broker, actor: &Actor, correlation_id: &str) -> Result<Workflow, AppError> {
+    let scope = Scope::of(broker, actor)?;
+    let query = MessageQuery {
+        correlation_id: Some(correlation_id.to_owned()),
+        visible_to: scope.ids().map(<[String]>::to_vec),
+        ascending: true,
+        limit: WORKFLOW_LIMIT,
+        ..Default::default()
+    };
+    let (messages, total) = rows_of(broker, &scope, &query).await.map_err(|e| e.0)?;
+    if messages.is_empty() {
+        return Err(AppError::NotFound(format!("workflow {correlation_id}")));
+    }
+    let registry = broker.registry();
+    let mut lanes: Vec<String> = Vec::new();
+    let mut lane = |dip: &str| match lanes.iter().position(|l| l == dip) {
+        Some(i) => i,
+        None => {
+            lanes.push(dip.to_owned());
+            lanes.len() - 1
+        }
+    };
+    let mut arrows = Vec::new();
+    let mut waiting = 0;
+    for m in &messages {
+        let from = lane(&m.sender_dip_id);
+        // One arrow per recipient: its business copy as it stands now (a redriven dead
+        // letter's new entry stands for it; replay copies are not part of the workflow).
+        let mut copies: Vec<&CopyRow> = m
+            .copies
+            .iter()
+            .filter(|c| c.replay_id.is_none() && c.state != "redriven")
+            .collect();
+        copies.dedup_by(|a, b| a.recipient_dip_id == b.recipient_dip_id);
+        for c in copies {
+            let pending = matches!(c.state.as_str(), "queued" | "retrying");
+            waiting += usize::from(pending);
+            arrows.push(Arrow {
+                from,
+                to: lane(&c.recipient_dip_id),
+                label: format!("{} {}", m.interface_id, m.event_code),
+                waiting: pending,
+            });
+        }
+    }
+    let names: Vec<String> = lanes
+        .iter()
+        .map(|d| match registry.participant(d) {
+            Some(p) => format!("{} ({d})", p.name),
+            None => d.clone(),
+        })
+        .collect();
+    let svg = charts::sequence(&format!("Sequence of workflow {correlation_id}"), &lanes, &arrows);
+    Ok(Workflow {
+        correlation_id: correlation_id.to_owned(),
+        lanes: names,
+        truncated: total > i64::try_from(messages.len()).unwrap_or(0),
+        messages,
+        waiting,
+        svg,
+    })
+}
+
+/// What a viewer is shown as a message's payload: the sender and operator staff the
+/// message as it was sent; a recipient its own copy as delivered, with what its role may
+/// not see masked here, on the server. The archive is opened only after that check.
+async fn payload_for(
+    broker: &Broker,
+    m: &MessageRecord,
+    whole: bool,
+    copies: &[QueueEntry],
+) -> Result<(Option<String>, String), TrailError> {
+    let Some(stored) = broker.messages().archived_envelope(&m.transaction_id).await? else {
+        return Ok((
+            None,
+            "The payload is no longer archived (its retention has ended).".into(),
+        ));
+    };
+    let plain = match broker.open_envelope(&m.transaction_id, &stored) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(transaction = %m.transaction_id, error = %e, "cannot open an archived payload");
+            return Ok((None, "The archived payload cannot be opened on this node.".into()));
+        }
+    };
+    let mut payload: Value = serde_json::from_str(&plain).map_err(|e| TrailError(unavailable(e)))?;
+    let note = if whole {
+        "As the sender sent it, with the platform's D0 wrapper.".to_owned()
+    } else {
+        let hidden: Vec<&String> = copies.iter().flat_map(|c| &c.hidden).collect();
+        for pointer in &hidden {
+            broker_core::obfuscate::mask(&mut payload, pointer, MASKED);
+        }
+        if hidden.is_empty() {
+            "Your copy as it was delivered to you.".to_owned()
+        } else {
+            format!("Your copy as it was delivered to you; fields your role may not see show {MASKED}.")
+        }
+    };
+    Ok((Some(serde_json::to_string_pretty(&payload).unwrap_or_default()), note))
+}
+
+/// What stands in for a field the viewer may not see.
+pub const MASKED: &str = "«hidden from your role»";
+
+/// Events as steps, each with the time since the one before (the first: since `from`).
+fn steps<'a>(from: i64, events: impl Iterator<Item = &'a Event>) -> Vec<Step> {
+    let mut last = from;
+    events
+        .map(|e| {
+            let step = Step {
+                at: rfc3339(e.at),
+                kind: e.kind.as_str().to_owned(),
+                outcome: e.outcome.clone(),
+                duration_ms: (e.duration_us > 0).then(|| e.duration_us as f64 / 1000.0),
+                after_ms: (e.at - last).max(0) as f64 / 1000.0,
+            };
+            last = e.at;
+            step
+        })
+        .collect()
+}
+
+/// Search results as CSV: one line per message and visible copy.
+pub fn csv(rows: &[MessageRow]) -> String {
+    let mut out = String::from(
+        "transaction_id,received_at,sender,sender_reference,dcp,channel,event_code,mpan,correlation_id,\
+         recipient,queue,state,attempts,replay_id\n",
+    );
+    for m in rows {
+        let message = [
+            m.transaction_id.as_str(),
+            &m.received_at,
+            &m.sender_dip_id,
+            &m.sender_reference,
+            m.dcp_dip_id.as_deref().unwrap_or(""),
+            &m.interface_id,
+            &m.event_code,
+            m.mpan.as_deref().unwrap_or(""),
+            m.correlation_id.as_deref().unwrap_or(""),
+        ];
+        let empty = CopyRow {
+            recipient_dip_id: String::new(),
+            queue_id: String::new(),
+            state: String::new(),
+            attempts: 0,
+            replay_id: None,
+        };
+        let copies: Vec<&CopyRow> = if m.copies.is_empty() {
+            vec![&empty]
+        } else {
+            m.copies.iter().collect()
+        };
+        for c in copies {
+            let attempts = c.attempts.to_string();
+            let copy = [
+                c.recipient_dip_id.as_str(),
+                &c.queue_id,
+                &c.state,
+                &attempts,
+                c.replay_id.as_deref().unwrap_or(""),
+            ];
+            let line: Vec<String> = message
+                .iter()
+                .chain(copy.iter())
+                .map(|v| crate::csv::field(v))
+                .collect();
+            out.push_str(&line.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}

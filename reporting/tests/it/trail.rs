@@ -1,0 +1,382 @@
+//! The message audit trail on both stores: who sees which messages, copies, routing lines
+//! and payload fields; every search filter; a trace with every attempt, a replay copy and
+//! its state.
+
+use std::time::{Duration, Instant};
+
+use broker_core::mock_recipient::{MockRecipient, Reply};
+use broker_core::model::Principal;
+use broker_core::replay::{ReplayRequest, replay};
+use dip_admin::types::{Actor, AppError, ListQuery, PortalRole};
+use dip_reporting::analytics::{Analytics, Sink};
+use dip_reporting::trail::{self, MASKED};
+use dip_reporting::trail_views::{MessageRow, Trace};
+use dip_testkit::*;
+use serde_json::{Value, json};
+
+fn actor(dip_id: Option<&str>, role: PortalRole) -> Actor {
+    Actor {
+        user_id: Some(format!("user-{}", dip_id.unwrap_or("operator"))),
+        name: format!("{}-{}", dip_id.unwrap_or("op"), role.code()),
+        display_name: "Test".into(),
+        dip_id: dip_id.map(str::to_owned),
+        roles: vec![role],
+        must_change_password: false,
+    }
+}
+
+fn list(filters: &[(&str, &str)]) -> ListQuery {
+    ListQuery {
+        page: 1,
+        filters: filters
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+async fn ids(s: &TestServer, who: &Actor, filters: &[(&str, &str)]) -> Vec<String> {
+    let page = trail::search(&s.broker, who, &list(filters)).await.expect("search");
+    page.rows.into_iter().map(|m| m.transaction_id).collect()
+}
+
+async fn rows(s: &TestServer, who: &Actor) -> Vec<MessageRow> {
+    trail::search(&s.broker, who, &list(&[])).await.expect("search").rows
+}
+
+fn recipients(m: &MessageRow) -> Vec<&str> {
+    m.copies.iter().map(|c| c.recipient_dip_id.as_str()).collect()
+}
+
+async fn send(s: &TestServer, sender: &str, item: Value) -> String {
+    let (status, body) = s.post(&s.key(sender), &json!([item])).await;
+    assert_eq!(status, 202, "{body}");
+    body["results"][0]["transactionID"].as_str().unwrap().to_owned()
+}
+
+async fn trace(s: &TestServer, who: &Actor, tx: &str) -> Result<Trace, AppError> {
+    let analytics = Analytics::new(s.db.store.clone(), Sink::Embedded);
+    trail::trace(&s.broker, &analytics, who, tx).await
+}
+
+/// The routing decision's recipients as shown.
+fn routed_to(t: &Trace) -> Vec<String> {
+    let routing: Value = serde_json::from_str(&t.routing).unwrap();
+    routing["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dipID"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn who_sees_what(db: Db) {
+    let s = TestServer::start(db).await;
+    // IF-909 from MS_KEY: REGS_N targeted, every supplier always (three fields hidden
+    // from suppliers). IF-031 from SUP1 to REGS_N.
+    let notice = send(&s, MS_KEY, if909("we-1")).await;
+    let request = send(&s, SUP1, if031("t-1")).await;
+
+    let operator = actor(None, PortalRole::Auditor);
+    let sender = actor(Some(MS_KEY), PortalRole::MessageUser);
+    let sup1 = actor(Some(SUP1), PortalRole::Analyst);
+    let dcp = actor(Some(DCP), PortalRole::MessageUser); // nominated by SUP2
+    let stranger = actor(Some(LDSO_P), PortalRole::Auditor);
+    let user_admin = actor(Some(SUP1), PortalRole::UserAdmin);
+
+    // Search: newest first; each viewer sees its messages and, of a message it only
+    // received, its own copy.
+    assert_eq!(ids(&s, &operator, &[]).await, [request.clone(), notice.clone()]);
+    let seen = rows(&s, &operator).await;
+    // Copies are listed by recipient DIP ID.
+    let all = vec![SUP1, SUP2, SUP3, REGS_N];
+    assert_eq!(recipients(&seen[1]), all);
+    let seen = rows(&s, &sender).await;
+    assert_eq!((seen.len(), recipients(&seen[0])), (1, all.clone()));
+    let seen = rows(&s, &sup1).await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(recipients(&seen[0]), [REGS_N], "SUP1 sent the IF-031: every copy");
+    assert_eq!(recipients(&seen[1]), [SUP1], "SUP1 received the IF-909: its own copy");
+    let seen = rows(&s, &dcp).await;
+    assert_eq!(
+        (seen.len(), recipients(&seen[0])),
+        (1, vec![SUP2]),
+        "a DCP sees the copies of those that nominated it"
+    );
+    assert!(rows(&s, &stranger).await.is_empty());
+    assert_eq!(
+        trail::search(&s.broker, &user_admin, &list(&[])).await,
+        Err(AppError::Forbidden)
+    );
+
+    // Traces: the sender sees the whole message as sent; a recipient its own copy, its
+    // own routing line and the payload with what its role may not see masked.
+    let t = trace(&s, &sender, &notice).await.unwrap();
+    assert!(t.whole);
+    assert_eq!(t.copies.len(), 4);
+    assert_eq!(routed_to(&t), [SUP1, SUP2, SUP3, REGS_N]);
+    let payload: Value = serde_json::from_str(t.payload.as_deref().unwrap()).unwrap();
+    assert_eq!(payload["CustomBlock"], if909_block());
+    assert_eq!(payload["CommonBlock"]["D0"]["transactionID"], json!(notice));
+
+    let t = trace(&s, &sup1, &notice).await.unwrap();
+    assert!(!t.whole);
+    assert_eq!(
+        t.copies
+            .iter()
+            .map(|c| c.copy.recipient_dip_id.as_str())
+            .collect::<Vec<_>>(),
+        [SUP1]
+    );
+    assert_eq!(routed_to(&t), [SUP1]);
+    let payload: Value = serde_json::from_str(t.payload.as_deref().unwrap()).unwrap();
+    for field in [
+        "meteringServiceId",
+        "meteringServiceEffectiveFromDate",
+        "appointmentCode",
+    ] {
+        assert_eq!(payload["CustomBlock"][field], MASKED, "{field}");
+    }
+    assert_eq!(payload["CustomBlock"]["supplierId"], "AURA");
+    // The masked values are nowhere in what the recipient receives; nor, outside the
+    // payload it was delivered (whose A0 names the recipients), are other recipients.
+    let whole = serde_json::to_string(&t).unwrap();
+    for secret in ["KYST", "2025-01-01T00:00:00Z"] {
+        assert!(!whole.contains(secret), "{secret} in {whole}");
+    }
+    let outside = serde_json::to_string(&Trace {
+        payload: None,
+        ..t.clone()
+    })
+    .unwrap();
+    for other in [REGS_N, SUP2, SUP3] {
+        assert!(!outside.contains(other), "{other} in {outside}");
+    }
+    let t = trace(&s, &dcp, &notice).await.unwrap();
+    assert_eq!(routed_to(&t), [SUP2]);
+
+    // Anything else is "not found", exactly as an unknown id.
+    let missing = trace(&s, &stranger, &notice).await.unwrap_err();
+    assert!(matches!(missing, AppError::NotFound(_)), "{missing:?}");
+    assert!(matches!(trace(&s, &dcp, &request).await, Err(AppError::NotFound(_))));
+    assert!(matches!(
+        trace(&s, &operator, "no-such-id").await,
+        Err(AppError::NotFound(_))
+    ));
+    assert_eq!(trace(&s, &user_admin, &notice).await.unwrap_err(), AppError::Forbidden);
+    assert!(trace(&s, &operator, &request).await.unwrap().whole);
+
+    // The CSV export has the same rows: one line per visible copy.
+    let csv = trail::csv(&trail::export(&s.broker, &sup1, &list(&[])).await.unwrap());
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("transaction_id,received_at,sender"));
+    assert!(!csv.contains(SUP2) && !csv.contains(SUP3), "{csv}");
+}
+
+async fn every_filter_narrows_the_search(db: Db) {
+    let s = TestServer::start(db).await;
+    let notice = send(&s, MS_KEY, if909("we-1")).await;
+    let request = send(&s, SUP1, if031("t-1")).await;
+    let op = actor(None, PortalRole::Auditor);
+    let both = vec![request.clone(), notice.clone()];
+    let correlation =
+        s.db.store
+            .message(&notice)
+            .await
+            .unwrap()
+            .unwrap()
+            .correlation_id
+            .unwrap();
+
+    assert_eq!(ids(&s, &op, &[("transaction", &notice)]).await, [notice.as_str()]);
+    assert_eq!(ids(&s, &op, &[("reference", "t-1")]).await, [request.as_str()]);
+    assert_eq!(ids(&s, &op, &[("correlation", &correlation)]).await, [notice.as_str()]);
+    assert_eq!(ids(&s, &op, &[("mpan", MPAN_COS)]).await, [notice.as_str()]);
+    assert_eq!(ids(&s, &op, &[("channel", "IF-031")]).await, [request.as_str()]);
+    assert_eq!(ids(&s, &op, &[("sender", MS_KEY)]).await, [notice.as_str()]);
+    assert_eq!(ids(&s, &op, &[("recipient", SUP3)]).await, [notice.as_str()]);
+    assert_eq!(ids(&s, &op, &[("recipient", REGS_N)]).await, both);
+    assert_eq!(ids(&s, &op, &[("state", "queued")]).await, both);
+    assert_eq!(ids(&s, &op, &[("state", "accepted")]).await, both);
+    assert!(ids(&s, &op, &[("state", "delivered")]).await.is_empty());
+    assert!(ids(&s, &op, &[("from", "2099-01-01")]).await.is_empty());
+    assert_eq!(
+        ids(&s, &op, &[("from", "2020-01-01T00:00"), ("to", "2099-01-01")]).await,
+        both
+    );
+    // The search box finds any id.
+    for id in [notice.as_str(), "we-1", correlation.as_str(), MPAN_COS] {
+        let query = ListQuery {
+            q: id.into(),
+            page: 1,
+            ..Default::default()
+        };
+        let page = trail::search(&s.broker, &op, &query).await.unwrap();
+        assert_eq!(page.rows.len(), 1, "{id}");
+        assert_eq!(page.rows[0].transaction_id, notice);
+    }
+    // Oldest first, and by sender.
+    let asc = ListQuery {
+        sort: "received".into(),
+        desc: false,
+        page: 1,
+        ..Default::default()
+    };
+    let page = trail::search(&s.broker, &op, &asc).await.unwrap();
+    assert_eq!(page.rows[0].transaction_id, request, "newest first by default");
+    let asc = ListQuery { desc: true, ..asc };
+    let page = trail::search(&s.broker, &op, &asc).await.unwrap();
+    assert_eq!(page.rows[0].transaction_id, notice);
+    let by_sender = ListQuery {
+        sort: "sender".into(),
+        page: 1,
+        ..Default::default()
+    };
+    let page = trail::search(&s.broker, &op, &by_sender).await.unwrap();
+    assert_eq!(page.rows[0].sender_dip_id, SUP1);
+
+    // Bad input is a clear error on its field.
+    for (field, value) in [("mpan", "123"), ("state", "lost"), ("from", "yesterday")] {
+        let e = trail::search(&s.broker, &op, &list(&[(field, value)]))
+            .await
+            .unwrap_err();
+        assert!(e.field_error(field).is_some(), "{field}: {e:?}");
+    }
+    let e = trail::search(&s.broker, &op, &list(&[("from", "2026-02-01"), ("to", "2026-01-01")]))
+        .await
+        .unwrap_err();
+    assert!(e.field_error("to").is_some(), "{e:?}");
+}
+
+async fn a_trace_shows_every_attempt_and_replay_copy(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let sink = MockRecipient::start(true).await.expect("sink");
+    s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
+    sink.script([Reply::Status(503)]);
+    s.policy(
+        "IF-031",
+        broker_core::model::DeliveryPolicy {
+            retry_initial_ms: 50,
+            retry_max_ms: 200,
+            stale_after_secs: 3600,
+        },
+    )
+    .await;
+    let tx = send(&s, SUP1, if031("t-attempts")).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.db.store.message_deliveries(&tx).await.unwrap()[0].state != "delivered" {
+        assert!(Instant::now() < deadline, "not delivered in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let op = actor(None, PortalRole::Auditor);
+    let t = trace(&s, &op, &tx).await.unwrap();
+    assert_eq!(
+        t.receipt.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(),
+        ["received"]
+    );
+    let copy = &t.copies[0];
+    assert_eq!(copy.copy.state, "delivered");
+    let kinds: Vec<&str> = copy.steps.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, ["routed", "failed_attempt", "delivered"]);
+    assert_eq!(copy.steps[1].outcome, "HTTP 503");
+    assert!(copy.steps[1].duration_ms.is_some() && copy.steps[2].duration_ms.is_some());
+    // The retry waits at least half the initial backoff (50 ms, jittered over its upper half).
+    assert!(copy.steps[2].after_ms >= 24.0, "the retry waited: {:?}", copy.steps);
+    assert_eq!(ids(&s, &op, &[("state", "delivered")]).await, [tx.as_str()]);
+
+    // The recipient replays it: the copy shows in the original's trace and the search.
+    let regs = Principal::Participant {
+        dip_id: REGS_N.to_owned(),
+    };
+    let request = ReplayRequest {
+        interface_id: "IF-031".into(),
+        start_transaction_id: Some(tx.clone()),
+        from_time: None,
+        end_transaction_id: Some(tx.clone()),
+        to_time: None,
+        recipient_dip_id: None,
+        dry_run: false,
+    };
+    replay(&s.broker, &regs, &request).await.expect("replay");
+    let t = trace(&s, &op, &tx).await.unwrap();
+    assert_eq!(t.copies.len(), 2, "{:?}", t.copies);
+    let copy = t
+        .copies
+        .iter()
+        .find(|c| c.copy.replay_id.is_some())
+        .expect("replay copy");
+    assert!(copy.transaction_id.starts_with("R-"));
+    assert_eq!(copy.steps[0].kind, "replayed");
+    assert_eq!(ids(&s, &op, &[("state", "replayed")]).await, [tx.as_str()]);
+    let sup1 = actor(Some(SUP1), PortalRole::MessageUser);
+    assert_eq!(
+        ids(&s, &sup1, &[("state", "replayed")]).await,
+        [tx.as_str()],
+        "the sender sees every copy"
+    );
+    let stranger = actor(Some(SUP2), PortalRole::MessageUser);
+    assert!(ids(&s, &stranger, &[("state", "replayed")]).await.is_empty());
+}
+
+async fn a_workflow_is_a_sequence_of_its_messages(db: Db) {
+    let s = TestServer::start(db).await;
+    let (status, body) = s.post(&s.key(SUP1), &json!([if031("wf-1")])).await;
+    assert_eq!(status, 202, "{body}");
+    let correlation = body["results"][0]["initialCorrelationID"].as_str().unwrap().to_owned();
+    send(&s, REGS_N, if032("wf-2", Some(&correlation))).await;
+    send(&s, SUP1, if031("other-workflow")).await;
+
+    let op = actor(None, PortalRole::Auditor);
+    let w = trail::workflow(&s.broker, &op, &correlation).await.unwrap();
+    assert_eq!(w.messages.len(), 2);
+    assert_eq!(
+        w.messages.iter().map(|m| m.interface_id.as_str()).collect::<Vec<_>>(),
+        ["IF-031", "IF-032"]
+    );
+    assert_eq!(w.lanes.len(), 2);
+    assert!(
+        w.lanes[0].ends_with(&format!("({SUP1})")) && w.lanes[1].ends_with(&format!("({REGS_N})")),
+        "{:?}",
+        w.lanes
+    );
+    assert_eq!(w.waiting, 2, "nothing delivers in this test: both copies wait");
+    assert!(
+        w.svg.starts_with("<svg role=\"img\"") && w.svg.contains("IF-032"),
+        "{}",
+        w.svg
+    );
+    assert!(!w.truncated);
+    // Both parties see it; anyone else finds nothing.
+    let sup1 = actor(Some(SUP1), PortalRole::MessageUser);
+    assert_eq!(
+        trail::workflow(&s.broker, &sup1, &correlation)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
+    let regs = actor(Some(REGS_N), PortalRole::MessageUser);
+    assert_eq!(
+        trail::workflow(&s.broker, &regs, &correlation)
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        2
+    );
+    let sup2 = actor(Some(SUP2), PortalRole::MessageUser);
+    assert!(matches!(
+        trail::workflow(&s.broker, &sup2, &correlation).await,
+        Err(AppError::NotFound(_))
+    ));
+}
+
+both_stores!(
+    a_workflow_is_a_sequence_of_its_messages,
+    who_sees_what,
+    every_filter_narrows_the_search,
+    a_trace_shows_every_attempt_and_replay_copy,
+);

@@ -1,0 +1,304 @@
+//! The message audit trail (spec 5.11.3, 5.12.1): `/messages` searches the messages the
+//! viewer may see, `/messages/:id` traces one transaction from receipt through routing
+//! to every recipient copy's attempts, `/workflows/:id` draws every message of one
+//! workflow as a sequence diagram. What each viewer may see is decided on the server
+//! (`dip_reporting::trail`); the audit REST API answers the same URLs as JSON and CSV.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use dip_admin::types::{AppError, ListQuery, Page, encode};
+pub use dip_reporting::trail_views::*;
+
+use super::ui::*;
+
+/// A page of the message search.
+#[server(prefix = "/fn", endpoint = "search_messages")]
+pub async fn search_messages(query: ListQuery) -> Result<Page<MessageRow>, AppError> {
+    let (state, actor) = crate::ctx::actor().await?;
+    dip_reporting::trail::search(&state.broker, &actor, &query)
+        .await
+        .map_err(crate::ctx::fail)
+}
+
+/// One transaction's trace.
+#[server(prefix = "/fn", endpoint = "trace_message")]
+pub async fn trace_message(id: String) -> Result<Trace, AppError> {
+    let (state, actor) = crate::ctx::actor().await?;
+    dip_reporting::trail::trace(&state.broker, &state.analytics, &actor, &id)
+        .await
+        .map_err(crate::ctx::fail)
+}
+
+/// One workflow's messages and sequence diagram.
+#[server(prefix = "/fn", endpoint = "load_workflow")]
+pub async fn load_workflow(id: String) -> Result<Workflow, AppError> {
+    let (state, actor) = crate::ctx::actor().await?;
+    dip_reporting::trail::workflow(&state.broker, &actor, &id)
+        .await
+        .map_err(crate::ctx::fail)
+}
+
+/// The URL query of a search (for the CSV link), as the page has it.
+fn query_string(q: &ListQuery) -> String {
+    let mut pairs: Vec<String> = q
+        .filters
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect();
+    for (k, v) in [("q", q.q.as_str()), ("sort", q.sort.as_str())] {
+        if !v.is_empty() {
+            pairs.push(format!("{k}={}", encode(v)));
+        }
+    }
+    if q.desc {
+        pairs.push("dir=desc".into());
+    }
+    pairs.join("&")
+}
+
+/// `/messages`: the message search.
+#[component]
+pub fn MessagesPage() -> impl IntoView {
+    let query = use_list_query(&SEARCH_FILTERS);
+    let data = Resource::new(move || query.get(), search_messages);
+    let results = move |page: Page<MessageRow>| {
+        let q = query.get_untracked();
+        view! {
+            <Table page empty="No messages match."
+                head=view! {
+                    <SortHeader column="received" label="Received (UTC)" query=q.clone()/>
+                    <th scope="col">"Transaction"</th>
+                    <SortHeader column="channel" label="Channel" query=q.clone()/>
+                    <SortHeader column="sender" label="Sender" query=q.clone()/>
+                    <th scope="col">"Sender reference"</th>
+                    <th scope="col">"MPAN"</th>
+                    <th scope="col">"Recipients"</th>
+                }.into_any()
+                row=|m: MessageRow| view! { <MessageLine m/> }.into_any()/>
+        }
+        .into_any()
+    };
+    view! {
+        <Title text="Messages"/>
+        <h1>"Messages"</h1>
+        <p>"Every message you may see, newest first: those your participant sent, and your own copies of those it received. Search by any id, or narrow with the filters."</p>
+        {move || {
+            let q = query.get();
+            let csv = format!("/api/v1/audit/messages.csv?{}", query_string(&q));
+            view! {
+                <SearchFilters q/>
+                <p class="actions"><a href=csv download="dip-messages.csv">"Download CSV"</a></p>
+            }
+        }}
+        <Loaded data view=results/>
+    }
+}
+
+#[component]
+fn SearchFilters(q: ListQuery) -> impl IntoView {
+    let filters = q.filters.clone();
+    let value = move |name: &str| filters.get(name).cloned().unwrap_or_default();
+    let states: Vec<(String, String)> = STATES.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
+    view! {
+        <FilterBar query=q.clone()>
+            <label>"Transaction id" <input name="transaction" value=value("transaction")/></label>
+            <label>"Sender reference" <input name="reference" value=value("reference")/></label>
+            <label>"Correlation id" <input name="correlation" value=value("correlation")/></label>
+            <label>"MPAN" <input name="mpan" inputmode="numeric" value=value("mpan")/></label>
+            <label>"Channel" <input name="channel" placeholder="IF-…" value=value("channel")/></label>
+            <label>"Sender" <input name="sender" placeholder="DIP ID" value=value("sender")/></label>
+            <label>"Recipient" <input name="recipient" placeholder="DIP ID" value=value("recipient")/></label>
+            <FilterSelect name="state" label="State" options=states query=q.clone()/>
+            <label>"From (UTC)" <input type="datetime-local" name="from" value=value("from")/></label>
+            <label>"To (UTC)" <input type="datetime-local" name="to" value=value("to")/></label>
+        </FilterBar>
+    }
+}
+
+/// The badge class of a copy or step state.
+fn tone(state: &str) -> &'static str {
+    match state {
+        "delivered" => "badge ok",
+        "retrying" | "failed_attempt" | "redriven" | "replayed" => "badge warn",
+        "returned" | "dead_lettered" => "badge bad",
+        _ => "badge",
+    }
+}
+
+#[component]
+fn MessageLine(m: MessageRow) -> impl IntoView {
+    let href = format!("/messages/{}", encode(&m.transaction_id));
+    view! {
+        <tr>
+            <td>{m.received_at.clone()}</td>
+            <td><a href=href class="mono">{m.transaction_id.clone()}</a></td>
+            <td>{m.interface_id.clone()}" "<span class="muted">{m.event_code.clone()}</span></td>
+            <td>{m.sender_dip_id.clone()}</td>
+            <td class="mono">{m.sender_reference.clone()}</td>
+            <td class="mono">{m.mpan.clone().unwrap_or_default()}</td>
+            <td>
+                <ul class="copies">
+                    {m.copies.into_iter().map(|c| view! {
+                        <li>
+                            {c.recipient_dip_id.clone()}" "
+                            <span class=tone(&c.state)>{state_label(&c.state).to_owned()}</span>
+                            {(c.attempts > 0).then(|| format!(" · {} attempt{}", c.attempts, if c.attempts == 1 { "" } else { "s" }))}
+                            {c.replay_id.is_some().then_some(" · replay copy")}
+                        </li>
+                    }).collect_view()}
+                </ul>
+            </td>
+        </tr>
+    }
+}
+
+/// `/messages/:id`: one transaction's trace.
+#[component]
+pub fn MessagePage() -> impl IntoView {
+    let params = use_params_map();
+    let data = Resource::new(move || params.read().get("id").unwrap_or_default(), trace_message);
+    view! {
+        <Title text="Transaction"/>
+        <p><a href="/messages">"← Messages"</a></p>
+        <Loaded data view=|t: Trace| view! { <TraceView t/> }.into_any()/>
+    }
+}
+
+#[component]
+fn TraceView(t: Trace) -> impl IntoView {
+    let m = t.message.clone();
+    let search = |name: &str, value: &str| format!("/messages?{name}={}", encode(value));
+    let mpan = m
+        .mpan
+        .clone()
+        .map(|v| view! { <a href=search("mpan", &v) class="mono">{v.clone()}</a> });
+    let correlation = m.correlation_id.clone().map(|v| {
+        let workflow = format!("/workflows/{}", encode(&v));
+        view! { <a href=workflow class="mono">{v.clone()}</a>" (the whole workflow)" }
+    });
+    view! {
+        <h1>"Transaction "<span class="mono">{m.transaction_id.clone()}</span></h1>
+        {(!t.whole).then(|| view! {
+            <p class="hint">"Your participant received this message: you see your own copy, as it was delivered to you."</p>
+        })}
+        <dl class="facts">
+            <dt>"Channel"</dt><dd>{m.interface_id.clone()}" · event "{m.event_code.clone()}" · schema "{t.schema_version.clone()}</dd>
+            <dt>"Sender"</dt><dd>{m.sender_dip_id.clone()}" as "{t.sender_role.clone()}</dd>
+            {m.dcp_dip_id.clone().map(|d| view! { <dt>"Submitted by DCP"</dt><dd>{d}</dd> })}
+            <dt>"Sender reference"</dt><dd class="mono">{m.sender_reference.clone()}</dd>
+            <dt>"Received (UTC)"</dt><dd>{m.received_at.clone()}</dd>
+            <dt>"MPAN"</dt><dd>{mpan.map(IntoAny::into_any).unwrap_or_else(|| "—".into_any())}</dd>
+            <dt>"Correlation id"</dt><dd>{correlation.map(IntoAny::into_any).unwrap_or_else(|| "—".into_any())}</dd>
+        </dl>
+        <h2>"Receipt"</h2>
+        <Steps steps=t.receipt.clone() empty="The receipt event is not recorded yet."/>
+        <h2>"Routing decision"</h2>
+        <p class="hint">"Why each recipient was chosen: the channel's rules, and for MPAN routing the appointment and its dates."</p>
+        <pre class="json">{t.routing.clone()}</pre>
+        <h2>"Payload"</h2>
+        <p class="hint">{t.payload_note.clone()}</p>
+        {t.payload.clone().map(|p| view! { <pre class="json" id="payload">{p}</pre> })}
+        <h2>"Recipient copies"</h2>
+        {if t.copies.is_empty() {
+            view! { <Empty message="No recipient copies: nobody was routed this message."/> }.into_any()
+        } else {
+            t.copies.into_iter().map(|c| view! { <CopyView c/> }).collect_view().into_any()
+        }}
+    }
+}
+
+#[component]
+fn CopyView(c: CopyTrace) -> impl IntoView {
+    let title = format!("{} · {} · position {}", c.copy.recipient_dip_id, c.copy.queue_id, c.seq);
+    let replay = c
+        .copy
+        .replay_id
+        .clone()
+        .map(|r| view! { <p class="hint">"Replay copy "<span class="mono">{c.transaction_id.clone()}</span>" of replay "<span class="mono">{r}</span></p> });
+    let hidden = (!c.hidden.is_empty()).then(|| {
+        view! { <p class="hint">"Fields hidden from this recipient (role "{c.recipient_role.clone()}"): "<span class="mono">{c.hidden.join(", ")}</span></p> }
+    });
+    view! {
+        <section class="copy" aria-label=title.clone()>
+            <h3>{title.clone()}" "<span class=tone(&c.copy.state)>{state_label(&c.copy.state).to_owned()}</span></h3>
+            {replay}
+            {hidden}
+            <Steps steps=c.steps empty="No events recorded for this copy yet."/>
+        </section>
+    }
+}
+
+#[component]
+fn Steps(steps: Vec<Step>, empty: &'static str) -> impl IntoView {
+    if steps.is_empty() {
+        return view! { <Empty message=empty/> }.into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="steps">
+                <thead><tr>
+                    <th scope="col">"When (UTC)"</th><th scope="col">"Step"</th><th scope="col">"Outcome"</th>
+                    <th scope="col">"Call took"</th><th scope="col">"Since previous step"</th>
+                </tr></thead>
+                <tbody>
+                    {steps.into_iter().map(|s| view! {
+                        <tr>
+                            <td>{s.at.clone()}</td>
+                            <td><span class=tone(&s.kind)>{state_label(&s.kind).to_owned()}</span></td>
+                            <td>{s.outcome.clone()}</td>
+                            <td class="num">{s.duration_ms.map(|d| format!("{d:.1} ms")).unwrap_or_default()}</td>
+                            <td class="num">{format!("{:.1} ms", s.after_ms)}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+/// `/workflows/:id`: every message of one workflow, as a sequence diagram and a table.
+#[component]
+pub fn WorkflowPage() -> impl IntoView {
+    let params = use_params_map();
+    let data = Resource::new(move || params.read().get("id").unwrap_or_default(), load_workflow);
+    view! {
+        <Title text="Workflow"/>
+        <p><a href="/messages">"← Messages"</a></p>
+        <Loaded data view=|w: Workflow| view! { <WorkflowView w/> }.into_any()/>
+    }
+}
+
+#[component]
+fn WorkflowView(w: Workflow) -> impl IntoView {
+    let count = w.messages.len();
+    let summary = match w.waiting {
+        0 => format!("{count} messages; every copy has left its queue."),
+        n => format!(
+            "{count} messages; {n} cop{} still waiting for delivery (dashed).",
+            if n == 1 { "y" } else { "ies" }
+        ),
+    };
+    view! {
+        <h1>"Workflow "<span class="mono">{w.correlation_id.clone()}</span></h1>
+        <p>{summary}</p>
+        {w.truncated.then(|| view! { <p class="hint">"Only the first messages are shown."</p> })}
+        <figure>
+            <figcaption>{format!("Participants: {}", w.lanes.join(", "))}</figcaption>
+            <div class="chart sequence" inner_html=w.svg.clone()></div>
+        </figure>
+        <h2>"Messages"</h2>
+        <div class="table-wrap">
+            <table>
+                <thead><tr>
+                    <th scope="col">"Received (UTC)"</th><th scope="col">"Transaction"</th><th scope="col">"Channel"</th>
+                    <th scope="col">"Sender"</th><th scope="col">"Sender reference"</th><th scope="col">"MPAN"</th>
+                    <th scope="col">"Recipients"</th>
+                </tr></thead>
+                <tbody>{w.messages.into_iter().map(|m| view! { <MessageLine m/> }).collect_view()}</tbody>
+            </table>
+        </div>
+    }
+}
