@@ -18,7 +18,7 @@ use crate::analytics::Analytics;
 use crate::dashboard::{app_error, params_from_query, query_of, run, viewer};
 use crate::report::{Measure, Report};
 use crate::trail;
-use crate::trail_views::{MessageRow, Trace, Workflow};
+use crate::trail_views::{MessageRow, MpanReport, Trace, Workflow};
 
 /// Routes under `/api/v1/reports/`.
 pub fn routes<S>() -> Router<S>
@@ -35,6 +35,19 @@ where
         .route("/api/v1/audit/messages.csv", get(export_messages))
         .route("/api/v1/audit/messages/{transaction_id}", get(trace_message))
         .route("/api/v1/audit/workflows/{correlation_id}", get(workflow))
+        .route("/api/v1/audit/mpans/{mpan}", get(mpan_report))
+}
+
+/// `GET /api/v1/audit/mpans/{mpan}`: the MPAN's appointment history and a page of the
+/// messages about it the caller may see (`from`, `to`, `state`, `sort`, `dir`, `page`).
+async fn mpan_report(
+    State(broker): State<Broker>,
+    ApiReader(actor): ApiReader,
+    Path(mpan): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<MpanReport>, ApiFailure> {
+    let list: ListQuery = params.into();
+    Ok(axum::Json(trail::mpan_report(&broker, &actor, &mpan, &list).await?))
 }
 
 /// `GET /api/v1/audit/workflows/{correlation_id}`: every message of the workflow the

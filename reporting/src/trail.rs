@@ -22,7 +22,7 @@ use dip_admin::types::{Actor, AppError, ListQuery, PAGE_SIZE, Page};
 use crate::analytics::Analytics;
 use crate::charts::{self, Arrow};
 use crate::error::AnalyticsError;
-use crate::trail_views::{CopyRow, CopyTrace, MessageRow, Step, Trace, Workflow};
+use crate::trail_views::{AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, Step, Trace, Workflow};
 
 /// Most rows one CSV export holds.
 pub const EXPORT_LIMIT: i64 = 10_000;
@@ -119,6 +119,7 @@ pub fn query_of(list: &ListQuery, scope: &Scope, limit: i64) -> Result<MessageQu
         state,
         received_from,
         received_to,
+        received_within: None,
         visible_to: scope.ids().map(<[String]>::to_vec),
         order,
         // Newest first unless asked otherwise; sender and channel A to Z.
@@ -424,6 +425,94 @@ pub async fn workflow(broker: &Broker, actor: &Actor, correlation_id: &str) -> R
         messages,
         waiting,
         svg,
+    })
+}
+
+/// The MPAN report: the appointment history of `mpan` beside a page of the messages about
+/// it (the search's time range, sort and page apply). Operator staff see every message; a
+/// participant's viewer sees the history only if it was ever appointed to the MPAN, and of
+/// the messages only its own received while it was appointed (any role); otherwise 404.
+pub async fn mpan_report(broker: &Broker, actor: &Actor, mpan: &str, list: &ListQuery) -> Result<MpanReport, AppError> {
+    let scope = Scope::of(broker, actor)?;
+    if !(mpan.len() == 13 && mpan.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(AppError::NotFound(format!("MPAN {mpan}")));
+    }
+    let rows = broker
+        .directory()
+        .appointments(&[mpan.to_owned()])
+        .await
+        .map_err(unavailable)?;
+    let registry = broker.registry();
+    let appointments: Vec<AppointmentRow> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, a)| AppointmentRow {
+            role: a.role.clone(),
+            participant: a.dip_id.as_ref().map(|d| match registry.participant(d) {
+                Some(p) => format!("{} ({d})", p.name),
+                None => d.clone(),
+            }),
+            effective_from: a.effective_from.clone(),
+            effective_to: rows[i + 1..]
+                .iter()
+                .find(|n| n.role == a.role)
+                .map(|n| n.effective_from.clone()),
+            source_transaction_id: a.source_transaction_id.clone(),
+        })
+        .collect();
+    // The spans in which the viewer held an appointment, as receipt times.
+    let spans = match scope.ids() {
+        None => None,
+        Some(ids) => {
+            let day = |d: &str| {
+                chrono::NaiveDate::parse_from_str(d.get(..10).unwrap_or(d), "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|t| t.and_utc().timestamp_micros())
+            };
+            let spans: Vec<(i64, i64)> = rows
+                .iter()
+                .zip(&appointments)
+                .filter(|(a, _)| a.dip_id.as_ref().is_some_and(|d| ids.contains(d)))
+                .filter_map(|(a, row)| {
+                    let to = row.effective_to.as_deref().map_or(Some(i64::MAX), day)?;
+                    Some((day(&a.effective_from)?, to))
+                })
+                .collect();
+            if spans.is_empty() {
+                return Err(AppError::NotFound(format!("MPAN {mpan}")));
+            }
+            Some(spans)
+        }
+    };
+    let periods = spans.as_ref().map(|s| {
+        let date = |t: i64| {
+            chrono::DateTime::from_timestamp_micros(t).map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
+        };
+        s.iter()
+            .map(|(f, t)| {
+                if *t == i64::MAX {
+                    format!("from {}", date(*f))
+                } else {
+                    format!("{} to {}", date(*f), date(*t))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let mut query = query_of(list, &scope, i64::try_from(PAGE_SIZE).unwrap_or(20))?;
+    query.mpan = Some(mpan.to_owned());
+    query.received_within = spans;
+    let (rows, total) = rows_of(broker, &scope, &query).await.map_err(|e| e.0)?;
+    Ok(MpanReport {
+        mpan: mpan.to_owned(),
+        appointments,
+        messages: Page {
+            rows,
+            total: usize::try_from(total.min(SEARCH_COUNT_CAP)).unwrap_or(0),
+            page: list.page.max(1),
+        },
+        periods,
     })
 }
 

@@ -162,3 +162,32 @@ pub struct Workflow {
     /// Whether there were more messages than are shown.
     pub truncated: bool,
 }
+
+/// The MPAN report (spec 5.11.3, Figure 18): an MPAN's appointment history beside the
+/// messages about it that the viewer may see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MpanReport {
+    /// MPAN core.
+    pub mpan: String,
+    /// Who was appointed in which role, from when to when, by role then date.
+    pub appointments: Vec<AppointmentRow>,
+    /// The messages about the MPAN (one page), newest first.
+    pub messages: dip_admin::types::Page<MessageRow>,
+    /// For a participant's viewer: the periods its messages are shown for.
+    pub periods: Option<String>,
+}
+
+/// One appointment of an MPAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppointmentRow {
+    /// Role code.
+    pub role: String,
+    /// Appointed DIP ID with its name; `None` for a de-appointment.
+    pub participant: Option<String>,
+    /// First day it applies, `YYYY-MM-DD`.
+    pub effective_from: String,
+    /// First day of the next appointment in the role, if any.
+    pub effective_to: Option<String>,
+    /// The transaction that recorded it (a registration message), if any.
+    pub source_transaction_id: Option<String>,
+}

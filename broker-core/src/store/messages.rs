@@ -218,6 +218,9 @@ pub struct MessageQuery {
     pub received_from: Option<i64>,
     /// Received before, microseconds since the epoch.
     pub received_to: Option<i64>,
+    /// Received within one of these `[from, to)` spans (a participant's appointments to
+    /// an MPAN); `None`: any time. An empty list matches nothing.
+    pub received_within: Option<Vec<(i64, i64)>>,
     /// Row-level access: `None` for everything; otherwise only messages one of these
     /// participants sent (itself or as the DCP) or received, and for a message it only
     /// received, only its own copies count for `state`.
@@ -371,6 +374,17 @@ macro_rules! impl_message_store {
                     }
                     if let Some(to) = q.received_to {
                         qb.push(" AND m.received_at < ").push_bind(to);
+                    }
+                    if let Some(spans) = &q.received_within {
+                        qb.push(" AND (1 = 0");
+                        for (from, to) in spans {
+                            qb.push(" OR (m.received_at >= ")
+                                .push_bind(*from)
+                                .push(" AND m.received_at < ")
+                                .push_bind(*to)
+                                .push(")");
+                        }
+                        qb.push(")");
                     }
                     let in_list = |qb: &mut sqlx::QueryBuilder<'_, $db>, ids: &[String]| {
                         qb.push(" IN (");

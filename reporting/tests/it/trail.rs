@@ -374,7 +374,51 @@ async fn a_workflow_is_a_sequence_of_its_messages(db: Db) {
     ));
 }
 
+async fn an_mpan_report_shows_each_participant_its_appointed_periods(db: Db) {
+    let s = TestServer::start(db).await;
+    // MPAN_COS: SUP1 supplies from 2024-04-01, SUP2 from 2024-10-15; IF-909 about it
+    // goes to REGS_N and every supplier today.
+    let notice = send(&s, MS_KEY, if909("we-mpan")).await;
+    let all = list(&[]);
+    let op = actor(None, PortalRole::Auditor);
+    let r = trail::mpan_report(&s.broker, &op, MPAN_COS, &all).await.unwrap();
+    assert_eq!(r.appointments.len(), 6, "{:?}", r.appointments);
+    let sup = r.appointments.iter().filter(|a| a.role == "SUP").collect::<Vec<_>>();
+    assert_eq!(
+        (sup[0].effective_from.as_str(), sup[0].effective_to.as_deref()),
+        ("2024-04-01", Some("2024-10-15"))
+    );
+    assert!(sup[1].participant.as_deref().unwrap().ends_with(&format!("({SUP2})")));
+    assert_eq!(r.messages.rows.len(), 1);
+    assert_eq!(r.messages.rows[0].transaction_id, notice);
+    assert_eq!(r.periods, None);
+
+    // SUP2, supplier now: its own copy of today's message.
+    let sup2 = actor(Some(SUP2), PortalRole::MessageUser);
+    let r = trail::mpan_report(&s.broker, &sup2, MPAN_COS, &all).await.unwrap();
+    assert_eq!(r.periods.as_deref(), Some("from 2024-10-15"));
+    assert_eq!(r.messages.rows.len(), 1);
+    assert_eq!(recipients(&r.messages.rows[0]), [SUP2]);
+    assert_eq!(r.appointments.len(), 6, "the history is shown whole");
+    // SUP1 was the supplier until 2024-10-15: the history, but no message of today.
+    let sup1 = actor(Some(SUP1), PortalRole::MessageUser);
+    let r = trail::mpan_report(&s.broker, &sup1, MPAN_COS, &all).await.unwrap();
+    assert_eq!(r.periods.as_deref(), Some("2024-04-01 to 2024-10-15"));
+    assert!(r.messages.rows.is_empty());
+    // Never appointed, or no MPAN at all: not found.
+    let sup3 = actor(Some(SUP3), PortalRole::MessageUser);
+    assert!(matches!(
+        trail::mpan_report(&s.broker, &sup3, MPAN_COS, &all).await,
+        Err(AppError::NotFound(_))
+    ));
+    assert!(matches!(
+        trail::mpan_report(&s.broker, &op, "16000", &all).await,
+        Err(AppError::NotFound(_))
+    ));
+}
+
 both_stores!(
+    an_mpan_report_shows_each_participant_its_appointed_periods,
     a_workflow_is_a_sequence_of_its_messages,
     who_sees_what,
     every_filter_narrows_the_search,

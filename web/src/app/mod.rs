@@ -95,6 +95,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/messages") view=trail::MessagesPage ssr=SsrMode::Async/>
                     <Route path=path!("/messages/:id") view=trail::MessagePage ssr=SsrMode::Async/>
                     <Route path=path!("/workflows/:id") view=trail::WorkflowPage ssr=SsrMode::Async/>
+                    <Route path=path!("/mpans/:mpan") view=trail::MpanPage ssr=SsrMode::Async/>
                     <Route path=path!("/reports") view=reports::ReportsPage ssr=SsrMode::Async/>
                     <Route path=path!("/alarms") view=alarms::AlarmsPage ssr=SsrMode::Async/>
                 </Routes>

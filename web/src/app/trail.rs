@@ -1,7 +1,8 @@
 //! The message audit trail (spec 5.11.3, 5.12.1): `/messages` searches the messages the
 //! viewer may see, `/messages/:id` traces one transaction from receipt through routing
 //! to every recipient copy's attempts, `/workflows/:id` draws every message of one
-//! workflow as a sequence diagram. What each viewer may see is decided on the server
+//! workflow as a sequence diagram, `/mpans/:mpan` sets an MPAN's appointment history
+//! beside the messages about it. What each viewer may see is decided on the server
 //! (`dip_reporting::trail`); the audit REST API answers the same URLs as JSON and CSV.
 
 use leptos::prelude::*;
@@ -40,6 +41,15 @@ pub async fn load_workflow(id: String) -> Result<Workflow, AppError> {
         .map_err(crate::ctx::fail)
 }
 
+/// An MPAN's appointment history and the messages about it.
+#[server(prefix = "/fn", endpoint = "load_mpan_report")]
+pub async fn load_mpan_report(mpan: String, query: ListQuery) -> Result<MpanReport, AppError> {
+    let (state, actor) = crate::ctx::actor().await?;
+    dip_reporting::trail::mpan_report(&state.broker, &actor, &mpan, &query)
+        .await
+        .map_err(crate::ctx::fail)
+}
+
 /// The URL query of a search (for the CSV link), as the page has it.
 fn query_string(q: &ListQuery) -> String {
     let mut pairs: Vec<String> = q
@@ -67,15 +77,7 @@ pub fn MessagesPage() -> impl IntoView {
         let q = query.get_untracked();
         view! {
             <Table page empty="No messages match."
-                head=view! {
-                    <SortHeader column="received" label="Received (UTC)" query=q.clone()/>
-                    <th scope="col">"Transaction"</th>
-                    <SortHeader column="channel" label="Channel" query=q.clone()/>
-                    <SortHeader column="sender" label="Sender" query=q.clone()/>
-                    <th scope="col">"Sender reference"</th>
-                    <th scope="col">"MPAN"</th>
-                    <th scope="col">"Recipients"</th>
-                }.into_any()
+                head=message_head(&q)
                 row=|m: MessageRow| view! { <MessageLine m/> }.into_any()/>
         }
         .into_any()
@@ -94,6 +96,20 @@ pub fn MessagesPage() -> impl IntoView {
         }}
         <Loaded data view=results/>
     }
+}
+
+/// The header of a table of messages, sortable by receipt, channel and sender.
+fn message_head(q: &ListQuery) -> AnyView {
+    view! {
+        <SortHeader column="received" label="Received (UTC)" query=q.clone()/>
+        <th scope="col">"Transaction"</th>
+        <SortHeader column="channel" label="Channel" query=q.clone()/>
+        <SortHeader column="sender" label="Sender" query=q.clone()/>
+        <th scope="col">"Sender reference"</th>
+        <th scope="col">"MPAN"</th>
+        <th scope="col">"Recipients"</th>
+    }
+    .into_any()
 }
 
 #[component]
@@ -300,5 +316,78 @@ fn WorkflowView(w: Workflow) -> impl IntoView {
                 <tbody>{w.messages.into_iter().map(|m| view! { <MessageLine m/> }).collect_view()}</tbody>
             </table>
         </div>
+    }
+}
+
+/// `/mpans/:mpan`: the MPAN report.
+#[component]
+pub fn MpanPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_list_query(&["from", "to", "state"]);
+    let data = Resource::new(
+        move || (params.read().get("mpan").unwrap_or_default(), query.get()),
+        |(mpan, query)| load_mpan_report(mpan, query),
+    );
+    let report = move |r: MpanReport| {
+        let q = query.get_untracked();
+        view! { <MpanView r q/> }.into_any()
+    };
+    view! {
+        <Title text="MPAN report"/>
+        <p><a href="/messages">"← Messages"</a></p>
+        <Loaded data view=report/>
+    }
+}
+
+#[component]
+fn MpanView(r: MpanReport, q: ListQuery) -> impl IntoView {
+    let filters = q.filters.clone();
+    let value = move |name: &str| filters.get(name).cloned().unwrap_or_default();
+    let states: Vec<(String, String)> = STATES.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
+    let head = message_head(&q);
+    view! {
+        <h1>"MPAN "<span class="mono">{r.mpan.clone()}</span></h1>
+        <h2>"Appointment history"</h2>
+        {if r.appointments.is_empty() {
+            view! { <Empty message="No appointments are recorded for this MPAN."/> }.into_any()
+        } else {
+            view! {
+                <div class="table-wrap">
+                    <table id="appointments">
+                        <thead><tr>
+                            <th scope="col">"Role"</th><th scope="col">"Appointed"</th><th scope="col">"From"</th>
+                            <th scope="col">"Until"</th><th scope="col">"Recorded by"</th>
+                        </tr></thead>
+                        <tbody>
+                            {r.appointments.into_iter().map(|a| {
+                                let source = a.source_transaction_id.clone().map(|t| {
+                                    let href = format!("/messages/{}", encode(&t));
+                                    view! { <a href=href class="mono">{t}</a> }
+                                });
+                                view! {
+                                    <tr>
+                                        <td>{a.role}</td>
+                                        <td>{a.participant.unwrap_or_else(|| "— (de-appointed)".into())}</td>
+                                        <td>{a.effective_from}</td>
+                                        <td>{a.effective_to.unwrap_or_else(|| "—".into())}</td>
+                                        <td>{source.map(IntoAny::into_any).unwrap_or_else(|| "loaded by the operator".into_any())}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </div>
+            }.into_any()
+        }}
+        <h2>"Messages about this MPAN"</h2>
+        {r.periods.clone().map(|p| view! { <p class="hint">{format!("Your participant's messages while it was appointed: {p}.")}</p> })}
+        <FilterBar query=q.clone()>
+            <FilterSelect name="state" label="State" options=states query=q.clone()/>
+            <label>"From (UTC)" <input type="datetime-local" name="from" value=value("from")/></label>
+            <label>"To (UTC)" <input type="datetime-local" name="to" value=value("to")/></label>
+        </FilterBar>
+        <Table page=r.messages empty="No messages about this MPAN match."
+            head=head
+            row=|m: MessageRow| view! { <MessageLine m/> }.into_any()/>
     }
 }
