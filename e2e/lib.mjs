@@ -52,3 +52,11 @@ export async function signIn(page, username, { javaScript = true, base = BASE } 
   await Promise.all([page.waitForURL((u) => !u.pathname.startsWith('/sign-in')), page.click('form button.primary')]);
   if (javaScript) await hydrated(page);
 }
+
+/// Fetches `href` from inside the page (its session cookie goes along): content type and text.
+export async function fetchText(page, href) {
+  return page.evaluate(async (h) => {
+    const r = await fetch(h);
+    return { type: r.headers.get('content-type'), text: await r.text() };
+  }, href);
+}

@@ -3,7 +3,7 @@
 // e2e/artifacts/20-reports*.png, 21-alarms.png.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, SUP1, newPage, shot, hydrated, signIn } from '../lib.mjs';
+import { BASE, SUP1, newPage, shot, hydrated, signIn, fetchText } from '../lib.mjs';
 
 /// Loads `path` until the totals table shows incoming traffic (the demo's flows start
 /// with the server; the first arrive within seconds).
@@ -52,10 +52,7 @@ test('the dashboard shows live traffic as charts and tables, with filters in the
 
   // The same view as CSV.
   const href = await page.locator('a[download]').getAttribute('href');
-  const csv = await page.evaluate(async (h) => {
-    const r = await fetch(h);
-    return { type: r.headers.get('content-type'), text: await r.text() };
-  }, href);
+  const csv = await fetchText(page, href);
   assert.match(csv.type, /^text\/csv/);
   assert.match(csv.text, /^interval_start,group,received,/);
   assert.ok(csv.text.trim().split('\n').length > 1, 'rows in the CSV');

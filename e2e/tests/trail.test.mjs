@@ -4,7 +4,7 @@
 // 31-transaction*.png, 32-workflow*.png.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, SUP1, newPage, shot, hydrated, signIn } from '../lib.mjs';
+import { BASE, SUP1, newPage, shot, hydrated, signIn, fetchText } from '../lib.mjs';
 
 /// Loads the search at `path` until it lists messages (the demo's first flows arrive
 /// within seconds of the start).
@@ -81,10 +81,7 @@ test("a participant's user sees its own messages only, and gets the CSV of its s
     assert.ok(r.sender === SUP1 || (r.copies.length > 0 && r.copies.every((c) => c.startsWith(SUP1))), JSON.stringify(r));
   }
   const href = await page.locator('a[download]').getAttribute('href');
-  const csv = await page.evaluate(async (h) => {
-    const r = await fetch(h);
-    return { type: r.headers.get('content-type'), text: await r.text() };
-  }, href);
+  const csv = await fetchText(page, href);
   assert.match(csv.type, /^text\/csv/);
   assert.match(csv.text, /^transaction_id,received_at,sender,/);
   await shot(page, '30-messages-participant');

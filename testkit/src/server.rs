@@ -81,6 +81,17 @@ impl TestServer {
         self.broker.reload().await.expect("reload");
     }
 
+    /// Retries of `interface` after 50 ms, at most 200 ms apart, dead-lettered after an
+    /// hour: a failed attempt is retried well within a test.
+    pub async fn fast_retries(&self, interface: &str) {
+        let policy = broker_core::model::DeliveryPolicy {
+            retry_initial_ms: 50,
+            retry_max_ms: 200,
+            stale_after_secs: 3600,
+        };
+        self.policy(interface, policy).await;
+    }
+
     /// The demo API key of a participant.
     pub fn key(&self, dip_id: &str) -> String {
         self.db.key(dip_id)

@@ -50,14 +50,7 @@ impl Admin<'_> {
             ("dip_id".to_owned(), dip_id.to_owned()),
             ("pem".to_owned(), pem.to_owned()),
         ]);
-        if !self
-            .broker
-            .directory()
-            .participants()
-            .await?
-            .iter()
-            .any(|p| p.dip_id == dip_id)
-        {
+        if !self.participant_exists(dip_id).await? {
             return Err(AppError::Invalid {
                 message: format!("No participant {dip_id}."),
                 fields: [("dip_id".to_owned(), format!("No participant {dip_id}."))].into(),

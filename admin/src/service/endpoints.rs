@@ -75,14 +75,7 @@ impl Admin<'_> {
             Saving::Either => before.is_none(),
         };
         let mut errors = BTreeMap::new();
-        if !self
-            .broker
-            .directory()
-            .participants()
-            .await?
-            .iter()
-            .any(|p| p.dip_id == form.dip_id)
-        {
+        if !self.participant_exists(&form.dip_id).await? {
             errors.insert("dip_id".into(), format!("No participant {}.", form.dip_id));
         }
         let name = form.name.trim();

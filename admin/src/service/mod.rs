@@ -62,6 +62,12 @@ impl<'a> Admin<'a> {
         Self { broker, actor }
     }
 
+    /// Whether `dip_id` is a registered participant (as stored now, not as cached).
+    pub(crate) async fn participant_exists(&self, dip_id: &str) -> Result<bool> {
+        let participants = self.broker.directory().participants().await?;
+        Ok(participants.iter().any(|p| p.dip_id == dip_id))
+    }
+
     pub(crate) async fn audit(&self, action: &str, target: &str, detail: Value) -> Result<()> {
         let entry = AuditEntry::now(
             self.actor.name.clone(),

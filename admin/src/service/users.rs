@@ -160,13 +160,7 @@ impl Admin<'_> {
             errors.insert("email".into(), "Not an email address.".into());
         }
         if let Some(d) = &dip_id
-            && !self
-                .broker
-                .directory()
-                .participants()
-                .await?
-                .iter()
-                .any(|p| &p.dip_id == d)
+            && !self.participant_exists(d).await?
         {
             errors.insert("dip_id".into(), format!("No participant {d}."));
         }

@@ -247,15 +247,7 @@ async fn traffic_writes_lifecycle_events(db: Db) {
     let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     sink.script([Reply::Status(503)]);
-    s.policy(
-        "IF-031",
-        broker_core::model::DeliveryPolicy {
-            retry_initial_ms: 50,
-            retry_max_ms: 200,
-            stale_after_secs: 3600,
-        },
-    )
-    .await;
+    s.fast_retries("IF-031").await;
     let started = broker_core::clock::now_micros();
     let mut txs = Vec::new();
     for i in 0..3 {

@@ -255,15 +255,7 @@ async fn a_trace_shows_every_attempt_and_replay_copy(db: Db) {
     let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     sink.script([Reply::Status(503)]);
-    s.policy(
-        "IF-031",
-        broker_core::model::DeliveryPolicy {
-            retry_initial_ms: 50,
-            retry_max_ms: 200,
-            stale_after_secs: 3600,
-        },
-    )
-    .await;
+    s.fast_retries("IF-031").await;
     let tx = send(&s, SUP1, if031("t-attempts")).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     while s.db.store.message_deliveries(&tx).await.unwrap()[0].state != "delivered" {

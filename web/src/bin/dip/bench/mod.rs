@@ -4,13 +4,14 @@
 //! a new PostgreSQL database that is dropped afterwards), loads the demo directory, and
 //! drives `POST /api/v1/messages` over loopback HTTP.
 //!
-//! `dip bench ingest` ([`ingest`]), `dip bench e2e` ([`e2e`]) and `dip bench analytics`
-//! ([`analytics`]); this module holds what they share: the stores, the platform, the
+//! `dip bench ingest` ([`ingest`]), `dip bench e2e` ([`e2e`]), `dip bench analytics`
+//! ([`analytics`]) and `dip bench trail` ([`trail`]); this module holds what they share: the stores, the platform, the
 //! routes messages take, the load generators and histograms.
 
 mod analytics;
 mod e2e;
 mod ingest;
+mod trail;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -39,6 +40,9 @@ pub enum BenchCommand {
     /// Analytics: the pump's rate into ClickHouse and the embedded tables, and report
     /// query times on 10 million events in ClickHouse.
     Analytics(analytics::AnalyticsArgs),
+    /// The message audit trail: search and trace p50/p99 on PostgreSQL with 10 million
+    /// messages generated in the database.
+    Trail(trail::TrailArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,6 +71,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::E2e(args) => e2e::run(args).await,
         BenchCommand::Analytics(args) => analytics::run(args).await,
+        BenchCommand::Trail(args) => trail::run(args).await,
     }
 }
 
@@ -87,6 +92,8 @@ struct BenchStore {
     store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
+    /// The PostgreSQL database's URL.
+    url: Option<String>,
 }
 
 impl BenchStore {
@@ -99,6 +106,7 @@ impl BenchStore {
                     store,
                     _dir: Some(dir),
                     pg: None,
+                    url: None,
                 }
             }
             StoreKind::Postgres => {
@@ -111,6 +119,7 @@ impl BenchStore {
                     store,
                     _dir: None,
                     pg: Some((pg_admin_url.to_owned(), name)),
+                    url: Some(url),
                 }
             }
         };
