@@ -22,7 +22,9 @@ use dip_admin::types::{Actor, AppError, ListQuery, PAGE_SIZE, Page};
 use crate::analytics::Analytics;
 use crate::charts::{self, Arrow};
 use crate::error::AnalyticsError;
-use crate::trail_views::{AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, Step, Trace, Workflow};
+use crate::trail_views::{
+    AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, RoutingLine, Step, Trace, Workflow,
+};
 
 /// Most rows one CSV export holds.
 pub const EXPORT_LIMIT: i64 = 10_000;
@@ -321,6 +323,8 @@ async fn trace_in(
                 ev.transaction_id == e.transaction_id
                     && ev.queue_id == e.queue_id
                     && ev.kind != EventKind::Received
+                    // A redrive is the dead entry's last step, not its successor's first.
+                    && (ev.kind != EventKind::Redriven || e.state == "redriven")
                     && ev.at >= start
                     && next.is_none_or(|n| ev.at < n || (ev.kind == EventKind::Redriven && ev.at <= n))
             });
@@ -349,7 +353,10 @@ async fn trace_in(
         }
     }
     let (payload, payload_note) = payload_for(broker, &m, whole, &copies).await?;
+    let (routed, unresolved) = routing_lines(&routing);
     Ok(Trace {
+        routed,
+        unresolved,
         payload,
         payload_note,
         message: message_row(&m, Vec::new()),
@@ -514,6 +521,61 @@ pub async fn mpan_report(broker: &Broker, actor: &Actor, mpan: &str, list: &List
         },
         periods,
     })
+}
+
+/// The routing decision (as stored, already cut to what the viewer may see) line by line,
+/// and the rules that reached nobody.
+fn routing_lines(decision: &Value) -> (Vec<RoutingLine>, Vec<String>) {
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let list = |v: &Value, key: &str| v.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    let routed = list(decision, "recipients")
+        .iter()
+        .map(|r| RoutingLine {
+            recipient: text(r, "dipID"),
+            role: text(r, "role"),
+            queue: text(r, "queue"),
+            reasons: list(r, "matchedBy")
+                .iter()
+                .map(|m| {
+                    let (rule, role) = (text(m, "rule"), text(m, "role"));
+                    let rule = match rule.as_str() {
+                        "targeted" => "named by the sender".to_owned(),
+                        "mpan" => "MPAN".to_owned(),
+                        "always-role" => "always, every holder of the role".to_owned(),
+                        "always-participant" => "always, by name".to_owned(),
+                        _ => rule,
+                    };
+                    match m.get("appointment") {
+                        Some(a) => format!(
+                            "{rule}: appointed {role} to {} from {} {}",
+                            text(a, "mpan"),
+                            text(a, "effectiveFrom"),
+                            a.get("effectiveTo")
+                                .and_then(Value::as_str)
+                                .map_or_else(|| "(open)".to_owned(), |to| format!("until {to}"))
+                        ),
+                        None => format!("{rule} as {role}"),
+                    }
+                })
+                .collect(),
+            hidden: list(r, "hidden")
+                .iter()
+                .filter_map(|h| h.as_str().map(str::to_owned))
+                .collect(),
+        })
+        .collect();
+    let unresolved = list(decision, "unresolved")
+        .iter()
+        .map(|u| {
+            let whom = [text(u, "role"), text(u, "dipID")]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!("{} {whom}: {}", text(u, "rule"), text(u, "reason"))
+        })
+        .collect();
+    (routed, unresolved)
 }
 
 /// What a viewer is shown as a message's payload: the sender and operator staff the

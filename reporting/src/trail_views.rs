@@ -84,6 +84,10 @@ pub struct Trace {
     /// viewer who only received the message, the recipients other than its own are left
     /// out.
     pub routing: String,
+    /// The routing decision line by line, as the viewer may see it.
+    pub routed: Vec<RoutingLine>,
+    /// Rules that reached nobody, and why (operator staff and the sender only).
+    pub unresolved: Vec<String>,
     /// What happened at receipt: accepted, time to queue.
     pub receipt: Vec<Step>,
     /// Each recipient copy the viewer may see, with its steps.
@@ -190,4 +194,25 @@ pub struct AppointmentRow {
     pub effective_to: Option<String>,
     /// The transaction that recorded it (a registration message), if any.
     pub source_transaction_id: Option<String>,
+}
+
+/// One recipient of a routing decision: who, in which role and queue, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingLine {
+    /// Recipient DIP ID.
+    pub recipient: String,
+    /// Role it receives in (governs what is hidden from it).
+    pub role: String,
+    /// Its queue.
+    pub queue: String,
+    /// Every rule that chose it, in words (an MPAN rule with the appointment's dates).
+    pub reasons: Vec<String>,
+    /// Fields hidden from it (JSON pointers).
+    pub hidden: Vec<String>,
+}
+
+/// A time as the tables show it: `YYYY-MM-DD HH:MM:SS.mmm` (UTC), from RFC 3339.
+pub fn short_time(rfc3339: &str) -> String {
+    let t = rfc3339.replacen('T', " ", 1);
+    t.get(..23).map_or(t.trim_end_matches('Z').to_owned(), str::to_owned)
 }

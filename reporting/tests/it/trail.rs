@@ -120,8 +120,22 @@ async fn who_sees_what(db: Db) {
     assert_eq!(payload["CustomBlock"], if909_block());
     assert_eq!(payload["CommonBlock"]["D0"]["transactionID"], json!(notice));
 
+    let why: Vec<(&str, &str)> = t
+        .routed
+        .iter()
+        .map(|r| (r.recipient.as_str(), r.reasons[0].as_str()))
+        .collect();
+    assert_eq!(why[0], (SUP1, "always, every holder of the role as SUP"), "{why:?}");
+    assert_eq!(why[3], (REGS_N, "named by the sender as REGS"), "{why:?}");
+    assert_eq!(t.routed[0].hidden.len(), 3, "three fields hidden from suppliers");
+
     let t = trace(&s, &sup1, &notice).await.unwrap();
     assert!(!t.whole);
+    assert_eq!(
+        t.routed.iter().map(|r| r.recipient.as_str()).collect::<Vec<_>>(),
+        [SUP1]
+    );
+    assert!(t.unresolved.is_empty());
     assert_eq!(
         t.copies
             .iter()
@@ -409,7 +423,45 @@ async fn an_mpan_report_shows_each_participant_its_appointed_periods(db: Db) {
     ));
 }
 
+async fn a_redriven_dead_letter_shows_both_entries(db: Db) {
+    let s = TestServer::start(db).await;
+    let tx = send(&s, SUP1, if031("t-dead")).await;
+    let entry = s.db.store.message_deliveries(&tx).await.unwrap().remove(0);
+    let dead = broker_core::store::Settlement {
+        queue_id: entry.queue_id.clone(),
+        seq: entry.seq,
+        state: broker_core::store::EntryState::Dead,
+        at: broker_core::clock::now_micros(),
+        outcome: "stale".into(),
+        duration_us: 0,
+    };
+    s.db.store.settle(&[dead], &[]).await.unwrap();
+    let op = actor(None, PortalRole::Auditor);
+    assert_eq!(ids(&s, &op, &[("state", "dead_lettered")]).await, [tx.as_str()]);
+    s.db.store
+        .redrive(&[(entry.queue_id.clone(), entry.seq)], broker_core::clock::now_micros())
+        .await
+        .unwrap();
+    let t = trace(&s, &op, &tx).await.unwrap();
+    let copies: Vec<(&str, Vec<&str>)> = t
+        .copies
+        .iter()
+        .map(|c| (c.copy.state.as_str(), c.steps.iter().map(|s| s.kind.as_str()).collect()))
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            ("redriven", vec!["routed", "dead_lettered", "redriven"]),
+            ("queued", vec![])
+        ],
+        "the dead entry ends at its redrive; the new one waits"
+    );
+    assert!(ids(&s, &op, &[("state", "dead_lettered")]).await.is_empty());
+    assert_eq!(ids(&s, &op, &[("state", "queued")]).await, [tx.as_str()]);
+}
+
 both_stores!(
+    a_redriven_dead_letter_shows_both_entries,
     an_mpan_report_shows_each_participant_its_appointed_periods,
     a_workflow_is_a_sequence_of_its_messages,
     who_sees_what,

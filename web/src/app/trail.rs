@@ -148,7 +148,7 @@ fn MessageLine(m: MessageRow) -> impl IntoView {
     let href = format!("/messages/{}", encode(&m.transaction_id));
     view! {
         <tr>
-            <td>{m.received_at.clone()}</td>
+            <td><time datetime=m.received_at.clone()>{short_time(&m.received_at)}</time></td>
             <td><a href=href class="mono">{m.transaction_id.clone()}</a></td>
             <td>{m.interface_id.clone()}" "<span class="muted">{m.event_code.clone()}</span></td>
             <td>{m.sender_dip_id.clone()}</td>
@@ -204,7 +204,7 @@ fn TraceView(t: Trace) -> impl IntoView {
             <dt>"Sender"</dt><dd>{m.sender_dip_id.clone()}" as "{t.sender_role.clone()}</dd>
             {m.dcp_dip_id.clone().map(|d| view! { <dt>"Submitted by DCP"</dt><dd>{d}</dd> })}
             <dt>"Sender reference"</dt><dd class="mono">{m.sender_reference.clone()}</dd>
-            <dt>"Received (UTC)"</dt><dd>{m.received_at.clone()}</dd>
+            <dt>"Received (UTC)"</dt><dd><time datetime=m.received_at.clone()>{short_time(&m.received_at)}</time></dd>
             <dt>"MPAN"</dt><dd>{mpan.map(IntoAny::into_any).unwrap_or_else(|| "—".into_any())}</dd>
             <dt>"Correlation id"</dt><dd>{correlation.map(IntoAny::into_any).unwrap_or_else(|| "—".into_any())}</dd>
         </dl>
@@ -212,7 +212,31 @@ fn TraceView(t: Trace) -> impl IntoView {
         <Steps steps=t.receipt.clone() empty="The receipt event is not recorded yet."/>
         <h2>"Routing decision"</h2>
         <p class="hint">"Why each recipient was chosen: the channel's rules, and for MPAN routing the appointment and its dates."</p>
-        <pre class="json">{t.routing.clone()}</pre>
+        <div class="table-wrap">
+            <table id="routing">
+                <thead><tr>
+                    <th scope="col">"Recipient"</th><th scope="col">"Role"</th><th scope="col">"Queue"</th>
+                    <th scope="col">"Chosen by"</th><th scope="col">"Hidden from it"</th>
+                </tr></thead>
+                <tbody>
+                    {t.routed.clone().into_iter().map(|r| view! {
+                        <tr>
+                            <td>{r.recipient}</td><td>{r.role}</td><td class="mono">{r.queue}</td>
+                            <td><ul class="copies">{r.reasons.into_iter().map(|why| view! { <li>{why}</li> }).collect_view()}</ul></td>
+                            <td class="mono">{if r.hidden.is_empty() { "—".to_owned() } else { r.hidden.join(", ") }}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        {(!t.unresolved.is_empty()).then(|| view! {
+            <p>"Rules that reached nobody:"</p>
+            <ul>{t.unresolved.clone().into_iter().map(|u| view! { <li>{u}</li> }).collect_view()}</ul>
+        })}
+        <details>
+            <summary>"The decision as stored (JSON)"</summary>
+            <pre class="json">{t.routing.clone()}</pre>
+        </details>
         <h2>"Payload"</h2>
         <p class="hint">{t.payload_note.clone()}</p>
         {t.payload.clone().map(|p| view! { <pre class="json" id="payload">{p}</pre> })}
@@ -261,7 +285,7 @@ fn Steps(steps: Vec<Step>, empty: &'static str) -> impl IntoView {
                 <tbody>
                     {steps.into_iter().map(|s| view! {
                         <tr>
-                            <td>{s.at.clone()}</td>
+                            <td><time datetime=s.at.clone()>{short_time(&s.at)}</time></td>
                             <td><span class=tone(&s.kind)>{state_label(&s.kind).to_owned()}</span></td>
                             <td>{s.outcome.clone()}</td>
                             <td class="num">{s.duration_ms.map(|d| format!("{d:.1} ms")).unwrap_or_default()}</td>

@@ -18,6 +18,7 @@ use dip_admin::types::{Actor, ListQuery, PortalRole};
 use dip_reporting::analytics::{Analytics, Sink};
 use dip_reporting::trail;
 use rand::Rng;
+use sqlx::ConnectOptions;
 
 use super::{BenchStore, StoreKind, histogram, percentiles, record};
 
@@ -94,7 +95,11 @@ pub async fn run(args: TrailArgs) -> anyhow::Result<()> {
 
 async fn measure(args: &TrailArgs, made: &BenchStore) -> anyhow::Result<()> {
     let url = made.url.as_deref().context("a PostgreSQL store")?;
-    let pool = sqlx::PgPool::connect(url).await?;
+    // The generating statements run for minutes: not worth a slow-statement warning each.
+    let options = url
+        .parse::<sqlx::postgres::PgConnectOptions>()?
+        .disable_statement_logging();
+    let pool = sqlx::PgPool::connect_with(options).await?;
     println!("audit trail benchmark, PostgreSQL, {} messages", args.messages);
     let started = Instant::now();
     for sql in statements() {
