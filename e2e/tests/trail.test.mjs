@@ -1,7 +1,7 @@
 // Browser tests of the message audit trail against `dip demo` (its simulated participants
 // send change-of-service workflows from the start): search → transaction trace →
 // workflow, with JavaScript and without. Screenshots: e2e/artifacts/30-messages*.png,
-// 31-transaction*.png, 32-workflow*.png.
+// 31-transaction*.png, 32-workflow*.png, 33-mpan*.png (the MPAN report).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BASE, SUP1, newPage, shot, hydrated, signIn, fetchText } from '../lib.mjs';
@@ -51,6 +51,20 @@ for (const javaScript of [true, false]) {
     assert.match(await page.locator('#payload').textContent(), new RegExp(`"transactionID": "${tx}"`));
     assert.ok((await page.locator('section.copy table.steps tbody tr').count()) > 0, 'steps of the copies');
     await shot(page, `31-transaction${mode}`);
+
+    // Its MPAN's report: the appointment history beside the messages about it.
+    const mpan = page.locator('a[href^="/mpans/"]');
+    const mpanHref = await mpan.getAttribute('href');
+    await Promise.all([page.waitForURL(/\/mpans\//), mpan.click()]);
+    if (javaScript) await hydrated(page);
+    assert.match(await page.locator('h1').textContent(), /^MPAN \d{13}$/);
+    assert.ok((await page.locator('#appointments tbody tr').count()) > 0, 'appointments listed');
+    const about = await page.locator('main table:not(#appointments) tbody tr td:nth-child(2) a').allTextContents();
+    assert.ok(about.includes(tx), `${tx} among the MPAN's messages: ${about.join()}`);
+    await shot(page, `33-mpan${mode}`);
+    await page.goBack();
+    if (javaScript) await hydrated(page);
+    assert.ok(mpanHref.startsWith('/mpans/'));
 
     // Its workflow: a sequence diagram drawn on the server, and the messages in order.
     const workflow = page.locator('a[href^="/workflows/"]');

@@ -185,11 +185,10 @@ pub fn MessagePage() -> impl IntoView {
 #[component]
 fn TraceView(t: Trace) -> impl IntoView {
     let m = t.message.clone();
-    let search = |name: &str, value: &str| format!("/messages?{name}={}", encode(value));
-    let mpan = m
-        .mpan
-        .clone()
-        .map(|v| view! { <a href=search("mpan", &v) class="mono">{v.clone()}</a> });
+    let mpan = m.mpan.clone().map(|v| {
+        let report = format!("/mpans/{}", encode(&v));
+        view! { <a href=report class="mono">{v.clone()}</a>" (its appointments and messages)" }
+    });
     let correlation = m.correlation_id.clone().map(|v| {
         let workflow = format!("/workflows/{}", encode(&v));
         view! { <a href=workflow class="mono">{v.clone()}</a>" (the whole workflow)" }
