@@ -104,7 +104,7 @@ impl QuotaStatus {
             used: usage.used,
             remaining: quota.limit.saturating_sub(usage.used).max(0),
             window_hours: QUOTA_WINDOW_HOURS,
-            frees_at: usage.frees_at.map(micros_to_text),
+            frees_at: usage.frees_at.map(crate::clock::rfc3339),
         }
     }
 }
@@ -168,12 +168,6 @@ fn over_quota(recipient: &str, requested: i64, quota: ReplayQuota, usage: Replay
         quota: status,
         retry_after,
     }
-}
-
-fn micros_to_text(t: i64) -> String {
-    DateTime::from_timestamp_micros(t)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
 }
 
 /// Runs (or counts) a replay for `caller`.
@@ -357,8 +351,8 @@ pub async fn replay(
         recipient_dip_id: recipient,
         queue,
         messages: record.messages,
-        from: micros_to_text(from),
-        to: micros_to_text(to),
+        from: crate::clock::rfc3339(from),
+        to: crate::clock::rfc3339(to),
         replay_transaction_ids: copies.into_iter().map(|c| c.transaction_id).collect(),
         quota: QuotaStatus::new(quota, usage),
     })

@@ -113,6 +113,15 @@ pub fn appointment_on<'a>(
     Some((of_role[i], of_role.get(i + 1).map(|n| n.effective_from.as_str())))
 }
 
+/// One MPAN's rows (sorted by role and date), each with the first day of the next
+/// appointment in its role, if any: the history as periods.
+pub fn appointment_periods(rows: &[Appointment]) -> impl Iterator<Item = (&Appointment, Option<&str>)> {
+    rows.iter().enumerate().map(|(i, a)| {
+        let next = rows[i + 1..].iter().find(|n| n.role == a.role);
+        (a, next.map(|n| n.effective_from.as_str()))
+    })
+}
+
 /// Routes one message. `appointments` holds the rows of the message's MPAN.
 pub fn route(
     channel: &CompiledChannel,

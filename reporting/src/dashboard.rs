@@ -7,7 +7,6 @@
 //! no participant.
 
 use broker_core::Broker;
-use chrono::{NaiveDateTime, TimeZone, Utc};
 use dip_admin::types::{Actor, AppError};
 
 use crate::analytics::Analytics;
@@ -63,15 +62,7 @@ fn range_secs(code: &str) -> Option<i64> {
 }
 
 fn parse_time(field: &str, s: &str) -> Result<i64, AppError> {
-    let parsed = chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
-                .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
-                .map(|t| Utc.from_utc_datetime(&t))
-        })
-        .map_err(|_| AppError::field(field, "Give a UTC time as YYYY-MM-DDTHH:MM."))?;
-    Ok(parsed.timestamp_micros())
+    crate::time::utc_micros(s, false).ok_or_else(|| AppError::field(field, "Give a UTC time as YYYY-MM-DDTHH:MM."))
 }
 
 /// The report query the parameters ask for, with the defaults filled into `params`;

@@ -38,4 +38,6 @@ pub mod report;
 #[cfg(feature = "server")]
 pub mod rest;
 #[cfg(feature = "server")]
+pub mod time;
+#[cfg(feature = "server")]
 pub mod trail;

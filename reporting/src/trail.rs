@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use broker_core::Broker;
+use broker_core::clock::rfc3339;
 use broker_core::events::{Event, EventKind};
 use broker_core::store::{
     CopyState, MessageOrder, MessageQuery, MessageRecord, QueueEntry, SEARCH_COUNT_CAP, StoreError,
@@ -96,7 +97,7 @@ pub fn query_of(list: &ListQuery, scope: &Scope, limit: i64) -> Result<MessageQu
         return Err(AppError::field("to", "The end must be after the start."));
     }
     let mpan = match text("mpan") {
-        Some(m) if !(m.len() == 13 && m.bytes().all(|b| b.is_ascii_digit())) => {
+        Some(m) if !mpan_shaped(&m) => {
             return Err(AppError::field("mpan", "An MPAN core is 13 digits."));
         }
         other => other,
@@ -136,23 +137,32 @@ pub fn query_of(list: &ListQuery, scope: &Scope, limit: i64) -> Result<MessageQu
 
 /// A UTC time from a search field: RFC 3339, `YYYY-MM-DDTHH:MM[:SS]` or a day.
 fn parse_time(field: &str, s: &str) -> Result<i64, AppError> {
-    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_micros())
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
-                .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
-                .or_else(|_| NaiveDate::parse_from_str(s, "%Y-%m-%d").map(|d| d.and_time(Default::default())))
-                .map(|t| Utc.from_utc_datetime(&t).timestamp_micros())
-        })
-        .map_err(|_| AppError::field(field, "Give a UTC time as YYYY-MM-DD or YYYY-MM-DDTHH:MM."))
+    crate::time::utc_micros(s, true)
+        .ok_or_else(|| AppError::field(field, "Give a UTC time as YYYY-MM-DD or YYYY-MM-DDTHH:MM."))
 }
 
-/// RFC 3339 UTC, microseconds.
-pub fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
+/// Whether `s` has the shape of an MPAN core (13 digits; the check digit is not asked
+/// for: a search for a mistyped MPAN finds nothing rather than failing).
+fn mpan_shaped(s: &str) -> bool {
+    s.len() == 13 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A participant as pages name it: "Name (DIP ID)", or the DIP ID alone if unknown.
+fn named(registry: &broker_core::registry::Registry, dip_id: &str) -> String {
+    match registry.participant(dip_id) {
+        Some(p) => format!("{} ({dip_id})", p.name),
+        None => dip_id.to_owned(),
+    }
+}
+
+/// One page of results as tables show it: the count stops at the cap, so paging goes no
+/// further than it reaches.
+fn page_of(rows: Vec<MessageRow>, total: i64, list: &ListQuery) -> Page<MessageRow> {
+    Page {
+        rows,
+        total: usize::try_from(total.min(SEARCH_COUNT_CAP)).unwrap_or(0),
+        page: list.page.max(1),
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> AppError {
@@ -180,12 +190,7 @@ pub async fn search(broker: &Broker, actor: &Actor, list: &ListQuery) -> Result<
     let scope = Scope::of(broker, actor)?;
     let query = query_of(list, &scope, i64::try_from(PAGE_SIZE).unwrap_or(20))?;
     let (rows, total) = rows_of(broker, &scope, &query).await.map_err(|e| e.0)?;
-    // The count stops at the cap: paging goes no further than it reaches.
-    Ok(Page {
-        rows,
-        total: usize::try_from(total.min(SEARCH_COUNT_CAP)).unwrap_or(0),
-        page: list.page.max(1),
-    })
+    Ok(page_of(rows, total, list))
 }
 
 /// Up to [`EXPORT_LIMIT`] messages matching the search (from its first page), for CSV.
@@ -417,13 +422,7 @@ pub async fn workflow(broker: &Broker, actor: &Actor, correlation_id: &str) -> R
             });
         }
     }
-    let names: Vec<String> = lanes
-        .iter()
-        .map(|d| match registry.participant(d) {
-            Some(p) => format!("{} ({d})", p.name),
-            None => d.clone(),
-        })
-        .collect();
+    let names: Vec<String> = lanes.iter().map(|d| named(&registry, d)).collect();
     let svg = charts::sequence(&format!("Sequence of workflow {correlation_id}"), &lanes, &arrows);
     Ok(Workflow {
         correlation_id: correlation_id.to_owned(),
@@ -441,7 +440,7 @@ pub async fn workflow(broker: &Broker, actor: &Actor, correlation_id: &str) -> R
 /// the messages only its own received while it was appointed (any role); otherwise 404.
 pub async fn mpan_report(broker: &Broker, actor: &Actor, mpan: &str, list: &ListQuery) -> Result<MpanReport, AppError> {
     let scope = Scope::of(broker, actor)?;
-    if !(mpan.len() == 13 && mpan.bytes().all(|b| b.is_ascii_digit())) {
+    if !mpan_shaped(mpan) {
         return Err(AppError::NotFound(format!("MPAN {mpan}")));
     }
     let rows = broker
@@ -450,20 +449,12 @@ pub async fn mpan_report(broker: &Broker, actor: &Actor, mpan: &str, list: &List
         .await
         .map_err(unavailable)?;
     let registry = broker.registry();
-    let appointments: Vec<AppointmentRow> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, a)| AppointmentRow {
+    let appointments: Vec<AppointmentRow> = broker_core::routing::appointment_periods(&rows)
+        .map(|(a, to)| AppointmentRow {
             role: a.role.clone(),
-            participant: a.dip_id.as_ref().map(|d| match registry.participant(d) {
-                Some(p) => format!("{} ({d})", p.name),
-                None => d.clone(),
-            }),
+            participant: a.dip_id.as_deref().map(|d| named(&registry, d)),
             effective_from: a.effective_from.clone(),
-            effective_to: rows[i + 1..]
-                .iter()
-                .find(|n| n.role == a.role)
-                .map(|n| n.effective_from.clone()),
+            effective_to: to.map(str::to_owned),
             source_transaction_id: a.source_transaction_id.clone(),
         })
         .collect();
@@ -514,11 +505,7 @@ pub async fn mpan_report(broker: &Broker, actor: &Actor, mpan: &str, list: &List
     Ok(MpanReport {
         mpan: mpan.to_owned(),
         appointments,
-        messages: Page {
-            rows,
-            total: usize::try_from(total.min(SEARCH_COUNT_CAP)).unwrap_or(0),
-            page: list.page.max(1),
-        },
+        messages: page_of(rows, total, list),
         periods,
     })
 }

@@ -348,11 +348,7 @@ async fn visible_message(broker: &Broker, caller: &Principal, transaction_id: &s
     }
 }
 
-pub(crate) fn rfc3339(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
-}
+pub(crate) use crate::clock::rfc3339;
 
 async fn get_message(
     State(broker): State<Broker>,
@@ -492,11 +488,8 @@ async fn appointment_history(
 ) -> Result<Json<Value>, Failure> {
     require_operator(&caller)?;
     let rows = broker.directory().appointments(std::slice::from_ref(&mpan)).await?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let to = rows[i + 1..].iter().find(|n| n.role == a.role).map(|n| n.effective_from.clone());
+    let rows: Vec<Value> = crate::routing::appointment_periods(&rows)
+        .map(|(a, to)| {
             json!({ "role": a.role, "dipID": a.dip_id, "effectiveFrom": a.effective_from, "effectiveTo": to, "sourceTransactionID": a.source_transaction_id })
         })
         .collect();

@@ -337,10 +337,12 @@ macro_rules! impl_queue_store {
                         copies.push(Self::queue_entry(&r)?);
                     }
                 }
-                let message = |e: &$crate::store::QueueEntry| e.replay_of.clone().unwrap_or_else(|| e.transaction_id.clone());
-                copies.sort_by(|a, b| {
-                    (message(a), &a.recipient_dip_id, &a.queue_id, a.seq).cmp(&(message(b), &b.recipient_dip_id, &b.queue_id, b.seq))
-                });
+                // By the message copied (a replay copy's original), then recipient and queue.
+                let key = |e: &$crate::store::QueueEntry| {
+                    let message = e.replay_of.as_deref().unwrap_or(&e.transaction_id).to_owned();
+                    (message, e.recipient_dip_id.clone(), e.queue_id.clone(), e.seq)
+                };
+                copies.sort_by_cached_key(key);
                 Ok(copies)
             }
 

@@ -116,7 +116,6 @@ fn message_head(q: &ListQuery) -> AnyView {
 fn SearchFilters(q: ListQuery) -> impl IntoView {
     let filters = q.filters.clone();
     let value = move |name: &str| filters.get(name).cloned().unwrap_or_default();
-    let states: Vec<(String, String)> = STATES.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
     view! {
         <FilterBar query=q.clone()>
             <label>"Transaction id" <input name="transaction" value=value("transaction")/></label>
@@ -126,10 +125,21 @@ fn SearchFilters(q: ListQuery) -> impl IntoView {
             <label>"Channel" <input name="channel" placeholder="IF-…" value=value("channel")/></label>
             <label>"Sender" <input name="sender" placeholder="DIP ID" value=value("sender")/></label>
             <label>"Recipient" <input name="recipient" placeholder="DIP ID" value=value("recipient")/></label>
-            <FilterSelect name="state" label="State" options=states query=q.clone()/>
-            <label>"From (UTC)" <input type="datetime-local" name="from" value=value("from")/></label>
-            <label>"To (UTC)" <input type="datetime-local" name="to" value=value("to")/></label>
+            <StateAndTime q=q.clone()/>
         </FilterBar>
+    }
+}
+
+/// The state and time filters every table of messages has.
+#[component]
+fn StateAndTime(q: ListQuery) -> impl IntoView {
+    let value = |name: &str| q.filters.get(name).cloned().unwrap_or_default();
+    let states: Vec<(String, String)> = STATES.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
+    let (from, to) = (value("from"), value("to"));
+    view! {
+        <FilterSelect name="state" label="State" options=states query=q.clone()/>
+        <label>"From (UTC)" <input type="datetime-local" name="from" value=from/></label>
+        <label>"To (UTC)" <input type="datetime-local" name="to" value=to/></label>
     }
 }
 
@@ -364,9 +374,6 @@ pub fn MpanPage() -> impl IntoView {
 
 #[component]
 fn MpanView(r: MpanReport, q: ListQuery) -> impl IntoView {
-    let filters = q.filters.clone();
-    let value = move |name: &str| filters.get(name).cloned().unwrap_or_default();
-    let states: Vec<(String, String)> = STATES.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
     let head = message_head(&q);
     view! {
         <h1>"MPAN "<span class="mono">{r.mpan.clone()}</span></h1>
@@ -405,9 +412,7 @@ fn MpanView(r: MpanReport, q: ListQuery) -> impl IntoView {
         <h2>"Messages about this MPAN"</h2>
         {r.periods.clone().map(|p| view! { <p class="hint">{format!("Your participant's messages while it was appointed: {p}.")}</p> })}
         <FilterBar query=q.clone()>
-            <FilterSelect name="state" label="State" options=states query=q.clone()/>
-            <label>"From (UTC)" <input type="datetime-local" name="from" value=value("from")/></label>
-            <label>"To (UTC)" <input type="datetime-local" name="to" value=value("to")/></label>
+            <StateAndTime q=q.clone()/>
         </FilterBar>
         <Table page=r.messages empty="No messages about this MPAN match."
             head=head
