@@ -61,6 +61,10 @@ pub struct BrokerConfig {
     /// Most messages replayed for one recipient within a rolling 24 hours
     /// (`replay::QUOTA_WINDOW_HOURS`); dry runs count nothing. 200,000 by default.
     pub replay_quota: i64,
+    /// Replay copies join their queue this many at a time, the next batch once the last
+    /// of the previous one is settled, so that live traffic on the queue waits behind one
+    /// batch at most (`ReplayStore::release_held`). 20 by default.
+    pub replay_batch: i64,
 }
 
 impl Default for BrokerConfig {
@@ -81,6 +85,7 @@ impl Default for BrokerConfig {
             trusted: None,
             authority: None,
             replay_quota: 200_000,
+            replay_batch: 20,
         }
     }
 }

@@ -3,6 +3,13 @@
 //! new `D0` (`replayIndicator` true, `R-` ids) with the original `D0` beside it, so that
 //! downstream processes recognise it and are not triggered again. Only messages the
 //! recipient was sent are replayed, obfuscated as they were; every request is recorded.
+//!
+//! Pacing: the copies do not all join the recipient's queue at once, where live messages
+//! arriving during a large replay would wait behind every copy. They are held, and join
+//! the tail of the queue `BrokerConfig::replay_batch` at a time, the next batch once the
+//! last copy of the previous one is settled (`ReplayStore::release_held`). A live
+//! message therefore waits behind one batch at most, and a replay drains as fast as its
+//! recipient answers when nothing else is queued.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,7 +20,10 @@ use crate::envelope::transaction_wrapper;
 use crate::error::{ApiError, ErrorCode};
 use crate::input::echo;
 use crate::model::Principal;
-use crate::store::{Delivery, ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, StoreError};
+use crate::store::{
+    Delivery, ReplayAdmission, ReplayCandidate, ReplayCopy, ReplayProgress, ReplayQuota, ReplayRecord, ReplayUsage,
+    StoreError,
+};
 
 /// Most messages one replay may select; larger ranges are refused, to be split.
 pub const MAX_REPLAY: i64 = 100_000;
@@ -72,11 +82,37 @@ pub struct ReplayOutcome {
     pub from: String,
     /// Effective end of the range.
     pub to: String,
+    /// The first message selected (oldest), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first: Option<SelectedMessage>,
+    /// The last message selected (newest), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<SelectedMessage>,
     /// Transaction ids of the copies, in order (empty on a dry run).
     #[serde(rename = "replayTransactionIDs")]
     pub replay_transaction_ids: Vec<String>,
     /// The recipient's replay quota after this request.
     pub quota: QuotaStatus,
+}
+
+/// A message a replay selected, as its preview names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectedMessage {
+    /// Original transaction id.
+    #[serde(rename = "transactionID")]
+    pub transaction_id: String,
+    /// When the platform received it (RFC 3339).
+    pub received_at: String,
+}
+
+impl SelectedMessage {
+    fn of(c: &ReplayCandidate) -> Self {
+        Self {
+            transaction_id: c.transaction_id.clone(),
+            received_at: crate::clock::rfc3339(c.received_at),
+        }
+    }
 }
 
 /// A recipient's replay quota, as every replay answer shows it.
@@ -107,6 +143,93 @@ impl QuotaStatus {
             frees_at: usage.frees_at.map(crate::clock::rfc3339),
         }
     }
+}
+
+/// A recorded replay as its history shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayEntry {
+    /// Replay id.
+    #[serde(rename = "replayID")]
+    pub replay_id: String,
+    /// Who asked.
+    pub requested_by: String,
+    /// Recipient.
+    #[serde(rename = "recipientDIPID")]
+    pub recipient_dip_id: String,
+    /// Channel.
+    #[serde(rename = "interfaceID")]
+    pub interface_id: String,
+    /// Whether it only counted.
+    pub dry_run: bool,
+    /// Messages selected.
+    pub messages: i64,
+    /// When (RFC 3339).
+    pub requested_at: String,
+    /// The request as made.
+    pub request: Value,
+    /// Where its copies are (absent for a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ReplayProgress>,
+}
+
+/// Most replays the history looks back over.
+pub const HISTORY_LIMIT: i64 = 1000;
+
+/// The recorded replays for the recipients in `visible` (`None`: all), newest first, of
+/// the last [`HISTORY_LIMIT`]: `take` of them after skipping `skip`, each with where its
+/// copies are, and how many there are in all.
+pub async fn history(
+    broker: &Broker,
+    visible: Option<&[String]>,
+    skip: usize,
+    take: usize,
+) -> Result<(Vec<ReplayEntry>, usize), StoreError> {
+    let rows: Vec<ReplayRecord> = broker
+        .replays()
+        .replays(HISTORY_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|r| visible.is_none_or(|m| m.contains(&r.recipient)))
+        .collect();
+    let total = rows.len();
+    let mut out = Vec::new();
+    for r in rows.into_iter().skip(skip).take(take) {
+        out.push(entry(broker, r).await?);
+    }
+    Ok((out, total))
+}
+
+/// Replay `id` if it is for a recipient in `visible` (`None`: any), with its progress.
+pub async fn find(broker: &Broker, visible: Option<&[String]>, id: &str) -> Result<Option<ReplayEntry>, StoreError> {
+    let found = broker
+        .replays()
+        .replays(HISTORY_LIMIT)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id && visible.is_none_or(|m| m.contains(&r.recipient)));
+    match found {
+        Some(r) => Ok(Some(entry(broker, r).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn entry(broker: &Broker, r: ReplayRecord) -> Result<ReplayEntry, StoreError> {
+    let progress = match r.dry_run {
+        true => None,
+        false => Some(broker.replays().replay_progress(&r.id).await?),
+    };
+    Ok(ReplayEntry {
+        replay_id: r.id,
+        requested_by: r.requested_by,
+        recipient_dip_id: r.recipient,
+        interface_id: r.interface_id,
+        dry_run: r.dry_run,
+        messages: r.messages,
+        requested_at: crate::clock::rfc3339(r.created_at),
+        request: serde_json::from_str(&r.request).unwrap_or(Value::Null),
+        progress,
+    })
 }
 
 /// Why a replay was refused.
@@ -170,21 +293,82 @@ fn over_quota(recipient: &str, requested: i64, quota: ReplayQuota, usage: Replay
     }
 }
 
-/// Runs (or counts) a replay for `caller`.
-pub async fn replay(
+/// How a caller is named in the replay history (`requestedBy`) when it is an API
+/// credential; the portal names its users itself.
+pub fn requested_by(caller: &Principal) -> String {
+    match caller {
+        Principal::Operator { name } => format!("operator:{name}"),
+        p => format!("participant:{}", p.dip_id().unwrap_or_default()),
+    }
+}
+
+/// A replay checked and its messages selected, not yet run.
+struct Plan {
+    recipient: String,
+    queue: String,
+    from: i64,
+    to: i64,
+    candidates: Vec<ReplayCandidate>,
+    quota: ReplayQuota,
+    now: DateTime<Utc>,
+}
+
+impl Plan {
+    fn outcome(&self, replay_id: String, dry_run: bool, copies: Vec<String>, usage: ReplayUsage) -> ReplayOutcome {
+        ReplayOutcome {
+            replay_id,
+            dry_run,
+            recipient_dip_id: self.recipient.clone(),
+            queue: self.queue.clone(),
+            messages: i64::try_from(self.candidates.len()).unwrap_or(i64::MAX),
+            from: crate::clock::rfc3339(self.from),
+            to: crate::clock::rfc3339(self.to),
+            first: self.candidates.first().map(SelectedMessage::of),
+            last: self.candidates.last().map(SelectedMessage::of),
+            replay_transaction_ids: copies,
+            quota: QuotaStatus::new(self.quota, usage),
+        }
+    }
+}
+
+/// What a replay would do, without recording anything: the portal's preview (the API's
+/// `dryRun` is recorded in the history, as every API request is).
+pub async fn preview(
     broker: &Broker,
     caller: &Principal,
     request: &ReplayRequest,
 ) -> Result<ReplayOutcome, ReplayError> {
+    let plan = plan(broker, caller, request).await?;
+    let usage = broker
+        .replays()
+        .replay_usage(&plan.recipient, plan.quota, plan.now.timestamp_micros(), 0)
+        .await?;
+    Ok(plan.outcome(String::new(), true, vec![], usage))
+}
+
+/// Runs (or, with `dry_run`, counts) a replay for `caller`, recorded as asked by
+/// `requested_by`.
+pub async fn replay(
+    broker: &Broker,
+    caller: &Principal,
+    requested_by: &str,
+    request: &ReplayRequest,
+) -> Result<ReplayOutcome, ReplayError> {
+    let plan = plan(broker, caller, request).await?;
+    run(broker, plan, requested_by, request).await
+}
+
+/// Checks a replay request and selects its messages.
+async fn plan(broker: &Broker, caller: &Principal, request: &ReplayRequest) -> Result<Plan, ReplayError> {
     let registry = broker.registry();
     let replays = broker.replays();
-    let Some(channel) = registry.channel(&request.interface_id) else {
+    if registry.channel(&request.interface_id).is_none() {
         return Err(ReplayError::Invalid(ApiError::new(
             ErrorCode::UnknownInterface,
             "/interfaceID",
             format!("no channel {}", echo(&request.interface_id)),
         )));
-    };
+    }
     let recipient = match (caller, &request.recipient_dip_id) {
         (Principal::Operator { .. }, Some(r)) => r.clone(),
         (Principal::Operator { .. }, None) => {
@@ -268,26 +452,57 @@ pub async fn replay(
     if i64::try_from(candidates.len()).unwrap_or(i64::MAX) > MAX_REPLAY {
         return Err(invalid("", format!("more than {MAX_REPLAY} messages; split the range")));
     }
-    let selected = i64::try_from(candidates.len()).unwrap_or(i64::MAX);
+    let queue = registry.queue_for(&recipient, &request.interface_id);
     let quota = ReplayQuota {
         limit: broker.config().replay_quota,
         window: QUOTA_WINDOW_HOURS * 3_600_000_000,
     };
+    Ok(Plan {
+        recipient,
+        queue,
+        from,
+        to,
+        candidates,
+        quota,
+        now,
+    })
+}
+
+/// Copies and records a planned replay (only records it, on a dry run).
+async fn run(
+    broker: &Broker,
+    plan: Plan,
+    requested_by: &str,
+    request: &ReplayRequest,
+) -> Result<ReplayOutcome, ReplayError> {
+    let replays = broker.replays();
+    let Plan {
+        ref recipient,
+        ref queue,
+        quota,
+        now,
+        ref candidates,
+        ..
+    } = plan;
+    let registry = broker.registry();
+    let Some(channel) = registry.channel(&request.interface_id) else {
+        return Err(invalid("/interfaceID", "the channel was removed"));
+    };
+    let selected = i64::try_from(candidates.len()).unwrap_or(i64::MAX);
     if !request.dry_run {
         // Refuse before copying up to MAX_REPLAY messages for nothing; record_replay
         // decides, under the recipient's lock.
         let usage = replays
-            .replay_usage(&recipient, quota, now.timestamp_micros(), selected)
+            .replay_usage(recipient, quota, now.timestamp_micros(), selected)
             .await?;
         if usage.used.saturating_add(selected) > quota.limit {
-            return Err(over_quota(&recipient, selected, quota, usage, now.timestamp_micros()));
+            return Err(over_quota(recipient, selected, quota, usage, now.timestamp_micros()));
         }
     }
-    let queue = registry.queue_for(&recipient, &request.interface_id);
     let environment = &broker.config().environment;
     let mut copies = Vec::new();
     if !request.dry_run {
-        for c in &candidates {
+        for c in candidates {
             let plain = broker
                 .open_envelope(&c.transaction_id, &c.envelope)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -328,10 +543,7 @@ pub async fn replay(
     }
     let record = ReplayRecord {
         id: uuid::Uuid::now_v7().to_string(),
-        requested_by: match caller {
-            Principal::Operator { name } => format!("operator:{name}"),
-            p => format!("participant:{}", p.dip_id().unwrap_or_default()),
-        },
+        requested_by: requested_by.to_owned(),
         recipient: recipient.clone(),
         interface_id: request.interface_id.clone(),
         request: serde_json::to_string(request).unwrap_or_default(),
@@ -339,21 +551,15 @@ pub async fn replay(
         messages: selected,
         created_at: now.timestamp_micros(),
     };
-    let usage = match replays.record_replay(&record, &copies, quota).await? {
+    let usage = match replays
+        .record_replay(&record, &copies, quota, broker.config().replay_batch)
+        .await?
+    {
         ReplayAdmission::Recorded(usage) => usage,
         ReplayAdmission::OverQuota(usage) => {
-            return Err(over_quota(&recipient, selected, quota, usage, record.created_at));
+            return Err(over_quota(recipient, selected, quota, usage, record.created_at));
         }
     };
-    Ok(ReplayOutcome {
-        replay_id: record.id,
-        dry_run: request.dry_run,
-        recipient_dip_id: recipient,
-        queue,
-        messages: record.messages,
-        from: crate::clock::rfc3339(from),
-        to: crate::clock::rfc3339(to),
-        replay_transaction_ids: copies.into_iter().map(|c| c.transaction_id).collect(),
-        quota: QuotaStatus::new(quota, usage),
-    })
+    let ids = copies.into_iter().map(|c| c.transaction_id).collect();
+    Ok(plan.outcome(record.id, request.dry_run, ids, usage))
 }

@@ -14,16 +14,14 @@ use serde_json::{Value, json};
 
 use super::{Caller, Failure, bad_request, error_response, json_body, require_operator, rfc3339};
 use crate::broker::Broker;
+use crate::delivery::operations::{self, DeadLetterQuery, DeadLetterRow, QueueStatus, RedriveError, RedriveRequest};
 use crate::delivery::pull::{self, PullError};
 use crate::delivery::report::{ErrorItem, Reason};
 use crate::error::ErrorCode;
 use crate::model::{Endpoint, Principal};
 use crate::obfuscate;
 use crate::replay::{self, ReplayError, ReplayRequest};
-use crate::store::{CommitOutcome, DeadLetter, DeadLetterFilter, Origin, Outbound, QueueHealth, StoreError};
-
-/// A queue failing longer than this is reported `failing` rather than `retrying`.
-const FAILING_AFTER_MICROS: i64 = 5 * 60 * 1_000_000;
+use crate::store::{CommitOutcome, DeadLetterFilter, Origin, Outbound, StoreError};
 
 pub(super) fn routes() -> Router<Broker> {
     Router::new()
@@ -66,34 +64,6 @@ fn own_queue(
     }
 }
 
-/// A queue's health as the API shows it.
-fn health_json(broker: &Broker, h: &QueueHealth) -> Value {
-    let now = crate::clock::now_micros();
-    let endpoint = broker.registry().endpoint(&h.queue_id).cloned();
-    let mode = if endpoint.as_ref().is_some_and(|e| e.url.is_some()) {
-        "webhook"
-    } else {
-        "pull"
-    };
-    let state = match h.failing_since {
-        None => "healthy",
-        Some(since) if now - since < FAILING_AFTER_MICROS => "retrying",
-        Some(_) => "failing",
-    };
-    let (dip_id, name) = h.queue_id.split_once('/').unwrap_or((&h.queue_id, ""));
-    json!({
-        "queue": h.queue_id, "dipID": dip_id, "name": name, "mode": mode,
-        "channels": endpoint.map(|e| e.channels).unwrap_or_default(),
-        "state": state, "pending": h.pending, "deadLetters": h.dead,
-        "oldestEnqueuedAt": h.oldest_enqueued_at.map(rfc3339),
-        "oldestAgeSeconds": h.oldest_enqueued_at.map(|t| (now - t).max(0) as f64 / 1e6),
-        "lastAttemptAt": h.last_attempt_at.map(rfc3339), "lastOutcome": h.last_outcome,
-        "lastSuccessAt": h.last_success_at.map(rfc3339), "failingSince": h.failing_since.map(rfc3339),
-        "nextAttemptAt": h.retry_at.map(rfc3339),
-        "leasedBy": if h.lease_until > now { h.owner.as_deref().map(|o| if o.starts_with("pull:") { "pull consumer" } else { "delivery node" }) } else { None },
-    })
-}
-
 /// The caller's queues (every endpoint and the implicit default queue) with health.
 async fn list_queues(State(broker): State<Broker>, Caller(caller): Caller) -> Result<Json<Value>, Failure> {
     let Some(owners) = visible_recipients(&broker, &caller) else {
@@ -103,19 +73,8 @@ async fn list_queues(State(broker): State<Broker>, Caller(caller): Caller) -> Re
             "participant credentials required; the operator uses /api/v1/admin/queues",
         ));
     };
-    let registry = broker.registry();
-    let mut ids = Vec::new();
-    for owner in &owners {
-        let endpoints = registry.endpoints_of(owner);
-        ids.extend(endpoints.iter().map(|e| e.id.clone()));
-        if !endpoints.iter().any(|e| e.channels.is_empty()) {
-            ids.push(Endpoint::make_id(owner, "default"));
-        }
-    }
-    let health = broker.queues().queue_health(&ids).await?;
-    Ok(Json(
-        json!({ "queues": health.iter().map(|h| health_json(&broker, h)).collect::<Vec<_>>() }),
-    ))
+    let queues = operations::queues(&broker, Some(&owners)).await?;
+    Ok(Json(json!({ "queues": queues })))
 }
 
 #[derive(Deserialize)]
@@ -130,12 +89,10 @@ async fn all_queues(
     Query(filter): Query<QueueFilter>,
 ) -> Result<Json<Value>, Failure> {
     require_operator(&caller)?;
-    let ids = broker.queues().queue_ids().await?;
-    let health = broker.queues().queue_health(&ids).await?;
-    let queues: Vec<Value> = health
-        .iter()
-        .map(|h| health_json(&broker, h))
-        .filter(|q| filter.state.as_deref().is_none_or(|s| q["state"] == s))
+    let queues: Vec<QueueStatus> = operations::queues(&broker, None)
+        .await?
+        .into_iter()
+        .filter(|q| filter.state.as_deref().is_none_or(|s| q.state == s))
         .collect();
     Ok(Json(json!({ "queues": queues })))
 }
@@ -367,66 +324,16 @@ async fn report_error_inner(
         .into_response())
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeadLetterQuery {
-    #[serde(rename = "recipientDIPID")]
-    recipient_dip_id: Option<String>,
-    queue: Option<String>,
-    #[serde(rename = "interfaceID")]
-    interface_id: Option<String>,
-    #[serde(rename = "senderDIPID")]
-    sender_dip_id: Option<String>,
-    from: Option<chrono::DateTime<chrono::Utc>>,
-    to: Option<chrono::DateTime<chrono::Utc>>,
-    limit: Option<i64>,
-}
-
-/// The store filter for a query, limited to what the caller may see.
-fn dead_letter_filter(broker: &Broker, caller: &Principal, q: &DeadLetterQuery, max: i64) -> DeadLetterFilter {
-    let mut recipients = visible_recipients(broker, caller);
-    if let Some(r) = &q.recipient_dip_id {
-        recipients = Some(match recipients {
-            None => vec![r.clone()],
-            Some(mine) => mine.into_iter().filter(|m| m == r).collect(),
-        });
-    }
-    DeadLetterFilter {
-        recipients,
-        queue_id: q.queue.clone(),
-        seq: None,
-        interface_id: q.interface_id.clone(),
-        sender_dip_id: q.sender_dip_id.clone(),
-        from: q.from.map(|t| t.timestamp_micros()),
-        to: q.to.map(|t| t.timestamp_micros()),
-        limit: q.limit.unwrap_or(100).clamp(1, max),
-    }
-}
-
-fn dead_letter_json(d: &DeadLetter) -> Value {
-    let (dip_id, name) = d.entry.queue_id.split_once('/').unwrap_or((&d.entry.queue_id, ""));
-    json!({
-        "queue": d.entry.queue_id, "position": d.entry.seq,
-        "href": format!("/api/v1/dead-letters/{dip_id}/{name}/{}", d.entry.seq),
-        "transactionID": d.entry.transaction_id, "interfaceID": d.interface_id,
-        "senderDIPID": d.sender_dip_id, "senderUniqueReference": d.sender_unique_reference,
-        "recipientDIPID": d.entry.recipient_dip_id, "role": d.entry.recipient_role,
-        "enqueuedAt": rfc3339(d.entry.enqueued_at), "deadLetteredAt": d.entry.settled_at.map(rfc3339),
-        "attempts": d.entry.attempts, "lastAttemptAt": d.entry.last_attempt_at.map(rfc3339),
-        "lastOutcome": d.entry.last_outcome, "replayID": d.entry.replay_id,
-    })
-}
-
 /// Dead letters the caller may see (its own queues; all for the operator), filtered.
 async fn list_dead_letters(
     State(broker): State<Broker>,
     Caller(caller): Caller,
     Query(q): Query<DeadLetterQuery>,
 ) -> Result<Json<Value>, Failure> {
-    let filter = dead_letter_filter(&broker, &caller, &q, 1000);
-    let rows = broker.queues().dead_letters(&filter).await?;
+    let visible = visible_recipients(&broker, &caller);
+    let rows = operations::dead_letters(&broker, visible.as_deref(), &q, 1000).await?;
     Ok(Json(
-        json!({ "deadLetters": rows.iter().map(dead_letter_json).collect::<Vec<_>>() }),
+        json!({ "deadLetters": rows.iter().map(DeadLetterRow::from).collect::<Vec<_>>() }),
     ))
 }
 
@@ -456,74 +363,26 @@ async fn get_dead_letter(
         .await?
         .unwrap_or_default();
     let payload = payload_of(&broker, &dead.entry.transaction_id, &envelope)?;
-    let mut out = dead_letter_json(&dead);
+    let mut out = json!(DeadLetterRow::from(&dead));
     out["body"] = json!([{ "payload": obfuscate::redact(&payload, &dead.entry.hidden) }]);
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntryRef {
-    queue: String,
-    position: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RedriveBody {
-    #[serde(default)]
-    entries: Vec<EntryRef>,
-    #[serde(default)]
-    filter: Option<DeadLetterQuery>,
-}
-
-/// Queues dead letters again, listed or by filter, at the tail of their queues.
+/// Queues dead letters again, listed or by filter, at the tail of their queues; with
+/// `dryRun`, counts them.
 async fn redrive(State(broker): State<Broker>, Caller(caller): Caller, body: Body) -> Result<Json<Value>, Failure> {
-    let request: RedriveBody = json_body(&broker, body).await?;
-    let mut targets: Vec<(String, i64)> = Vec::new();
-    let mine = visible_recipients(&broker, &caller);
-    for e in &request.entries {
-        let owner = e.queue.split_once('/').map_or("", |(d, _)| d);
-        if mine.as_ref().is_some_and(|m| !m.iter().any(|d| d == owner)) {
-            return Err(Failure::not_found());
-        }
-        targets.push((e.queue.clone(), e.position));
+    let request: RedriveRequest = json_body(&broker, body).await?;
+    let visible = visible_recipients(&broker, &caller);
+    let actor = match &caller {
+        Principal::Operator { name } => format!("api:{name}"),
+        Principal::Participant { dip_id } | Principal::Dcp { dip_id } => format!("api:{dip_id}"),
+    };
+    match operations::redrive(&broker, visible.as_deref(), &request, &actor, caller.dip_id()).await {
+        Ok(outcome) => Ok(Json(json!(outcome))),
+        Err(RedriveError::Empty) => Err(bad_request("give entries or a filter")),
+        Err(RedriveError::NotFound) => Err(Failure::not_found()),
+        Err(RedriveError::Store(e)) => Err(e.into()),
     }
-    if let Some(q) = &request.filter {
-        let filter = dead_letter_filter(&broker, &caller, q, 10_000);
-        let filter = DeadLetterFilter {
-            limit: q.limit.unwrap_or(10_000).clamp(1, 10_000),
-            ..filter
-        };
-        targets.extend(
-            broker
-                .queues()
-                .dead_letters(&filter)
-                .await?
-                .into_iter()
-                .map(|d| (d.entry.queue_id, d.entry.seq)),
-        );
-    }
-    if request.entries.is_empty() && request.filter.is_none() {
-        return Err(bad_request("give entries or a filter"));
-    }
-    let done = broker.queues().redrive(&targets, crate::clock::now_micros()).await?;
-    let redriven: Vec<Value> = done
-        .iter()
-        .map(|(queue, old, new)| json!({ "queue": queue, "position": old, "newPosition": new }))
-        .collect();
-    if !redriven.is_empty() {
-        let target = format!("{} dead letters", redriven.len());
-        super::audit(
-            &broker,
-            &caller,
-            "dead_letter.redrive",
-            &target,
-            json!({ "redriven": redriven }),
-        )
-        .await?;
-    }
-    Ok(Json(json!({ "redriven": redriven })))
 }
 
 /// Starts (or, with `dryRun`, counts) a replay.
@@ -532,7 +391,7 @@ async fn start_replay(State(broker): State<Broker>, Caller(caller): Caller, body
         Ok(r) => r,
         Err(f) => return f.into_response(),
     };
-    match replay::replay(&broker, &caller, &request).await {
+    match replay::replay(&broker, &caller, &replay::requested_by(&caller), &request).await {
         Ok(outcome) => {
             let status = if outcome.dry_run {
                 StatusCode::OK
@@ -566,21 +425,10 @@ async fn start_replay(State(broker): State<Broker>, Caller(caller): Caller, body
     }
 }
 
-/// Recorded replays: the caller's (those for recipients it acts for), or all for the operator.
+/// Recorded replays: the caller's (those for recipients it acts for), or all for the
+/// operator, newest first, each with where its copies are.
 async fn list_replays(State(broker): State<Broker>, Caller(caller): Caller) -> Result<Json<Value>, Failure> {
     let mine = visible_recipients(&broker, &caller);
-    let rows = broker.replays().replays(1000).await?;
-    let replays: Vec<Value> = rows
-        .into_iter()
-        .filter(|r| mine.as_ref().is_none_or(|m| m.contains(&r.recipient)))
-        .map(|r| {
-            json!({
-                "replayID": r.id, "requestedBy": r.requested_by, "recipientDIPID": r.recipient,
-                "interfaceID": r.interface_id, "dryRun": r.dry_run, "messages": r.messages,
-                "requestedAt": rfc3339(r.created_at),
-                "request": serde_json::from_str::<Value>(&r.request).unwrap_or(Value::Null),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "replays": replays })))
+    let (rows, _) = replay::history(&broker, mine.as_deref(), 0, usize::MAX).await?;
+    Ok(Json(json!({ "replays": rows })))
 }

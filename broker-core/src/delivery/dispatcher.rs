@@ -130,9 +130,18 @@ impl Dispatcher {
         }
     }
 
-    /// Leases every queue with work that nobody holds.
+    /// Leases every queue with work that nobody holds (after letting in replay copies
+    /// whose release a crash may have missed).
     async fn sweep(&mut self) {
         let now = crate::clock::now_micros();
+        let broker = &self.ctx.broker;
+        if let Err(e) = broker
+            .replays()
+            .release_held(None, broker.config().replay_batch, now)
+            .await
+        {
+            tracing::warn!(error = %e, "replay release sweep failed");
+        }
         match self.ctx.broker.queues().claimable_queues(now).await {
             Ok(queues) => {
                 self.elsewhere.clear();

@@ -12,6 +12,7 @@
 mod context;
 pub mod destinations;
 mod dispatcher;
+pub mod operations;
 pub mod pull;
 pub mod report;
 pub mod webhook;

@@ -147,6 +147,13 @@ pub async fn ack(
         })
         .collect();
     queues.settle(&settlements, &[]).await?;
+    if entries.iter().any(|e| e.replay_id.is_some()) {
+        let queue = [queue_id.to_owned()];
+        broker
+            .replays()
+            .release_held(Some(&queue), broker.config().replay_batch, at)
+            .await?;
+    }
     if release {
         queues.release_queue(&owner(lease_id), queue_id).await?;
     }

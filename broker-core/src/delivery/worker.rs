@@ -22,6 +22,8 @@ pub(super) struct Worker {
     unflushed_since: Option<tokio::time::Instant>,
     /// Position of the last entry handled; later reads start after it.
     cursor: i64,
+    /// A replay copy was settled since the queue last took held copies in.
+    replay_settled: bool,
 }
 
 /// What to do after an entry.
@@ -40,6 +42,7 @@ impl Worker {
             delivered: Vec::new(),
             unflushed_since: None,
             cursor: 0,
+            replay_settled: false,
         }
     }
 
@@ -94,9 +97,15 @@ impl Worker {
                 };
                 let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= self.ctx.config.fetch;
                 for out in batch {
+                    let replay = out.entry.replay_id.is_some();
                     match self.deliver(out).await {
-                        Next::Continue => {}
+                        Next::Continue => self.replay_settled |= replay,
                         Next::Stop => return false,
+                    }
+                    // Settled and written already (returned, dead-lettered): the next
+                    // replay copies may join now.
+                    if replay && self.delivered.is_empty() {
+                        self.release_replays().await;
                     }
                     if self.delivered.len() >= self.ctx.config.flush_every || self.flush_due() {
                         self.flush(&[], vec![]).await;
@@ -258,6 +267,7 @@ impl Worker {
             match self.ctx.broker.queues().settle(&all, &reports).await {
                 Ok(()) => {
                     self.unflushed_since = None;
+                    self.release_replays().await;
                     return;
                 }
                 Err(e) => {
@@ -268,5 +278,24 @@ impl Worker {
         }
         all.truncate(kept);
         self.delivered = all;
+    }
+
+    /// Lets the next batch of held replay copies join the queue once the last one is
+    /// settled (`ReplayStore::release_held`); their commit wakes this worker.
+    async fn release_replays(&mut self) {
+        if !std::mem::take(&mut self.replay_settled) {
+            return;
+        }
+        let broker = &self.ctx.broker;
+        let queues = [self.queue.clone()];
+        let batch = broker.config().replay_batch;
+        if let Err(e) = broker
+            .replays()
+            .release_held(Some(&queues), batch, crate::clock::now_micros())
+            .await
+        {
+            // The dispatcher's sweep releases them later.
+            tracing::warn!(queue = %self.queue, error = %e, "cannot release held replay copies");
+        }
     }
 }

@@ -228,7 +228,7 @@ impl Broker {
             .filter(|r| r.status == ItemStatus::Rejected)
             .map(|r| {
                 let mut event = Event::new(EventKind::Rejected, at);
-                event.sender_dip_id = principal.dip_id().unwrap_or_default().to_owned();
+                event.sender_dip_id = rejected_sender(principal, &items[r.index], &registry);
                 event.outcome = r.errors.first().map(|e| e.code.as_str()).unwrap_or_default().to_owned();
                 // Only a channel that exists names the event's channel: anything else
                 // the caller wrote stays out of the reports.
@@ -260,6 +260,22 @@ impl Broker {
         };
         IngestReply::Items { status, results }
     }
+}
+
+/// Whose refused item this is, for reports: the caller's; for a DCP, the participant the
+/// item names as its sender when that participant nominated the DCP (its sender report
+/// shows the refusals of what its DCP sent for it).
+fn rejected_sender(principal: &Principal, item: &Value, registry: &crate::registry::Registry) -> String {
+    let caller = principal.dip_id().unwrap_or_default();
+    if matches!(principal, Principal::Dcp { .. })
+        && let Some(named) = item
+            .pointer(&format!("{PAYLOAD}/CommonBlock/S1/senderDIPID"))
+            .and_then(Value::as_str)
+        && registry.is_nominated(named, caller)
+    {
+        return named.to_owned();
+    }
+    caller.to_owned()
 }
 
 fn unavailable(e: &StoreError) -> IngestReply {

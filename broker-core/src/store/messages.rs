@@ -238,6 +238,44 @@ pub struct MessageQuery {
 /// Most matches a search counts; beyond it the count says "more than".
 pub const SEARCH_COUNT_CAP: i64 = 10_000;
 
+/// The question of a sender report (spec 5.11.3, Figure 16): what became of the messages
+/// one sender had accepted in a period.
+#[derive(Debug, Clone, Default)]
+pub struct SenderQuery {
+    /// Sender DIP ID.
+    pub sender_dip_id: String,
+    /// Only these channels (any when empty).
+    pub interface_ids: Vec<String>,
+    /// Received at or after, microseconds since the epoch.
+    pub received_from: i64,
+    /// Received before, microseconds since the epoch.
+    pub received_to: i64,
+}
+
+/// How many of a sender's messages on one channel are in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SenderOutcome {
+    /// Channel.
+    pub interface_id: String,
+    /// [`CopyState::Accepted`]: the messages themselves; otherwise their recipient copies
+    /// in that state now (a redriven dead letter counts as its new entry; replay copies
+    /// are not counted).
+    pub state: CopyState,
+    /// Copies in the state (for `Accepted`: messages).
+    pub copies: i64,
+    /// Messages with a copy in the state: what a search for the state finds.
+    pub messages: i64,
+}
+
+/// The copy states a sender report counts, each copy in exactly one of them.
+pub(super) const SENDER_STATES: [CopyState; 5] = [
+    CopyState::Queued,
+    CopyState::Retrying,
+    CopyState::Delivered,
+    CopyState::Returned,
+    CopyState::DeadLettered,
+];
+
 /// Persistence of accepted messages and their archived envelopes.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
@@ -255,6 +293,9 @@ pub trait MessageStore: Send + Sync {
     /// Messages matching a search, and how many match (counted up to
     /// [`SEARCH_COUNT_CAP`] + 1, so a count above the cap means "more than").
     async fn search_messages(&self, query: &MessageQuery) -> Result<(Vec<MessageRecord>, i64)>;
+    /// A sender's messages received in a period, per channel: how many were accepted, and
+    /// how many of their copies (and of the messages) are in each state now.
+    async fn sender_outcomes(&self, query: &SenderQuery) -> Result<Vec<SenderOutcome>>;
 }
 
 /// The columns of a [`MessageRecord`], in the order `message_record` reads them.
@@ -476,6 +517,67 @@ macro_rules! impl_message_store {
                     .map(Self::message_record)
                     .collect();
                 Ok((found, total))
+            }
+
+            async fn sender_outcomes(
+                &self,
+                query: &$crate::store::SenderQuery,
+            ) -> $crate::store::Result<Vec<$crate::store::SenderOutcome>> {
+                use sqlx::Row;
+                use $crate::store::CopyState;
+                // The sender's messages of the period (and channels): the sender and time
+                // first, which `messages_sender_received` covers.
+                let filter = |qb: &mut sqlx::QueryBuilder<'_, $db>| {
+                    qb.push(" WHERE m.sender_dip_id = ")
+                        .push_bind(query.sender_dip_id.clone())
+                        .push(" AND m.received_at >= ")
+                        .push_bind(query.received_from)
+                        .push(" AND m.received_at < ")
+                        .push_bind(query.received_to);
+                    if !query.interface_ids.is_empty() {
+                        qb.push(" AND m.interface_id IN (");
+                        let mut list = qb.separated(", ");
+                        for id in &query.interface_ids {
+                            list.push_bind(id.clone());
+                        }
+                        list.push_unseparated(")");
+                    }
+                };
+                // Each copy in the one state a search would find it in (a redriven dead
+                // letter's old entry in none: its new entry stands for it).
+                let state = $crate::store::messages::SENDER_STATES
+                    .iter()
+                    .map(|s| format!("WHEN {} THEN '{}'", s.condition(), s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT m.interface_id, '{}', COUNT(*), COUNT(*) FROM messages m",
+                    CopyState::Accepted.as_str()
+                ));
+                filter(&mut qb);
+                qb.push(format!(
+                    " GROUP BY m.interface_id UNION ALL SELECT m.interface_id, CASE {state} END, COUNT(*), \
+                     COUNT(DISTINCT m.transaction_id) FROM messages m \
+                     JOIN queue_entries q ON q.transaction_id = m.transaction_id"
+                ));
+                filter(&mut qb);
+                qb.push(" GROUP BY 1, 2");
+                let rows = qb.build().fetch_all(self.reader()).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let Some(state) = r.try_get::<Option<String>, _>(1)? else {
+                        continue;
+                    };
+                    out.push($crate::store::SenderOutcome {
+                        interface_id: r.try_get(0)?,
+                        state: CopyState::parse(&state)
+                            .ok_or_else(|| $crate::store::StoreError::Corrupt(format!("copy state {state:?}")))?,
+                        copies: r.try_get(2)?,
+                        messages: r.try_get(3)?,
+                    });
+                }
+                out.sort_by(|a, b| (&a.interface_id, a.state as u8).cmp(&(&b.interface_id, b.state as u8)));
+                Ok(out)
             }
 
             async fn archived_envelope(&self, transaction_id: &str) -> $crate::store::Result<Option<String>> {

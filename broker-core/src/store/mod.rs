@@ -30,7 +30,7 @@ pub use alarms::{AlarmEvent, AlarmKind, AlarmRule, AlarmStore, Mail};
 pub use directory::{ApiKeyRecord, CertificateRecord, DirectoryStore};
 pub use messages::{
     CommitOutcome, CopyState, Delivery, MessageOrder, MessageQuery, MessageRecord, MessageStore, NewMessage, Original,
-    SEARCH_COUNT_CAP,
+    SEARCH_COUNT_CAP, SenderOutcome, SenderQuery,
 };
 pub use outbox::{OutboxStore, ReportRow};
 pub use postgres::{PostgresStore, create_database, drop_database};
@@ -38,7 +38,9 @@ pub use queues::{
     AttemptFailure, DeadLetter, DeadLetterFilter, EntryState, Origin, Outbound, QueueEntry, QueueHealth, QueueStat,
     QueueStore, Settlement,
 };
-pub use replays::{ReplayAdmission, ReplayCandidate, ReplayCopy, ReplayQuota, ReplayRecord, ReplayStore, ReplayUsage};
+pub use replays::{
+    ReplayAdmission, ReplayCandidate, ReplayCopy, ReplayProgress, ReplayQuota, ReplayRecord, ReplayStore, ReplayUsage,
+};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;

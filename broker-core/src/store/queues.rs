@@ -162,6 +162,22 @@ pub struct QueueHealth {
     pub retry_at: Option<i64>,
 }
 
+impl QueueHealth {
+    /// How long a queue's head may keep failing before the queue counts as `failing`
+    /// rather than `retrying`.
+    pub const FAILING_AFTER_MICROS: i64 = 5 * 60 * 1_000_000;
+
+    /// The queue's delivery state at `now`: `healthy`, `retrying` (its head has been
+    /// failing for less than [`Self::FAILING_AFTER_MICROS`]) or `failing`.
+    pub fn state(&self, now: i64) -> &'static str {
+        match self.failing_since {
+            None => "healthy",
+            Some(since) if now - since < Self::FAILING_AFTER_MICROS => "retrying",
+            Some(_) => "failing",
+        }
+    }
+}
+
 /// Which dead letters to list. Unset fields do not filter.
 #[derive(Debug, Clone, Default)]
 pub struct DeadLetterFilter {

@@ -83,6 +83,34 @@ pub struct ReplayUsage {
     pub frees_at: Option<i64>,
 }
 
+/// Where a replay's copies are: waiting to join their queue, queued, or settled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayProgress {
+    /// Copies waiting to join the queue (paced, see `release_held`).
+    pub held: i64,
+    /// Copies in the queue, not yet settled.
+    pub queued: i64,
+    /// Copies the recipient took.
+    pub delivered: i64,
+    /// Copies the recipient refused (returned).
+    pub returned: i64,
+    /// Copies dead-lettered (and not redriven).
+    pub dead_lettered: i64,
+}
+
+impl ReplayProgress {
+    /// Copies in all.
+    pub fn total(&self) -> i64 {
+        self.held + self.queued + self.delivered + self.returned + self.dead_lettered
+    }
+
+    /// Whether every copy is settled.
+    pub fn done(&self) -> bool {
+        self.held == 0 && self.queued == 0
+    }
+}
+
 /// What `record_replay` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayAdmission {
@@ -110,17 +138,29 @@ pub trait ReplayStore: Send + Sync {
     /// does not exist, is on another channel or was not sent to the recipient, so that a
     /// replay cannot tell those apart nor learn about others' messages.
     async fn received_by(&self, transaction_id: &str, interface_id: &str, recipient: &str) -> Result<Option<i64>>;
-    /// Records a replay and archives and queues its copies, in one transaction, if the
+    /// Records a replay and archives and holds its copies, in one transaction, if the
     /// recipient's quota over the window ending at `replay.created_at` has room for
     /// `replay.messages` more (a dry run is recorded whatever its size and uses none).
     /// The check and the write hold a per-recipient lock, so concurrent replays for one
-    /// recipient cannot both pass it.
+    /// recipient cannot both pass it. The first `batch` copies join their queue at once
+    /// (see `release_held`).
     async fn record_replay(
         &self,
         replay: &ReplayRecord,
         copies: &[ReplayCopy],
         quota: ReplayQuota,
+        batch: i64,
     ) -> Result<ReplayAdmission>;
+    /// Moves held replay copies to the tail of their queues, at most `batch` per queue
+    /// and only where the last copy released before is settled (or none was): so a live
+    /// message waits behind one batch of replay copies at most, and a replay drains as
+    /// fast as its recipient answers. `queue_ids` limits the queues looked at (`None`:
+    /// all). Returns the queues that took copies (their workers are woken on commit).
+    async fn release_held(&self, queue_ids: Option<&[String]>, batch: i64, at: i64) -> Result<Vec<String>>;
+    /// Where replay `replay_id`'s copies are.
+    async fn replay_progress(&self, replay_id: &str) -> Result<ReplayProgress>;
+    /// How many replay copies wait to join each queue that has any.
+    async fn held_per_queue(&self) -> Result<Vec<(String, i64)>>;
     /// The recipient's use of `quota` over the window ending at `at`, and when `requested`
     /// more messages would fit. A reading only: `record_replay` decides.
     async fn replay_usage(&self, recipient: &str, quota: ReplayQuota, at: i64, requested: i64) -> Result<ReplayUsage>;
@@ -210,6 +250,7 @@ macro_rules! impl_replay_store {
                 replay: &$crate::store::ReplayRecord,
                 copies: &[$crate::store::ReplayCopy],
                 quota: $crate::store::ReplayQuota,
+                batch: i64,
             ) -> $crate::store::Result<$crate::store::ReplayAdmission> {
                 let mut tx = self.writer().begin().await?;
                 // Held until commit: a concurrent replay for the recipient reads the usage
@@ -246,20 +287,25 @@ macro_rules! impl_replay_store {
                     })
                     .collect();
                 Self::archive(&mut tx, &archived).await?;
-                let entries: Vec<$crate::store::queues::NewEntry<'_>> = copies
-                    .iter()
-                    .map(|c| $crate::store::queues::NewEntry {
-                        queue_id: &c.delivery.queue_id,
-                        transaction_id: &c.transaction_id,
-                        recipient_dip_id: &c.delivery.recipient_dip_id,
-                        recipient_role: &c.delivery.recipient_role,
-                        hidden: $crate::store::sql::encode_list(&c.delivery.hidden),
-                        enqueued_at: replay.created_at,
-                        replay_id: Some(&replay.id),
-                        replay_of: Some(&c.original_transaction_id),
-                    })
-                    .collect();
-                Self::enqueue(&mut tx, &entries).await?;
+                for (chunk_no, chunk) in copies.chunks($crate::store::sql::CHUNK).enumerate() {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO replay_held (replay_id, ord, queue_id, transaction_id, recipient_dip_id, \
+                         recipient_role, hidden, replay_of, held_at) ",
+                    );
+                    let first = chunk_no * $crate::store::sql::CHUNK;
+                    qb.push_values(chunk.iter().enumerate(), |mut b, (i, c)| {
+                        b.push_bind(&replay.id)
+                            .push_bind(i64::try_from(first + i).unwrap_or(i64::MAX))
+                            .push_bind(&c.delivery.queue_id)
+                            .push_bind(&c.transaction_id)
+                            .push_bind(&c.delivery.recipient_dip_id)
+                            .push_bind(&c.delivery.recipient_role)
+                            .push_bind($crate::store::sql::encode_list(&c.delivery.hidden))
+                            .push_bind(&c.original_transaction_id)
+                            .push_bind(replay.created_at);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
                 let events: Vec<$crate::events::Event> = copies
                     .iter()
                     .map(|c| $crate::events::Event {
@@ -275,12 +321,99 @@ macro_rules! impl_replay_store {
                 let mut queues: Vec<String> = copies.iter().map(|c| c.delivery.queue_id.clone()).collect();
                 queues.sort();
                 queues.dedup();
-                drop(entries);
-                self.finish(tx, queues).await?;
+                let mut released = Vec::new();
+                for q in &queues {
+                    if Self::release_queue_held(&mut tx, q, batch, replay.created_at).await? {
+                        released.push(q.clone());
+                    }
+                }
+                self.finish(tx, released).await?;
                 Ok($crate::store::ReplayAdmission::Recorded($crate::store::ReplayUsage {
                     used: usage.used + requested,
                     frees_at: None,
                 }))
+            }
+
+            async fn release_held(
+                &self,
+                queue_ids: Option<&[String]>,
+                batch: i64,
+                at: i64,
+            ) -> $crate::store::Result<Vec<String>> {
+                use sqlx::Row;
+                // A reading first: nearly always nothing is held, and then nothing is written.
+                let held: Vec<String> = match queue_ids {
+                    None => sqlx::query("SELECT DISTINCT queue_id FROM replay_held")
+                        .fetch_all(self.reader())
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect(),
+                    Some(ids) => {
+                        let mut out = Vec::new();
+                        for q in ids {
+                            if sqlx::query("SELECT 1 FROM replay_held WHERE queue_id = $1 LIMIT 1")
+                                .bind(q)
+                                .fetch_optional(self.reader())
+                                .await?
+                                .is_some()
+                            {
+                                out.push(q.clone());
+                            }
+                        }
+                        out
+                    }
+                };
+                let mut released = Vec::new();
+                for q in held {
+                    let mut tx = self.writer().begin().await?;
+                    if Self::release_queue_held(&mut tx, &q, batch, at).await? {
+                        self.finish(tx, vec![q.clone()]).await?;
+                        released.push(q);
+                    } else {
+                        tx.commit().await?;
+                    }
+                }
+                Ok(released)
+            }
+
+            async fn replay_progress(&self, replay_id: &str) -> $crate::store::Result<$crate::store::ReplayProgress> {
+                use sqlx::Row;
+                let mut p = $crate::store::ReplayProgress::default();
+                for r in sqlx::query(
+                    "SELECT state, COUNT(*) FROM queue_entries WHERE replay_id = $1 GROUP BY state",
+                )
+                .bind(replay_id)
+                .fetch_all(self.reader())
+                .await?
+                {
+                    let state: String = r.get(0);
+                    let n: i64 = r.get(1);
+                    match state.as_str() {
+                        "pending" => p.queued += n,
+                        "delivered" => p.delivered += n,
+                        "returned" => p.returned += n,
+                        "dead" => p.dead_lettered += n,
+                        // A redriven entry lives on as the new entry it became.
+                        _ => {}
+                    }
+                }
+                p.held = sqlx::query("SELECT COUNT(*) FROM replay_held WHERE replay_id = $1")
+                    .bind(replay_id)
+                    .fetch_one(self.reader())
+                    .await?
+                    .get(0);
+                Ok(p)
+            }
+
+            async fn held_per_queue(&self) -> $crate::store::Result<Vec<(String, i64)>> {
+                use sqlx::Row;
+                Ok(sqlx::query("SELECT queue_id, COUNT(*) FROM replay_held GROUP BY queue_id")
+                    .fetch_all(self.reader())
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect())
             }
 
             async fn replay_usage(
@@ -321,6 +454,91 @@ macro_rules! impl_replay_store {
         }
 
         impl $store {
+            /// Releases the next batch of queue `queue_id`'s held replay copies to its tail
+            /// if the last copy released before is settled; whether any was released.
+            async fn release_queue_held(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                queue_id: &str,
+                batch: i64,
+                at: i64,
+            ) -> $crate::store::Result<bool> {
+                use sqlx::Row;
+                // Taking the queue's pacing row serialises releases across nodes.
+                let tail: i64 = sqlx::query(
+                    "INSERT INTO replay_pacing (queue_id, tail_seq) VALUES ($1, 0) \
+                     ON CONFLICT (queue_id) DO UPDATE SET tail_seq = replay_pacing.tail_seq RETURNING tail_seq",
+                )
+                .bind(queue_id)
+                .fetch_one(&mut **tx)
+                .await?
+                .get(0);
+                if tail > 0 {
+                    let state: Option<String> =
+                        sqlx::query("SELECT state FROM queue_entries WHERE queue_id = $1 AND seq = $2")
+                            .bind(queue_id)
+                            .bind(tail)
+                            .fetch_optional(&mut **tx)
+                            .await?
+                            .map(|r| r.get(0));
+                    if state.as_deref() == Some("pending") {
+                        return Ok(false);
+                    }
+                }
+                let rows = sqlx::query(
+                    "SELECT replay_id, ord, transaction_id, recipient_dip_id, recipient_role, hidden, replay_of \
+                     FROM replay_held WHERE queue_id = $1 ORDER BY held_at, replay_id, ord LIMIT $2",
+                )
+                .bind(queue_id)
+                .bind(batch.max(1))
+                .fetch_all(&mut **tx)
+                .await?;
+                if rows.is_empty() {
+                    return Ok(false);
+                }
+                #[allow(clippy::type_complexity)]
+                let held: Vec<(String, i64, String, String, String, String, String)> = rows
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6)))
+                    .collect();
+                // Each replay's copies are contiguous in `ord`: one delete per replay.
+                let mut spans: Vec<(&str, i64, i64)> = Vec::new();
+                for h in &held {
+                    match spans.last_mut() {
+                        Some(s) if s.0 == h.0 => s.2 = h.1,
+                        _ => spans.push((&h.0, h.1, h.1)),
+                    }
+                }
+                for (replay, first, last) in spans {
+                    sqlx::query("DELETE FROM replay_held WHERE replay_id = $1 AND ord >= $2 AND ord <= $3")
+                        .bind(replay)
+                        .bind(first)
+                        .bind(last)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                let entries: Vec<$crate::store::queues::NewEntry<'_>> = held
+                    .iter()
+                    .map(|h| $crate::store::queues::NewEntry {
+                        queue_id,
+                        transaction_id: &h.2,
+                        recipient_dip_id: &h.3,
+                        recipient_role: &h.4,
+                        hidden: h.5.clone(),
+                        enqueued_at: at,
+                        replay_id: Some(&h.0),
+                        replay_of: Some(&h.6),
+                    })
+                    .collect();
+                let seqs = Self::enqueue(tx, &entries).await?;
+                let last = seqs.iter().copied().max().unwrap_or(tail);
+                sqlx::query("UPDATE replay_pacing SET tail_seq = $2 WHERE queue_id = $1")
+                    .bind(queue_id)
+                    .bind(last)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(true)
+            }
+
             /// The recipient's replay quota use over the window ending at `at`, and when
             /// `requested` more messages would fit.
             async fn quota_usage(

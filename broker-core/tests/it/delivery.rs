@@ -731,6 +731,77 @@ async fn replay(db: Db) {
     assert_eq!(body["replays"].as_array().unwrap().len(), 1, "{body}");
 }
 
+/// Replay pacing: a replay of 12 messages with batches of 3 joins the recipient's queue
+/// a batch at a time, so live messages sent just after it are delivered behind one or
+/// two batches, not behind all 12 copies; the copies keep their order, all arrive, and
+/// the replay history shows them delivered.
+async fn replay_drains_a_batch_at_a_time_beside_live_traffic(db: Db) {
+    let config = broker_core::BrokerConfig {
+        replay_batch: 3,
+        ..Default::default()
+    };
+    let mut s = TestServer::start_with(db, config).await;
+    s.delivery = Some(broker_core::delivery::start(s.broker.clone(), fast_delivery()).expect("delivery"));
+    let sink = regs_webhook(&s).await;
+    let before = chrono::Utc::now();
+    for i in 0..12 {
+        send(&s, &s.key(SUP1), request_to(REGS_N, &format!("paced-{i}"))).await;
+    }
+    sink.wait_delivered(12, WAIT).await;
+    // A slow recipient from now on: 40 ms an answer.
+    sink.script((0..30).map(|_| Reply::Delay(Duration::from_millis(40))));
+    let (status, body) = s
+        .post_to(
+            "/api/v1/replays",
+            &s.key(REGS_N),
+            "application/json",
+            json!({ "interfaceID": "IF-031", "fromTime": before.to_rfc3339() }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["messages"], 12, "{body}");
+    assert_eq!(
+        body["first"]["receivedAt"]
+            .as_str()
+            .map(|t| t > before.to_rfc3339().as_str()),
+        Some(true),
+        "{body}"
+    );
+    let copies: Vec<String> = body["replayTransactionIDs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let live = [
+        send(&s, &s.key(SUP1), request_to(REGS_N, "live-1")).await,
+        send(&s, &s.key(SUP1), request_to(REGS_N, "live-2")).await,
+    ];
+    let got = transaction_ids(&sink.wait_delivered(26, Duration::from_secs(30)).await[12..]);
+    let replayed: Vec<String> = got.iter().filter(|t| t.starts_with("R-")).cloned().collect();
+    assert_eq!(replayed, copies, "every copy, in order");
+    for l in &live {
+        let at = got.iter().position(|t| t == l).expect("live message delivered");
+        assert!(at <= 7, "{l} waited behind {at} deliveries: {got:?}");
+    }
+    // The history shows the replay settled.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, body) = s.get(&s.key(REGS_N), "/api/v1/replays").await;
+        let progress = &body["replays"][0]["progress"];
+        if progress["delivered"] == 12 {
+            assert_eq!(
+                (&progress["held"], &progress["queued"]),
+                (&json!(0), &json!(0)),
+                "{body}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A dry run naming a transaction id its recipient was not sent (another participant's
 /// message, or its own on another channel) answers exactly as for an id that does not
 /// exist: no receipt time, no different error to tell them apart.
@@ -818,7 +889,18 @@ async fn replay_quota(db: Db) {
     let quota = |used: i64| json!({ "limit": 5, "used": used, "remaining": 5 - used, "windowHours": 24 });
     let all = json!({ "interfaceID": "IF-031", "fromTime": before.to_rfc3339() });
     let dry = json!({ "interfaceID": "IF-031", "fromTime": before.to_rfc3339(), "dryRun": true });
-    let pending = || async { peek(&s, &s.key(REGS_N), REGS_N, "default").await.len() };
+    // Waiting for REGS_N: in its queue, or replay copies held to join it.
+    let pending = || async {
+        let (_, body) = s.get(&s.key(REGS_N), "/api/v1/queues").await;
+        let q = body["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "default")
+            .cloned()
+            .unwrap();
+        q["pending"].as_i64().unwrap() + q["replayHeld"].as_i64().unwrap()
+    };
 
     // A dry run reports the quota and uses none of it.
     let (status, body, _) = post(s.key(REGS_N), dry.clone()).await;
@@ -1014,6 +1096,7 @@ both_stores!(
     replay,
     replay_keeps_obfuscation,
     replay_quota,
+    replay_drains_a_batch_at_a_time_beside_live_traffic,
     replay_ids_not_sent_to_the_recipient_are_unknown,
     operator_queue_view,
     internal_destinations_refused,

@@ -10,7 +10,7 @@ use broker_core::model::{Appointment, Channel, Endpoint, Participant, Participan
 use broker_core::seed::seed_catalogue;
 use broker_core::store::{
     ApiKeyRecord, AttemptFailure, AuditEntry, AuditFilter, Backend, CommitOutcome, DeadLetterFilter, Delivery,
-    EntryState, MessageRecord, MessageStore, NewMessage, QueueEntry, QueueHealth, QueueStat, QueueStore,
+    EntryState, MessageRecord, MessageStore, NewMessage, Outbound, QueueEntry, QueueHealth, QueueStat, QueueStore,
     ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, SessionRecord, Settlement, StoreError,
     UserRecord,
 };
@@ -52,6 +52,7 @@ both_stores!(
     dead_letters_filter_and_redrive_to_the_tail,
     replay_candidates_and_recorded_replays,
     received_by_finds_only_messages_sent_to_the_recipient_on_the_channel,
+    replay_copies_join_their_queue_a_batch_at_a_time_behind_live_messages,
     replay_quota_counts_the_window_and_refuses_what_does_not_fit,
     concurrent_replays_cannot_both_pass_the_quota,
     commits_announce_their_queues,
@@ -189,6 +190,13 @@ async fn queue(store: &dyn QueueStore, queue_id: &str) -> Vec<QueueEntry> {
         .pending_entries(queue_id, 0, 1_000_000)
         .await
         .expect("pending entries")
+}
+
+/// Replay copies for `queue_id`: in the queue, or held to join it.
+async fn copies(store: &dyn broker_core::store::Store, queue_id: &str) -> usize {
+    let held = store.held_per_queue().await.expect("held copies");
+    let held = held.iter().find(|(q, _)| q == queue_id).map_or(0, |(_, n)| *n);
+    queue(store, queue_id).await.len() + usize::try_from(held).expect("count")
 }
 
 fn seqs(entries: &[QueueEntry]) -> Vec<i64> {
@@ -1654,7 +1662,7 @@ async fn replay_candidates_and_recorded_replays(db: Db) {
             delivery: delivery(Q_DNO),
         })
         .collect();
-    let recorded = s.record_replay(&record, &copies, NO_LIMIT).await.unwrap();
+    let recorded = s.record_replay(&record, &copies, NO_LIMIT, 100).await.unwrap();
     assert!(matches!(recorded, ReplayAdmission::Recorded(_)), "{recorded:?}");
     assert_eq!(s.replays(10).await.unwrap(), [record]);
     let out = s.next_outbound(Q_DNO, 4, 10).await.unwrap();
@@ -1708,12 +1716,115 @@ async fn received_by_finds_only_messages_sent_to_the_recipient_on_the_channel(db
         retain_until: BASE_TIME + YEAR_MICROS,
         delivery: delivery(Q_DNO),
     };
-    s.record_replay(&record, &[copy], NO_LIMIT).await.unwrap();
+    s.record_replay(&record, &[copy], NO_LIMIT, 100).await.unwrap();
     assert_eq!(s.received_by(&tx(2), "IF-021", dno).await.unwrap(), None);
     assert_eq!(
         s.received_by(&format!("R-{}", tx(2)), "IF-021", dno).await.unwrap(),
         None
     );
+}
+
+async fn replay_copies_join_their_queue_a_batch_at_a_time_behind_live_messages(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    commit(s, &(1..=5).map(|n| msg(n, SUPPLIER, &[Q_DNO])).collect::<Vec<_>>()).await;
+    let record = ReplayRecord {
+        id: "replay-1".into(),
+        requested_by: "operator:ops".into(),
+        recipient: "2000000001".into(),
+        interface_id: "IF-021".into(),
+        request: "{}".into(),
+        dry_run: false,
+        messages: 5,
+        created_at: BASE_TIME + 100,
+    };
+    let copies: Vec<ReplayCopy> = (1..=5)
+        .map(|n| ReplayCopy {
+            transaction_id: format!("R-{}", tx(n)),
+            original_transaction_id: tx(n),
+            interface_id: "IF-021".into(),
+            envelope: "{}".into(),
+            retain_until: BASE_TIME + YEAR_MICROS,
+            delivery: delivery(Q_DNO),
+        })
+        .collect();
+    s.record_replay(&record, &copies, NO_LIMIT, 2).await.unwrap();
+    let ids = |out: &[Outbound]| out.iter().map(|o| o.entry.transaction_id.clone()).collect::<Vec<_>>();
+    // The first batch joined at once, behind the five live messages.
+    let out = s.next_outbound(Q_DNO, 5, 100).await.unwrap();
+    assert_eq!(ids(&out), [format!("R-{}", tx(1)), format!("R-{}", tx(2))]);
+    let progress = s.replay_progress("replay-1").await.unwrap();
+    assert_eq!((progress.held, progress.queued, progress.total()), (3, 2, 5));
+    assert_eq!(s.held_per_queue().await.unwrap(), [(Q_DNO.to_owned(), 3)]);
+
+    // A live message arrives while the batch is in the queue: it waits behind the batch
+    // only, and nothing more joins before the batch's last copy is settled.
+    commit(s, &[msg(6, SUPPLIER, &[Q_DNO])]).await;
+    assert!(s.release_held(None, 2, BASE_TIME + 200).await.unwrap().is_empty());
+    s.settle(&[settlement(Q_DNO, 6, EntryState::Delivered, BASE_TIME + 300)], &[])
+        .await
+        .unwrap();
+    assert!(
+        s.release_held(None, 2, BASE_TIME + 301).await.unwrap().is_empty(),
+        "the batch's last copy (position 7) is not settled"
+    );
+    s.settle(&[settlement(Q_DNO, 7, EntryState::Dead, BASE_TIME + 400)], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.release_held(Some(&[Q_MOP.to_owned()]), 2, BASE_TIME + 401)
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "another queue holds nothing"
+    );
+    assert_eq!(
+        s.release_held(Some(&[Q_DNO.to_owned()]), 2, BASE_TIME + 402)
+            .await
+            .unwrap(),
+        [Q_DNO]
+    );
+    let out = s.next_outbound(Q_DNO, 7, 100).await.unwrap();
+    assert_eq!(
+        ids(&out),
+        [tx(6), format!("R-{}", tx(3)), format!("R-{}", tx(4))],
+        "the second batch joined behind the live message"
+    );
+    assert_eq!(out[1].entry.replay_of.as_deref(), Some(tx(3).as_str()));
+    assert_eq!(out[1].entry.enqueued_at, BASE_TIME + 402);
+    let progress = s.replay_progress("replay-1").await.unwrap();
+    assert_eq!(
+        (
+            progress.held,
+            progress.queued,
+            progress.delivered,
+            progress.dead_lettered
+        ),
+        (1, 2, 1, 1)
+    );
+    assert!(!progress.done());
+    s.settle(
+        &[
+            settlement(Q_DNO, 8, EntryState::Delivered, BASE_TIME + 500),
+            settlement(Q_DNO, 9, EntryState::Delivered, BASE_TIME + 500),
+            settlement(Q_DNO, 10, EntryState::Delivered, BASE_TIME + 500),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.release_held(None, 2, BASE_TIME + 501).await.unwrap(), [Q_DNO]);
+    s.settle(&[settlement(Q_DNO, 11, EntryState::Delivered, BASE_TIME + 600)], &[])
+        .await
+        .unwrap();
+    assert!(s.release_held(None, 2, BASE_TIME + 601).await.unwrap().is_empty());
+    let progress = s.replay_progress("replay-1").await.unwrap();
+    assert_eq!(
+        (progress.delivered, progress.dead_lettered, progress.total()),
+        (4, 1, 5)
+    );
+    assert!(progress.done());
+    assert!(s.held_per_queue().await.unwrap().is_empty());
 }
 
 /// A replay of `messages` for `recipient` at `at` (dry or not), with one copy per
@@ -1752,7 +1863,7 @@ async fn replay_quota_counts_the_window_and_refuses_what_does_not_fit(db: Db) {
     };
     let record = |id: &str, recipient: &str, dry: bool, messages: i64, at: i64| {
         let (r, c) = quota_replay(id, recipient, dry, messages, at);
-        async move { s.record_replay(&r, &c, quota).await.unwrap() }
+        async move { s.record_replay(&r, &c, quota, 100).await.unwrap() }
     };
     let usage = |used, frees_at| ReplayUsage { used, frees_at };
     let recorded = |used| ReplayAdmission::Recorded(usage(used, None));
@@ -1786,11 +1897,11 @@ async fn replay_quota_counts_the_window_and_refuses_what_does_not_fit(db: Db) {
     );
     // A refusal writes nothing.
     assert_eq!(s.replays(100).await.unwrap().len(), 4);
-    assert_eq!(queue(s, "2000000001/inbox").await.len(), 9);
+    assert_eq!(copies(s, "2000000001/inbox").await, 9);
     // The window rolls: at 6 000 the first replay has left it.
     assert_eq!(s.replay_usage(dno, quota, 6_000, 3).await.unwrap(), usage(5, None));
     assert_eq!(record("r3", dno, false, 3, 6_000).await, recorded(8));
-    assert_eq!(queue(s, "2000000001/inbox").await.len(), 12);
+    assert_eq!(copies(s, "2000000001/inbox").await, 12);
 }
 
 async fn concurrent_replays_cannot_both_pass_the_quota(db: Db) {
@@ -1804,7 +1915,7 @@ async fn concurrent_replays_cannot_both_pass_the_quota(db: Db) {
             let store = t.store.clone();
             tokio::spawn(async move {
                 let (r, c) = quota_replay(&format!("r{i}"), "2000000001", false, 1, BASE_TIME);
-                store.record_replay(&r, &c, quota).await.unwrap()
+                store.record_replay(&r, &c, quota, 100).await.unwrap()
             })
         })
         .collect();
@@ -1816,7 +1927,7 @@ async fn concurrent_replays_cannot_both_pass_the_quota(db: Db) {
     }
     assert_eq!(recorded, 4);
     assert_eq!(t.store.replays(100).await.unwrap().len(), 4);
-    assert_eq!(queue(t.store.as_ref(), "2000000001/inbox").await.len(), 4);
+    assert_eq!(copies(t.store.as_ref(), "2000000001/inbox").await, 4);
 }
 
 async fn commits_announce_their_queues(db: Db) {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use broker_core::mock_recipient::{MockRecipient, Reply};
 use broker_core::model::Principal;
-use broker_core::replay::{ReplayRequest, replay};
+use broker_core::replay::{ReplayRequest, replay, requested_by};
 use dip_admin::types::{Actor, AppError, ListQuery, PortalRole};
 use dip_reporting::analytics::{Analytics, Sink};
 use dip_reporting::trail::{self, MASKED};
@@ -305,7 +305,7 @@ async fn a_trace_shows_every_attempt_and_replay_copy(db: Db) {
         recipient_dip_id: None,
         dry_run: false,
     };
-    replay(&s.broker, &regs, &request).await.expect("replay");
+    replay(&s.broker, &regs, &requested_by(&regs), &request).await.expect("replay");
     let t = trace(&s, &op, &tx).await.unwrap();
     assert_eq!(t.copies.len(), 2, "{:?}", t.copies);
     let copy = t

@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// 200000).
     #[arg(long, env = "DIP_REPLAY_QUOTA")]
     pub replay_quota: Option<i64>,
+    /// Replay copies join their queue this many at a time, so that live messages wait
+    /// behind one batch at most (default 20).
+    #[arg(long, env = "DIP_REPLAY_BATCH")]
+    pub replay_batch: Option<i64>,
     /// A portal session unused this many seconds ends (default 1800).
     #[arg(long, env = "DIP_SESSION_IDLE_SECS")]
     pub session_idle_secs: Option<u64>,
@@ -270,6 +274,10 @@ impl Settings {
             anyhow::ensure!(quota >= 0, "--replay-quota must not be negative");
             broker.replay_quota = quota;
         }
+        if let Some(batch) = serve.and_then(|s| s.replay_batch) {
+            anyhow::ensure!(batch >= 1, "--replay-batch must be at least 1");
+            broker.replay_batch = batch;
+        }
         if let Some(dir) = serve.and_then(|s| s.ca_dir.clone()) {
             if environment.eq_ignore_ascii_case("PROD") {
                 anyhow::bail!("PROD has no test authority: register externally issued certificates");
@@ -424,6 +432,7 @@ mod tests {
             api_keys: None,
             site_dir: None,
             replay_quota: None,
+            replay_batch: None,
             session_idle_secs: None,
             session_max_secs: None,
             smtp_url: None,
