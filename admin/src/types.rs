@@ -120,6 +120,12 @@ impl Actor {
                 .any(|r| self.has(*r))
     }
 
+    /// May act on messages: redrive dead letters and replay (the platform administrator
+    /// for any participant, a participant's message users for their own).
+    pub fn handles_messages(&self) -> bool {
+        self.is_platform_admin() || (!self.is_operator() && self.has(PortalRole::MessageUser))
+    }
+
     /// May manage users of `dip_id` (`None`: the operator's staff).
     pub fn manages_users_of(&self, dip_id: Option<&str>) -> bool {
         self.is_platform_admin()

@@ -79,6 +79,20 @@ impl Analytics {
         Ok(out)
     }
 
+    /// The API's refusals `query` selects (already authorised) over its whole range, per
+    /// channel and error code: `(channel, code, count)`, by channel then code; the channel
+    /// is empty for an item that named none of the platform's.
+    pub async fn rejections(&self, query: &ReportQuery) -> Result<Vec<(String, String, i64)>, AnalyticsError> {
+        query.validate()?;
+        let sql = report::rejections_sql(query, self.dialect());
+        Ok(self
+            .rows(&sql, 1)
+            .await?
+            .into_iter()
+            .map(|r| (r.group, r.label, r.values.first().copied().unwrap_or(0)))
+            .collect())
+    }
+
     /// Every lifecycle event of these transactions, received at or after `since`, in
     /// order of time: those the pump has moved (to ClickHouse or the embedded table) and
     /// those still in the outbox, so a trace is whole the moment it is asked for.

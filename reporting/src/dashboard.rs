@@ -197,7 +197,8 @@ pub async fn named_participants(
         .collect())
 }
 
-fn cells(l: &Latency) -> LatencyCells {
+/// A latency's figures as tables show them, in milliseconds.
+pub(crate) fn cells(l: &Latency) -> LatencyCells {
     LatencyCells {
         count: l.count,
         min_ms: l.min_us as f64 / 1000.0,
@@ -239,6 +240,50 @@ fn minute(t: i64) -> String {
         .unwrap_or_default()
         .format("%Y-%m-%d %H:%M")
         .to_string()
+}
+
+/// The chart of a report's incoming, outgoing and error messages per interval (the
+/// dashboard's first chart, and the home page's).
+pub(crate) fn volume_chart(series: &Report) -> String {
+    let q = &series.query;
+    let volume = |pick: fn(&crate::report::Volume) -> i64| -> Vec<(i64, f64)> {
+        series
+            .buckets
+            .iter()
+            .map(|b| {
+                let n = series
+                    .volumes
+                    .iter()
+                    .find(|v| v.bucket == *b && v.group.is_empty())
+                    .map_or(0, pick);
+                (*b, n as f64)
+            })
+            .collect()
+    };
+    charts::lines(
+        "Incoming, outgoing and error messages per interval",
+        "messages",
+        q.from,
+        q.to,
+        &[
+            Line {
+                label: "incoming",
+                color: charts::BLUE,
+                points: volume(|v| v.received),
+            },
+            Line {
+                label: "outgoing",
+                color: charts::GREEN,
+                points: volume(|v| v.delivered),
+            },
+            Line {
+                label: "errors",
+                color: charts::VERMILLION,
+                points: volume(|v| v.errors()),
+            },
+        ],
+        None,
+    )
 }
 
 /// The dashboard of `params` for `actor`.
@@ -288,41 +333,7 @@ pub async fn view(
     let per_bucket = |f: &dyn Fn(i64) -> Option<f64>| -> Vec<(i64, f64)> {
         series.buckets.iter().filter_map(|b| f(*b).map(|v| (*b, v))).collect()
     };
-    let volume = |pick: fn(&crate::report::Volume) -> i64| {
-        per_bucket(&|b| {
-            Some(
-                series
-                    .volumes
-                    .iter()
-                    .find(|v| v.bucket == b && v.group.is_empty())
-                    .map_or(0, pick) as f64,
-            )
-        })
-    };
-    let volume_svg = charts::lines(
-        "Incoming, outgoing and error messages per interval",
-        "messages",
-        q.from,
-        q.to,
-        &[
-            Line {
-                label: "incoming",
-                color: charts::BLUE,
-                points: volume(|v| v.received),
-            },
-            Line {
-                label: "outgoing",
-                color: charts::GREEN,
-                points: volume(|v| v.delivered),
-            },
-            Line {
-                label: "errors",
-                color: charts::VERMILLION,
-                points: volume(|v| v.errors()),
-            },
-        ],
-        None,
-    );
+    let volume_svg = volume_chart(&series);
     let seconds = |m: Measure, pick: fn(&Latency) -> f64| per_bucket(&|b| latency_of(&series, b, m).map(pick));
     let latency_svg = charts::lines(
         "End-to-end latency per interval: median, 90th and 99th percentiles in seconds, against the 3 second objective",

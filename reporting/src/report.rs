@@ -473,6 +473,23 @@ pub fn counterparties_sql(participant: &str, from: i64, to: i64, d: Dialect) -> 
     Some(v.finish(sql))
 }
 
+/// The statement counting the API's refusals that `q` selects over its whole range, per
+/// channel and error code (the sender report's "rejected, with the top error codes"): the
+/// channel as the group (empty when the refused item named no channel of the platform),
+/// the code as the label, the count as the value.
+pub fn rejections_sql(q: &ReportQuery, d: Dialect) -> Statement {
+    let mut v = Values::new(d);
+    let w = filter(q, &mut v, &[EventKind::Rejected]);
+    let sql = format!(
+        "SELECT {b} AS bucket, interface_id AS grp, outcome AS label, {n} FROM {t} {w} \
+         GROUP BY bucket, grp, label ORDER BY grp, label",
+        b = int(d, "0"),
+        n = figures(d, &[int(d, "COUNT(*)")]),
+        t = table(d),
+    );
+    v.finish(sql)
+}
+
 fn volumes_sql(q: &ReportQuery, d: Dialect, whole: bool) -> Statement {
     let mut values = Values::new(d);
     let b = bucket_expr(q, &mut values, whole);
@@ -808,6 +825,18 @@ mod tests {
         let me = || Param::Text("SUP1".into());
         let c = counterparties_sql("SUP1", 0, 60, Dialect::ClickHouse).unwrap();
         assert_eq!(c.binds, [me(), Param::Int(0), Param::Int(60), me(), me()]);
+        let mut r = query();
+        r.senders = vec!["SUP1".into()];
+        let s = rejections_sql(&r, Dialect::ClickHouse);
+        assert_eq!(s.sql.matches('?').count(), s.binds.len(), "{}", s.sql);
+        assert_eq!(s.binds[0], Param::List(vec!["rejected".into()]));
+        assert!(s.binds.contains(&Param::List(r.senders.clone())));
+        let s = rejections_sql(&r, Dialect::Sql);
+        assert!(
+            s.sql.contains("kind IN ('rejected')") && s.sql.contains("sender_dip_id IN ('SUP1')"),
+            "{}",
+            s.sql
+        );
     }
 
     #[test]

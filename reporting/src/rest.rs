@@ -1,7 +1,7 @@
 //! The reports REST API, to operator staff, participants' users and API keys, each seeing
 //! what the portal would show them for the same URL parameters: the dashboard's report as
 //! JSON and as CSV, and the message audit trail (search as JSON and CSV, a transaction's
-//! trace).
+//! trace, the sender report as JSON and CSV).
 
 use axum::Router;
 use axum::extract::{FromRef, Path, Query, RawQuery, State};
@@ -17,6 +17,8 @@ use dip_admin::types::{ListQuery, Page};
 use crate::analytics::Analytics;
 use crate::dashboard::{app_error, params_from_query, query_of, run, viewer};
 use crate::report::{Measure, Report};
+use crate::sender;
+use crate::sender_views::SenderReport;
 use crate::trail;
 use crate::trail_views::{MessageRow, MpanReport, Trace, Workflow};
 
@@ -36,6 +38,56 @@ where
         .route("/api/v1/audit/messages/{transaction_id}", get(trace_message))
         .route("/api/v1/audit/workflows/{correlation_id}", get(workflow))
         .route("/api/v1/audit/mpans/{mpan}", get(mpan_report))
+        .route("/api/v1/audit/sender-report", get(sender_report))
+        .route("/api/v1/audit/sender-report.csv", get(sender_report_csv))
+        .route("/api/v1/home", get(home_summary))
+}
+
+/// `GET /api/v1/home`: the home page's health summary ("is everything all right?") as
+/// the caller may see it: the platform for operator staff, its own participant (and
+/// those it acts for) for a participant's caller.
+async fn home_summary(
+    State(broker): State<Broker>,
+    State(analytics): State<Analytics>,
+    ApiReader(actor): ApiReader,
+) -> Result<axum::Json<crate::home_views::HomeSummary>, ApiFailure> {
+    Ok(axum::Json(crate::home::summary(&broker, &analytics, &actor).await?))
+}
+
+/// `GET /api/v1/audit/sender-report`: a sender's messages of a period per channel and
+/// outcome (`sender`, `process`, `channel`, `from`, `to`, `sort`, `dir`); a participant's
+/// caller defaults to its own participant and gets 404 for a sender not its to see.
+async fn sender_report(
+    State(broker): State<Broker>,
+    State(analytics): State<Analytics>,
+    ApiReader(actor): ApiReader,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<SenderReport>, ApiFailure> {
+    let list: ListQuery = params.into();
+    Ok(axum::Json(sender::report(&broker, &analytics, &actor, &list).await?))
+}
+
+/// `GET /api/v1/audit/sender-report.csv`: the same report, one line per channel and one
+/// for all channels.
+async fn sender_report_csv(
+    State(broker): State<Broker>,
+    State(analytics): State<Analytics>,
+    ApiReader(actor): ApiReader,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiFailure> {
+    let list: ListQuery = params.into();
+    let report = sender::report(&broker, &analytics, &actor, &list).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"dip-sender-report.csv\"",
+            ),
+        ],
+        sender::csv(&report),
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/audit/mpans/{mpan}`: the MPAN's appointment history and a page of the

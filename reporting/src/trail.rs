@@ -54,6 +54,11 @@ impl Scope {
         }
     }
 
+    /// The DIP IDs whose messages and queues the viewer may see; `None`: all.
+    pub fn visible(&self) -> Option<&[String]> {
+        self.ids()
+    }
+
     fn ids(&self) -> Option<&[String]> {
         match self {
             Self::All => None,
@@ -61,7 +66,7 @@ impl Scope {
         }
     }
 
-    fn includes(&self, dip_id: &str) -> bool {
+    pub(crate) fn includes(&self, dip_id: &str) -> bool {
         self.ids().is_none_or(|ids| ids.iter().any(|i| i == dip_id))
     }
 
@@ -136,7 +141,7 @@ pub fn query_of(list: &ListQuery, scope: &Scope, limit: i64) -> Result<MessageQu
 }
 
 /// A UTC time from a search field: RFC 3339, `YYYY-MM-DDTHH:MM[:SS]` or a day.
-fn parse_time(field: &str, s: &str) -> Result<i64, AppError> {
+pub(crate) fn parse_time(field: &str, s: &str) -> Result<i64, AppError> {
     crate::time::utc_micros(s, true)
         .ok_or_else(|| AppError::field(field, "Give a UTC time as YYYY-MM-DD or YYYY-MM-DDTHH:MM."))
 }
@@ -148,7 +153,7 @@ fn mpan_shaped(s: &str) -> bool {
 }
 
 /// A participant as pages name it: "Name (DIP ID)", or the DIP ID alone if unknown.
-fn named(registry: &broker_core::registry::Registry, dip_id: &str) -> String {
+pub(crate) fn named(registry: &broker_core::registry::Registry, dip_id: &str) -> String {
     match registry.participant(dip_id) {
         Some(p) => format!("{} ({dip_id})", p.name),
         None => dip_id.to_owned(),

@@ -3,6 +3,8 @@
 //! and the router that serves it beside broker-core's participant API. Identity and
 //! administration live in the `dip-admin` crate, reports and alarms in `dip-reporting`;
 //! the `dip` binary (`src/bin/dip/`) runs it all.
+// The view types of the larger pages nest deeper than the default limit of 128.
+#![recursion_limit = "256"]
 
 pub mod app;
 #[cfg(feature = "ssr")]

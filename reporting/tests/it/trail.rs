@@ -8,33 +8,13 @@ use broker_core::mock_recipient::{MockRecipient, Reply};
 use broker_core::model::Principal;
 use broker_core::replay::{ReplayRequest, replay, requested_by};
 use dip_admin::types::{Actor, AppError, ListQuery, PortalRole};
+
+use crate::{actor, list};
 use dip_reporting::analytics::{Analytics, Sink};
 use dip_reporting::trail::{self, MASKED};
 use dip_reporting::trail_views::{MessageRow, Trace};
 use dip_testkit::*;
 use serde_json::{Value, json};
-
-fn actor(dip_id: Option<&str>, role: PortalRole) -> Actor {
-    Actor {
-        user_id: Some(format!("user-{}", dip_id.unwrap_or("operator"))),
-        name: format!("{}-{}", dip_id.unwrap_or("op"), role.code()),
-        display_name: "Test".into(),
-        dip_id: dip_id.map(str::to_owned),
-        roles: vec![role],
-        must_change_password: false,
-    }
-}
-
-fn list(filters: &[(&str, &str)]) -> ListQuery {
-    ListQuery {
-        page: 1,
-        filters: filters
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        ..Default::default()
-    }
-}
 
 async fn ids(s: &TestServer, who: &Actor, filters: &[(&str, &str)]) -> Vec<String> {
     let page = trail::search(&s.broker, who, &list(filters)).await.expect("search");
@@ -305,7 +285,9 @@ async fn a_trace_shows_every_attempt_and_replay_copy(db: Db) {
         recipient_dip_id: None,
         dry_run: false,
     };
-    replay(&s.broker, &regs, &requested_by(&regs), &request).await.expect("replay");
+    replay(&s.broker, &regs, &requested_by(&regs), &request)
+        .await
+        .expect("replay");
     let t = trace(&s, &op, &tx).await.unwrap();
     assert_eq!(t.copies.len(), 2, "{:?}", t.copies);
     let copy = t

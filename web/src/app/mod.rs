@@ -4,7 +4,9 @@
 pub mod admin;
 pub mod alarms;
 pub mod auth;
+pub mod ops;
 pub mod reports;
+pub mod sender;
 pub mod trail;
 pub mod ui;
 
@@ -97,7 +99,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workflows/:id") view=trail::WorkflowPage ssr=SsrMode::Async/>
                     <Route path=path!("/mpans/:mpan") view=trail::MpanPage ssr=SsrMode::Async/>
                     <Route path=path!("/reports") view=reports::ReportsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reports/senders") view=sender::SenderReportPage ssr=SsrMode::Async/>
                     <Route path=path!("/alarms") view=alarms::AlarmsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/ops/queues") view=ops::QueuesPage ssr=SsrMode::Async/>
+                    <Route path=path!("/ops/dead-letters") view=ops::DeadLettersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/replays") view=ops::ReplaysPage ssr=SsrMode::Async/>
+                    <Route path=path!("/replays/:id") view=ops::ReplayPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
@@ -147,7 +154,10 @@ fn Nav(actor: Actor) -> impl IntoView {
                 <A href="/admin/endpoints">"Endpoints"</A>
                 <A href="/admin/certificates">"Certificates"</A>
             })}
-            {messages.then(|| view! { <A href="/messages">"Messages"</A> })}
+            {messages.then(|| view! {
+                <A href="/messages">"Messages"</A>
+                <A href="/ops/queues">"Operations"</A>
+            })}
             <A href="/channels">"Channels"</A>
             <A href="/reports">"Reports"</A>
             <A href="/alarms">"Alarms"</A>

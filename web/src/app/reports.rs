@@ -185,7 +185,7 @@ fn totals_row(t: TotalsRow) -> impl IntoView {
 }
 
 /// Milliseconds for a table cell.
-fn ms(v: Option<f64>) -> String {
+pub(super) fn ms(v: Option<f64>) -> String {
     match v {
         None => "—".into(),
         Some(v) if v >= 10_000.0 => format!("{:.1} s", v / 1000.0),
@@ -194,7 +194,8 @@ fn ms(v: Option<f64>) -> String {
     }
 }
 
-fn pct(v: Option<f64>) -> String {
+/// A percentage for a table cell.
+pub(super) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "—".into(), |v| format!("{v:.1} %"))
 }
 

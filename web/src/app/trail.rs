@@ -86,6 +86,7 @@ pub fn MessagesPage() -> impl IntoView {
         <Title text="Messages"/>
         <h1>"Messages"</h1>
         <p>"Every message you may see, newest first: those your participant sent, and your own copies of those it received. Search by any id, or narrow with the filters."</p>
+        <p><a href="/reports/senders">"Sender report"</a>": a sender's messages per channel and outcome, with latency and why items were refused."</p>
         {move || {
             let q = query.get();
             let csv = format!("/api/v1/audit/messages.csv?{}", query_string(&q));

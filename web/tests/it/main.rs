@@ -4,6 +4,9 @@
 
 mod alarms;
 mod certs_cli;
+mod home;
 mod nodes;
+mod ops;
 mod portal;
+mod sender;
 mod trail;

@@ -181,8 +181,37 @@ impl Portal {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
+    /// A GET answered with text (a CSV export, say): status and body.
+    pub(crate) async fn text(&self, auth: Auth<'_>, path: &str) -> (u16, String) {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        match auth {
+            Auth::Session(s) => req = req.header(COOKIE, &s.cookie),
+            Auth::Key(k) => req = req.bearer_auth(k),
+            Auth::None => {}
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
     pub(crate) async fn user_id(&self, username: &str) -> String {
         self.store.user_by_username(username).await.unwrap().unwrap().id
+    }
+}
+
+/// Who asks, in the visibility tests: a signed-in user, an API key, or nobody.
+pub(crate) enum Viewer<'a> {
+    User(&'a Session),
+    Key(String),
+    Nobody,
+}
+
+impl Viewer<'_> {
+    pub(crate) fn auth(&self) -> Auth<'_> {
+        match self {
+            Self::User(s) => Auth::Session(s),
+            Self::Key(k) => Auth::Key(k),
+            Self::Nobody => Auth::None,
+        }
     }
 }
 

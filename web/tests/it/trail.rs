@@ -9,37 +9,13 @@ use reqwest::Method;
 use reqwest::header::{ACCEPT, COOKIE};
 use serde_json::json;
 
-use crate::portal::{Auth, Portal, Session};
+use crate::portal::{Auth, Portal, Viewer};
 
 /// The values IF-909 hides from suppliers (as `if909_block` sets them).
 const HIDDEN_FROM_SUPPLIERS: [&str; 2] = ["KYST", "2025-01-01T00:00:00Z"];
 
-/// Who asks.
-enum Viewer<'a> {
-    User(&'a Session),
-    Key(String),
-    Nobody,
-}
-
-impl Viewer<'_> {
-    fn auth(&self) -> Auth<'_> {
-        match self {
-            Self::User(s) => Auth::Session(s),
-            Self::Key(k) => Auth::Key(k),
-            Self::Nobody => Auth::None,
-        }
-    }
-}
-
 async fn csv(p: &Portal, viewer: &Viewer<'_>) -> (u16, String) {
-    let mut req = p.http.get(format!("{}/api/v1/audit/messages.csv", p.base));
-    match viewer {
-        Viewer::User(s) => req = req.header(COOKIE, &s.cookie),
-        Viewer::Key(k) => req = req.bearer_auth(k),
-        Viewer::Nobody => {}
-    }
-    let res = req.send().await.unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
+    p.text(viewer.auth(), "/api/v1/audit/messages.csv").await
 }
 
 async fn every_view_shows_each_viewer_only_its_own(db: Db) {

@@ -42,6 +42,11 @@ enum Command {
         /// No simulated traffic: the demo participants' endpoints stay in pull mode.
         #[arg(long)]
         no_traffic: bool,
+        /// Dead-letter messages not delivered within this many seconds, on every channel
+        /// (the catalogue's policy otherwise), so that dead letters and their redrive show
+        /// within minutes of a failing endpoint.
+        #[arg(long)]
+        stale_after_secs: Option<u64>,
     },
     /// Manage API keys.
     Keys {
@@ -127,7 +132,11 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied to {}", settings.database_for_log());
             Ok(())
         }
-        Command::Demo { serve, no_traffic } => {
+        Command::Demo {
+            serve,
+            no_traffic,
+            stale_after_secs,
+        } => {
             let mut settings = Settings::resolve(&cli.store, Some(&serve))?;
             let demo = DirectoryData::demo()?;
             if settings.environment != demo.environment {
@@ -139,6 +148,13 @@ async fn main() -> anyhow::Result<()> {
             }
             let store = serve::open_store(&settings).await?;
             seed_directory(store.as_ref(), &demo).await?;
+            if let Some(secs) = stale_after_secs {
+                anyhow::ensure!(secs > 0, "--stale-after-secs must be at least 1");
+                for mut channel in store.catalogue().await?.channels {
+                    channel.delivery.stale_after_secs = secs;
+                    store.put_channel(&channel).await?;
+                }
+            }
             let users = demo_users(store.as_ref(), &demo).await?;
             print_demo_keys(&demo, &settings.listen);
             print_demo_users(&users, &settings.listen);
