@@ -63,7 +63,8 @@ pub struct BrokerConfig {
     pub replay_quota: i64,
     /// Replay copies join their queue this many at a time, the next batch once the last
     /// of the previous one is settled, so that live traffic on the queue waits behind one
-    /// batch at most (`ReplayStore::release_held`). 20 by default.
+    /// batch at most (`ReplayStore::release_held`). 100 by default (`dip bench replay`: live
+    /// p99 stays in tens of milliseconds while a replay drains at thousands a second).
     pub replay_batch: i64,
 }
 
@@ -85,7 +86,7 @@ impl Default for BrokerConfig {
             trusted: None,
             authority: None,
             replay_quota: 200_000,
-            replay_batch: 20,
+            replay_batch: 100,
         }
     }
 }

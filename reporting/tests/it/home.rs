@@ -10,7 +10,7 @@ use broker_core::store::{
 };
 use dip_admin::types::{Actor, AppError, ListQuery, PortalRole};
 
-use crate::{actor};
+use crate::actor;
 use dip_reporting::analytics::{Analytics, Sink};
 use dip_reporting::home::{self, CERTIFICATE_WARN_DAYS};
 use dip_reporting::home_views::{HomeSummary, Tone};

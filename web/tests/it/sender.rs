@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use crate::portal::{Auth, Portal, Viewer};
 
 async fn csv(p: &Portal, viewer: &Viewer<'_>, query: &str) -> (u16, String) {
-    p.text(viewer.auth(), &format!("/api/v1/audit/sender-report.csv?{query}")).await
+    p.text(viewer.auth(), &format!("/api/v1/audit/sender-report.csv?{query}"))
+        .await
 }
 
 /// An IF-031 the DCP sends for SUP2.

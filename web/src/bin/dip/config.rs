@@ -102,7 +102,7 @@ pub struct ServeArgs {
     #[arg(long, env = "DIP_REPLAY_QUOTA")]
     pub replay_quota: Option<i64>,
     /// Replay copies join their queue this many at a time, so that live messages wait
-    /// behind one batch at most (default 20).
+    /// behind one batch at most (default 100).
     #[arg(long, env = "DIP_REPLAY_BATCH")]
     pub replay_batch: Option<i64>,
     /// A portal session unused this many seconds ends (default 1800).

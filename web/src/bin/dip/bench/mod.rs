@@ -4,13 +4,15 @@
 //! a new PostgreSQL database that is dropped afterwards), loads the demo directory, and
 //! drives `POST /api/v1/messages` over loopback HTTP.
 //!
-//! `dip bench ingest` ([`ingest`]), `dip bench e2e` ([`e2e`]), `dip bench analytics`
-//! ([`analytics`]) and `dip bench trail` ([`trail`]); this module holds what they share: the stores, the platform, the
-//! routes messages take, the load generators and histograms.
+//! `dip bench ingest` ([`ingest`]), `dip bench e2e` ([`e2e`]), `dip bench replay`
+//! ([`replay`]), `dip bench analytics` ([`analytics`]) and `dip bench trail` ([`trail`]);
+//! this module holds what they share: the stores, the platform, the routes messages take,
+//! the load generators and histograms.
 
 mod analytics;
 mod e2e;
 mod ingest;
+mod replay;
 mod trail;
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +39,9 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// End-to-end delivery: saturation rate, then receipt-to-delivery latency at fixed offered rates.
     E2e(e2e::E2eArgs),
+    /// Replay beside live traffic: live messages' latency while a large replay drains, per
+    /// replay batch size.
+    Replay(replay::ReplayArgs),
     /// Analytics: the pump's rate into ClickHouse and the embedded tables, and report
     /// query times on 10 million events in ClickHouse.
     Analytics(analytics::AnalyticsArgs),
@@ -70,6 +75,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::E2e(args) => e2e::run(args).await,
+        BenchCommand::Replay(args) => replay::run(args).await,
         BenchCommand::Analytics(args) => analytics::run(args).await,
         BenchCommand::Trail(args) => trail::run(args).await,
     }
@@ -149,8 +155,12 @@ struct Platform {
 
 impl Platform {
     async fn start(kind: StoreKind, pg_admin_url: &str) -> anyhow::Result<Self> {
+        Self::start_with(kind, pg_admin_url, BrokerConfig::default()).await
+    }
+
+    async fn start_with(kind: StoreKind, pg_admin_url: &str, config: BrokerConfig) -> anyhow::Result<Self> {
         let store = BenchStore::new(kind, pg_admin_url).await?;
-        let broker = Broker::start(store.store.clone(), BrokerConfig::default()).await?;
+        let broker = Broker::start(store.store.clone(), config).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/api/v1/messages", listener.local_addr()?).into();
         let app = broker_core::api::router(broker.clone());
