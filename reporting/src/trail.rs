@@ -24,7 +24,7 @@ use crate::analytics::Analytics;
 use crate::charts::{self, Arrow};
 use crate::error::AnalyticsError;
 use crate::trail_views::{
-    AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, RoutingLine, Step, Trace, Workflow,
+    AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, ReportLink, RoutingLine, Step, Trace, Workflow,
 };
 
 /// Most rows one CSV export holds.
@@ -285,6 +285,71 @@ pub async fn trace(
         .map_err(|e| e.0)
 }
 
+/// The return-to-sender reports about `m`'s copies, each with the copy's (transaction id,
+/// recipient). A report is a message on `IF-990` from the platform whose reference is
+/// `RTS-<reason>-<transaction id>-<recipient>[-<digest>]` and which keeps the message's
+/// correlation id: one search by that id finds every report of a workflow message; a
+/// message without one is looked up by the two references that have no digest.
+async fn return_reports(
+    broker: &Broker,
+    m: &MessageRecord,
+    copies: &[QueueEntry],
+) -> Result<Vec<((String, String), ReportLink)>, StoreError> {
+    use broker_core::delivery::report::{REPORT_CHANNEL, Reason};
+    const REASONS: [Reason; 3] = [Reason::RecipientRejected, Reason::RecipientReported, Reason::DeadLetter];
+    let query = |f: &dyn Fn(&mut MessageQuery)| {
+        let mut q = MessageQuery {
+            interface_id: Some(REPORT_CHANNEL.to_owned()),
+            sender_dip_id: Some(broker.config().platform_dip_id.clone()),
+            limit: 200,
+            ..MessageQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let mut found = Vec::new();
+    match &m.correlation_id {
+        Some(c) => {
+            found = broker
+                .messages()
+                .search_messages(&query(&|q| q.correlation_id = Some(c.clone())))
+                .await?
+                .0
+        }
+        None => {
+            for e in copies {
+                for reason in [Reason::RecipientRejected, Reason::DeadLetter] {
+                    let reference = format!("RTS-{}-{}-{}", reason.as_str(), e.transaction_id, e.recipient_dip_id);
+                    let q = query(&|q| q.sender_reference = Some(reference.clone()));
+                    found.extend(broker.messages().search_messages(&q).await?.0);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for r in found {
+        for reason in REASONS {
+            let Some(rest) = r
+                .sender_unique_reference
+                .strip_prefix(&format!("RTS-{}-", reason.as_str()))
+            else {
+                continue;
+            };
+            for e in copies {
+                let about = format!("{}-{}", e.transaction_id, e.recipient_dip_id);
+                if rest == about || rest.starts_with(&format!("{about}-")) {
+                    let link = ReportLink {
+                        transaction_id: r.transaction_id.clone(),
+                        reason: reason.as_str().to_owned(),
+                    };
+                    out.push(((e.transaction_id.clone(), e.recipient_dip_id.clone()), link));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn trace_in(
     broker: &Broker,
     analytics: &Analytics,
@@ -318,7 +383,7 @@ async fn trace_in(
             .iter()
             .filter(|e| e.transaction_id == m.transaction_id && e.kind == EventKind::Received),
     );
-    let traced: Vec<CopyTrace> = copies
+    let mut traced: Vec<CopyTrace> = copies
         .iter()
         .map(|e| {
             // A copy's events name its queue; a redriven dead letter and its new entry
@@ -345,9 +410,21 @@ async fn trace_in(
                 seq: e.seq,
                 hidden: e.hidden.clone(),
                 steps: steps(m.received_at, own),
+                reports: Vec::new(),
             }
         })
         .collect();
+    if whole {
+        for (copy, report) in return_reports(broker, &m, &copies).await? {
+            if let Some(t) = traced
+                .iter_mut()
+                .find(|t| t.transaction_id == copy.0 && t.copy.recipient_dip_id == copy.1)
+                && !t.reports.iter().any(|r| r.transaction_id == report.transaction_id)
+            {
+                t.reports.push(report);
+            }
+        }
+    }
     let mut routing: Value = serde_json::from_str(&m.routing).map_err(|e| TrailError(unavailable(e)))?;
     if !whole {
         // Only the viewer's own line of the decision: the others are other participants'.

@@ -116,6 +116,19 @@ pub struct CopyTrace {
     pub hidden: Vec<String>,
     /// Queued, attempts, delivery, return, dead letter, redrive: in order of time.
     pub steps: Vec<Step>,
+    /// The return-to-sender reports the platform sent the sender about this copy (shown
+    /// to the sender and operator staff only).
+    #[serde(default)]
+    pub reports: Vec<ReportLink>,
+}
+
+/// A return-to-sender report about a copy: a message on `IF-990` to the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportLink {
+    /// The report's transaction id.
+    pub transaction_id: String,
+    /// `RECIPIENT_REJECTED`, `RECIPIENT_REPORTED` or `DEAD_LETTER`.
+    pub reason: String,
 }
 
 /// One step of a message's life.

@@ -442,6 +442,57 @@ async fn a_redriven_dead_letter_shows_both_entries(db: Db) {
     assert_eq!(ids(&s, &op, &[("state", "queued")]).await, [tx.as_str()]);
 }
 
+/// A copy its recipient refused links the return-to-sender report the platform sent its
+/// sender, for the sender and operator staff (found by correlation id for a workflow
+/// message, by the report's reference for one without); the recipient is not shown it.
+async fn a_returned_copy_links_its_report(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let refuse = || {
+        Reply::Json(
+            400,
+            json!({"errors": [{"code": "BAD_DATA", "path": "", "message": "no"}]}),
+        )
+    };
+    let regs = MockRecipient::start(true).await.expect("sink");
+    s.endpoint(REGS_N, "default", Some(regs.url()), &[]).await;
+    regs.script([refuse()]);
+    let sup = MockRecipient::start(true).await.expect("sink");
+    s.endpoint(SUP1, "registration", Some(sup.url()), &["IF-032"]).await;
+    sup.script([refuse()]);
+    // IF-031 starts a workflow (a correlation id); IF-032 without one has none.
+    let cases = [
+        (send(&s, SUP1, if031("t-refused")).await, SUP1, REGS_N),
+        (send(&s, REGS_N, if032("t-refused-32", None)).await, REGS_N, SUP1),
+    ];
+    let op = actor(None, PortalRole::Auditor);
+    for (tx, sender, recipient) in &cases {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while s.db.store.message_deliveries(tx).await.unwrap()[0].state != "returned" {
+            assert!(Instant::now() < deadline, "{tx} not returned in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for who in [&op, &actor(Some(sender), PortalRole::MessageUser)] {
+            let t = trace(&s, who, tx).await.unwrap();
+            let reports = &t.copies[0].reports;
+            assert_eq!(reports.len(), 1, "{tx} as {}: {reports:?}", who.name);
+            assert_eq!(reports[0].reason, "RECIPIENT_REJECTED");
+            // The report is a message to the sender, traceable by it.
+            let report = trace(
+                &s,
+                &actor(Some(sender), PortalRole::MessageUser),
+                &reports[0].transaction_id,
+            )
+            .await
+            .unwrap();
+            assert_eq!(report.message.interface_id, "IF-990");
+        }
+        let t = trace(&s, &actor(Some(recipient), PortalRole::MessageUser), tx)
+            .await
+            .unwrap();
+        assert!(t.copies[0].reports.is_empty(), "the recipient is not shown the report");
+    }
+}
+
 both_stores!(
     a_redriven_dead_letter_shows_both_entries,
     an_mpan_report_shows_each_participant_its_appointed_periods,
@@ -449,4 +500,5 @@ both_stores!(
     who_sees_what,
     every_filter_narrows_the_search,
     a_trace_shows_every_attempt_and_replay_copy,
+    a_returned_copy_links_its_report,
 );

@@ -270,11 +270,22 @@ fn CopyView(c: CopyTrace) -> impl IntoView {
     let hidden = (!c.hidden.is_empty()).then(|| {
         view! { <p class="hint">"Fields hidden from this recipient (role "{c.recipient_role.clone()}"): "<span class="mono">{c.hidden.join(", ")}</span></p> }
     });
+    let reports = (!c.reports.is_empty()).then(|| {
+        view! {
+            <p class="hint reports">"Return-to-sender report"{if c.reports.len() == 1 { ": " } else { "s: " }}
+                {c.reports.iter().map(|r| {
+                    let href = format!("/messages/{}", encode(&r.transaction_id));
+                    view! { <a class="mono" href=href>{r.transaction_id.clone()}</a>" ("{r.reason.clone()}") " }
+                }).collect_view()}
+            </p>
+        }
+    });
     view! {
         <section class="copy" aria-label=title.clone()>
             <h3>{title.clone()}" "<span class=tone(&c.copy.state)>{state_label(&c.copy.state).to_owned()}</span></h3>
             {replay}
             {hidden}
+            {reports}
             <Steps steps=c.steps empty="No events recorded for this copy yet."/>
         </section>
     }
