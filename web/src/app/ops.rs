@@ -426,11 +426,19 @@ fn ReplayForm(
         }
         .into_any()
     };
-    let hidden: Vec<(String, String)> = form
+    let mut hidden: Vec<(String, String)> = form
         .iter()
         .filter(|(k, _)| *k != "preview")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // An open range ends when previewed, so the confirmed replay is the one previewed,
+    // not one grown by the messages received since.
+    if let Some(p) = preview
+        .as_ref()
+        .filter(|_| !form.contains_key("to") && !form.contains_key("end"))
+    {
+        hidden.push(("to".into(), p.to.clone()));
+    }
     let preview_view = preview.map(|p| {
         let plural = if p.messages == 1 { "" } else { "s" };
         view! {
