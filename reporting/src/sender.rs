@@ -300,15 +300,7 @@ fn empty_line(id: &str, name: String) -> ChannelOutcomes {
     ChannelOutcomes {
         interface_id: id.to_owned(),
         name,
-        accepted: 0,
-        rejected: 0,
-        errors: vec![],
-        queued: Outcome::default(),
-        retrying: Outcome::default(),
-        delivered: Outcome::default(),
-        returned: Outcome::default(),
-        dead_lettered: Outcome::default(),
-        latency: None,
+        ..ChannelOutcomes::default()
     }
 }
 

@@ -49,8 +49,9 @@ pub struct ErrorCount {
     pub count: i64,
 }
 
-/// One channel's line of the report (or the line of all channels).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One channel's line of the report (or the line of all channels); the default is an
+/// empty line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChannelOutcomes {
     /// Interface id; empty for refusals of items that named no channel of the platform,
     /// and for the line of all channels.
@@ -161,16 +162,7 @@ mod tests {
     fn line(id: &str) -> ChannelOutcomes {
         ChannelOutcomes {
             interface_id: id.into(),
-            name: String::new(),
-            accepted: 0,
-            rejected: 0,
-            errors: vec![],
-            queued: Outcome::default(),
-            retrying: Outcome::default(),
-            delivered: Outcome::default(),
-            returned: Outcome::default(),
-            dead_lettered: Outcome::default(),
-            latency: None,
+            ..ChannelOutcomes::default()
         }
     }
 

@@ -373,10 +373,7 @@ async fn get_dead_letter(
 async fn redrive(State(broker): State<Broker>, Caller(caller): Caller, body: Body) -> Result<Json<Value>, Failure> {
     let request: RedriveRequest = json_body(&broker, body).await?;
     let visible = visible_recipients(&broker, &caller);
-    let actor = match &caller {
-        Principal::Operator { name } => format!("api:{name}"),
-        Principal::Participant { dip_id } | Principal::Dcp { dip_id } => format!("api:{dip_id}"),
-    };
+    let actor = super::audit_actor(&caller);
     match operations::redrive(&broker, visible.as_deref(), &request, &actor, caller.dip_id()).await {
         Ok(outcome) => Ok(Json(json!(outcome))),
         Err(RedriveError::Empty) => Err(bad_request("give entries or a filter")),

@@ -160,6 +160,14 @@ impl FromRequestParts<Broker> for Caller {
 /// Appends an administrative action made through this API to the admin audit log
 /// (the portal's actions are recorded the same way): the actor is `api:<key name>` for
 /// the operator, `api:<DIP ID>` for a participant or DCP.
+/// How an API credential is named in the audit log.
+pub(crate) fn audit_actor(caller: &Principal) -> String {
+    match caller {
+        Principal::Operator { name } => format!("api:{name}"),
+        Principal::Participant { dip_id } | Principal::Dcp { dip_id } => format!("api:{dip_id}"),
+    }
+}
+
 pub(crate) async fn audit(
     broker: &Broker,
     caller: &Principal,
@@ -167,12 +175,7 @@ pub(crate) async fn audit(
     target: &str,
     detail: Value,
 ) -> Result<(), Failure> {
-    let (actor, actor_dip_id) = match caller {
-        Principal::Operator { name } => (format!("api:{name}"), None),
-        Principal::Participant { dip_id } | Principal::Dcp { dip_id } => {
-            (format!("api:{dip_id}"), Some(dip_id.clone()))
-        }
-    };
+    let (actor, actor_dip_id) = (audit_actor(caller), caller.dip_id().map(str::to_owned));
     broker
         .accounts()
         .append_audit(&crate::store::AuditEntry::now(
