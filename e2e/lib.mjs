@@ -1,8 +1,9 @@
 // What the browser tests share: the server's address, demo identities, one Chromium per
 // test file (Debian's, never a downloaded one), pages that collect errors and
-// Content-Security-Policy violations, screenshots into e2e/artifacts/, signing in.
+// Content-Security-Policy violations, screenshots into e2e/artifacts/, signing in, sending
+// a message as the first supplier.
 import { before, after } from 'node:test';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
 export const BASE = process.env.DIP_URL ?? 'http://127.0.0.1:8080';
@@ -59,4 +60,32 @@ export async function fetchText(page, href) {
     const r = await fetch(h);
     return { type: r.headers.get('content-type'), text: await r.text() };
   }, href);
+}
+
+// The demo directory's API key of the first supplier, to send messages as it.
+const demo = readFileSync(new URL('../broker-core/demo/demo.toml', import.meta.url), 'utf8');
+const SUP1_KEY = demo.match(/dip_id = "1000000001"[\s\S]*?api_key = "([^"]+)"/)[1];
+
+/// Sends one item as the demo's first supplier (SUP1) on `channel` to `recipient`: the
+/// answer's status and body.
+export async function sendAsSup1(channel, reference, recipient) {
+  const body = {
+    payload: {
+      CommonBlock: {
+        S0: { interfaceID: channel, schemaVersion: '001', eventCode: 'SupplierServiceAppointmentRequest' },
+        S1: { environmentTag: 'DEV', senderUniqueReference: reference, senderTimestamp: new Date().toISOString(),
+          senderDIPID: SUP1, senderRoleID: 'SUP', senderCorrelationID: null, DIPConnectionProviderID: null },
+        M0: { MPANCore: '1600001000020' },
+        A0: { primaryRecipients: [recipient] },
+      },
+      CustomBlock: { mpanCore: '1600001000020', supplierId: 'AURA', serviceRole: 'MSS', serviceProviderId: 'KYST',
+        serviceProviderDIPID: '1000000031', effectiveFromDate: '2025-02-01', contractReference: 'C-1' },
+    },
+  };
+  const res = await fetch(`${BASE}/api/v1/messages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${SUP1_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
 }

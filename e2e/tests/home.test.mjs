@@ -4,35 +4,14 @@
 // 41-home-participant*.png.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { BASE, SUP1, SUP2, newPage, shot, hydrated, signIn } from '../lib.mjs';
+import { BASE, SUP1, SUP2, newPage, shot, hydrated, signIn, sendAsSup1 as send } from '../lib.mjs';
 
-// The demo directory's API key of the first supplier, to send a message as it.
-const demo = readFileSync(new URL('../../broker-core/demo/demo.toml', import.meta.url), 'utf8');
-const SUP1_KEY = demo.match(/dip_id = "1000000001"[\s\S]*?api_key = "([^"]+)"/)[1];
 const run = Date.now().toString().slice(-6);
 
 /// Sends an IF-031 from SUP1 to the Registration Service; returns the reference.
 async function sendAsSup1(reference) {
-  const body = {
-    payload: {
-      CommonBlock: {
-        S0: { interfaceID: 'IF-031', schemaVersion: '001', eventCode: 'SupplierServiceAppointmentRequest' },
-        S1: { environmentTag: 'DEV', senderUniqueReference: reference, senderTimestamp: new Date().toISOString(),
-          senderDIPID: SUP1, senderRoleID: 'SUP', senderCorrelationID: null, DIPConnectionProviderID: null },
-        M0: { MPANCore: '1600001000020' },
-        A0: { primaryRecipients: ['1000000011'] },
-      },
-      CustomBlock: { mpanCore: '1600001000020', supplierId: 'AURA', serviceRole: 'MSS', serviceProviderId: 'KYST',
-        serviceProviderDIPID: '1000000031', effectiveFromDate: '2025-02-01', contractReference: 'C-1' },
-    },
-  };
-  const res = await fetch(`${BASE}/api/v1/messages`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${SUP1_KEY}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(res.status, 202, await res.text());
+  const { status, body } = await send('IF-031', reference, '1000000011');
+  assert.equal(status, 202, JSON.stringify(body));
   return reference;
 }
 
