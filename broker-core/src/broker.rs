@@ -58,6 +58,9 @@ pub struct BrokerConfig {
     pub trusted: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// The test authority that issues certificates through the admin API (non-production).
     pub authority: Option<Arc<crate::security::authority::Authority>>,
+    /// The platform's signing identity: it signs every webhook (X-DIP signature headers)
+    /// and every evidence bundle.
+    pub signer: Option<Arc<crate::security::signature::Signer>>,
     /// Most messages replayed for one recipient within a rolling 24 hours
     /// (`replay::QUOTA_WINDOW_HOURS`); dry runs count nothing. 200,000 by default.
     pub replay_quota: i64,
@@ -85,6 +88,7 @@ impl Default for BrokerConfig {
             decrypter: None,
             trusted: None,
             authority: None,
+            signer: None,
             replay_quota: 200_000,
             replay_batch: 100,
         }

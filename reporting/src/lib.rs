@@ -14,7 +14,8 @@
 //! the dashboard ([`dashboard`], drawn with [`charts`]), alarms and their mail
 //! ([`alarms`]), the message audit trail ([`trail`]: search and traces with row-level
 //! access), the sender report ([`sender`]: per channel and outcome, Figure 16), the
-//! home page's health summary ([`home`]), the operations pages ([`ops`]: queue health,
+//! home page's health summary ([`home`]), evidence bundles ([`evidence`]: one
+//! transaction's receipt, routing and webhook calls, signed), the operations pages ([`ops`]: queue health,
 //! dead letters and redrive, replays), CSV fields ([`csv`]) and the
 //! reports and audit REST API ([`rest`]).
 
@@ -39,6 +40,8 @@ pub mod csv;
 pub mod dashboard;
 #[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
+pub mod evidence;
 #[cfg(feature = "server")]
 pub mod home;
 #[cfg(feature = "server")]

@@ -1,7 +1,7 @@
 //! The reports REST API, to operator staff, participants' users and API keys, each seeing
 //! what the portal would show them for the same URL parameters: the dashboard's report as
 //! JSON and as CSV, and the message audit trail (search as JSON and CSV, a transaction's
-//! trace, the sender report as JSON and CSV).
+//! trace and evidence bundle, the sender report as JSON and CSV).
 
 use axum::Router;
 use axum::extract::{FromRef, Path, Query, RawQuery, State};
@@ -36,6 +36,7 @@ where
         .route("/api/v1/audit/messages", get(search_messages))
         .route("/api/v1/audit/messages.csv", get(export_messages))
         .route("/api/v1/audit/messages/{transaction_id}", get(trace_message))
+        .route("/api/v1/audit/messages/{transaction_id}/evidence", get(evidence_bundle))
         .route("/api/v1/audit/workflows/{correlation_id}", get(workflow))
         .route("/api/v1/audit/mpans/{mpan}", get(mpan_report))
         .route("/api/v1/audit/sender-report", get(sender_report))
@@ -154,6 +155,27 @@ async fn trace_message(
     Ok(axum::Json(
         trail::trace(&broker, &analytics, &actor, &transaction_id).await?,
     ))
+}
+
+/// `GET /api/v1/audit/messages/{transaction_id}/evidence`: the transaction's evidence
+/// bundle (a tar file signed by the platform, `docs/evidence.md`) as the caller may see it.
+async fn evidence_bundle(
+    State(broker): State<Broker>,
+    ApiReader(actor): ApiReader,
+    Path(transaction_id): Path<String>,
+) -> Result<Response, ApiFailure> {
+    let bundle = crate::evidence::bundle(&broker, &actor, &transaction_id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", bundle.file_name),
+            ),
+        ],
+        bundle.bytes,
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/reports/throughput`: the report as JSON, the same parameters as the page.

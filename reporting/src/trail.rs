@@ -16,7 +16,7 @@ use broker_core::Broker;
 use broker_core::clock::rfc3339;
 use broker_core::events::{Event, EventKind};
 use broker_core::store::{
-    CopyState, MessageOrder, MessageQuery, MessageRecord, QueueEntry, SEARCH_COUNT_CAP, StoreError,
+    Attempt, CopyState, MessageOrder, MessageQuery, MessageRecord, QueueEntry, SEARCH_COUNT_CAP, StoreError,
 };
 use dip_admin::types::{Actor, AppError, ListQuery, PAGE_SIZE, Page};
 
@@ -24,7 +24,8 @@ use crate::analytics::Analytics;
 use crate::charts::{self, Arrow};
 use crate::error::AnalyticsError;
 use crate::trail_views::{
-    AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, ReportLink, RoutingLine, Step, Trace, Workflow,
+    AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, ReportLink, RoutingLine, SignedWith, Step, Trace,
+    Workflow,
 };
 
 /// Most rows one CSV export holds.
@@ -249,7 +250,7 @@ fn message_row(m: &MessageRecord, copies: Vec<CopyRow>) -> MessageRow {
 }
 
 /// A copy's state as the trail names it.
-fn copy_state(e: &QueueEntry) -> &'static str {
+pub(crate) fn copy_state(e: &QueueEntry) -> &'static str {
     match e.state.as_str() {
         "pending" if e.attempts == 0 => "queued",
         "pending" => "retrying",
@@ -350,26 +351,67 @@ async fn return_reports(
     Ok(out)
 }
 
+/// A message as one viewer may see it.
+pub(crate) struct Seen {
+    /// The message.
+    pub message: MessageRecord,
+    /// Its copies (and replay copies) the viewer may see.
+    pub copies: Vec<QueueEntry>,
+    /// Whether the viewer sees all of it (sender, its DCP, operator staff).
+    pub whole: bool,
+}
+
+/// Transaction `transaction_id` as `scope` may see it; `None` when it does not exist or
+/// is not the viewer's to see.
+pub(crate) async fn seen(broker: &Broker, scope: &Scope, transaction_id: &str) -> Result<Option<Seen>, StoreError> {
+    let Some(message) = broker.messages().message(transaction_id).await? else {
+        return Ok(None);
+    };
+    let ids = [message.transaction_id.clone()];
+    let copies: Vec<QueueEntry> = broker
+        .queues()
+        .copies_of(&ids)
+        .await?
+        .into_iter()
+        .filter(|e| scope.sees_copy(&message, e))
+        .collect();
+    let whole = scope.sees_whole(&message);
+    Ok((whole || !copies.is_empty()).then_some(Seen { message, copies, whole }))
+}
+
+/// The routing decision of `m` as the viewer may see it: all of it when it sees the whole
+/// message, otherwise only its own lines (the others are other participants').
+pub(crate) fn routing_seen(scope: &Scope, m: &MessageRecord, whole: bool) -> Result<Value, serde_json::Error> {
+    let mut routing: Value = serde_json::from_str(&m.routing)?;
+    if !whole {
+        if let Some(list) = routing.get_mut("recipients").and_then(Value::as_array_mut) {
+            list.retain(|r| {
+                r.get("dipID")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| scope.includes(d))
+            });
+        }
+        if let Some(obj) = routing.as_object_mut() {
+            obj.remove("unresolved");
+        }
+    }
+    Ok(routing)
+}
+
 async fn trace_in(
     broker: &Broker,
     analytics: &Analytics,
     scope: &Scope,
     transaction_id: &str,
 ) -> Result<Trace, TrailError> {
-    let not_found = || TrailError(AppError::NotFound(format!("transaction {transaction_id}")));
-    let m = broker.messages().message(transaction_id).await?.ok_or_else(not_found)?;
-    let ids = [m.transaction_id.clone()];
-    let copies: Vec<QueueEntry> = broker
-        .queues()
-        .copies_of(&ids)
-        .await?
-        .into_iter()
-        .filter(|e| scope.sees_copy(&m, e))
-        .collect();
-    let whole = scope.sees_whole(&m);
-    if !whole && copies.is_empty() {
-        return Err(not_found());
-    }
+    let Some(Seen {
+        message: m,
+        copies,
+        whole,
+    }) = seen(broker, scope, transaction_id).await?
+    else {
+        return Err(TrailError(AppError::NotFound(format!("transaction {transaction_id}"))));
+    };
     // Events of the message and of its replay copies (whose own ids are `R-` ones).
     let mut wanted: Vec<String> = copies.iter().map(|e| e.transaction_id.clone()).collect();
     wanted.push(m.transaction_id.clone());
@@ -382,7 +424,10 @@ async fn trace_in(
         events
             .iter()
             .filter(|e| e.transaction_id == m.transaction_id && e.kind == EventKind::Received),
+        &[],
     );
+    let keys: Vec<(String, i64)> = copies.iter().map(|c| (c.queue_id.clone(), c.seq)).collect();
+    let attempts = broker.queues().attempts_of(&keys).await?;
     let mut traced: Vec<CopyTrace> = copies
         .iter()
         .map(|e| {
@@ -409,7 +454,7 @@ async fn trace_in(
                 recipient_role: e.recipient_role.clone(),
                 seq: e.seq,
                 hidden: e.hidden.clone(),
-                steps: steps(m.received_at, own),
+                steps: steps(m.received_at, own, &attempts),
                 reports: Vec::new(),
             }
         })
@@ -425,21 +470,20 @@ async fn trace_in(
             }
         }
     }
-    let mut routing: Value = serde_json::from_str(&m.routing).map_err(|e| TrailError(unavailable(e)))?;
-    if !whole {
-        // Only the viewer's own line of the decision: the others are other participants'.
-        if let Some(list) = routing.get_mut("recipients").and_then(Value::as_array_mut) {
-            list.retain(|r| {
-                r.get("dipID")
-                    .and_then(Value::as_str)
-                    .is_some_and(|d| scope.includes(d))
-            });
-        }
-        if let Some(obj) = routing.as_object_mut() {
-            obj.remove("unresolved");
-        }
-    }
+    let routing = routing_seen(scope, &m, whole).map_err(|e| TrailError(unavailable(e)))?;
     let (payload, payload_note) = payload_for(broker, &m, whole, &copies).await?;
+    let signed_with = broker
+        .messages()
+        .receipt_signature(&m.transaction_id)
+        .await?
+        .map(|sig| SignedWith {
+            subject: broker
+                .registry()
+                .certificate(&sig.fingerprint)
+                .map(|c| c.subject.clone()),
+            signed_at: sig.signed_at,
+            fingerprint: sig.fingerprint,
+        });
     let (routed, unresolved) = routing_lines(&routing);
     Ok(Trace {
         routed,
@@ -451,6 +495,7 @@ async fn trace_in(
         sender_role: m.sender_role.clone(),
         routing: serde_json::to_string_pretty(&routing).unwrap_or_default(),
         receipt,
+        signed_with,
         copies: traced,
         whole,
     })
@@ -689,17 +734,24 @@ async fn payload_for(
 /// What stands in for a field the viewer may not see.
 pub const MASKED: &str = "«hidden from your role»";
 
-/// Events as steps, each with the time since the one before (the first: since `from`).
-fn steps<'a>(from: i64, events: impl Iterator<Item = &'a Event>) -> Vec<Step> {
+/// Events as steps, each with the time since the one before (the first: since `from`),
+/// and for a webhook call that did not succeed the start of the answer (from `attempts`).
+fn steps<'a>(from: i64, events: impl Iterator<Item = &'a Event>, attempts: &[Attempt]) -> Vec<Step> {
     let mut last = from;
     events
         .map(|e| {
+            let answer = attempts
+                .iter()
+                .find(|a| a.at == e.at && a.queue_id == e.queue_id && a.outcome == e.outcome)
+                .map(|a| a.call.answer.clone())
+                .filter(|a| !a.is_empty());
             let step = Step {
                 at: rfc3339(e.at),
                 kind: e.kind.as_str().to_owned(),
                 outcome: e.outcome.clone(),
                 duration_ms: (e.duration_us > 0).then(|| e.duration_us as f64 / 1000.0),
                 after_ms: (e.at - last).max(0) as f64 / 1000.0,
+                answer,
             };
             last = e.at;
             step

@@ -90,6 +90,10 @@ pub struct Trace {
     pub unresolved: Vec<String>,
     /// What happened at receipt: accepted, time to queue.
     pub receipt: Vec<Step>,
+    /// The X-DIP signature the sender's request carried, as verified at receipt; `None`
+    /// when the request was unsigned.
+    #[serde(default)]
+    pub signed_with: Option<SignedWith>,
     /// Each recipient copy the viewer may see, with its steps.
     pub copies: Vec<CopyTrace>,
     /// Whether the viewer sent the message (or is operator staff): it sees every copy.
@@ -145,6 +149,20 @@ pub struct Step {
     pub duration_ms: Option<f64>,
     /// Time since the previous step of this copy (or since receipt), milliseconds.
     pub after_ms: f64,
+    /// The start of the recipient's answer when a webhook call did not succeed.
+    #[serde(default)]
+    pub answer: Option<String>,
+}
+
+/// The signature a sender's request carried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedWith {
+    /// When the sender signed (`X-DIP-Signature-Date`).
+    pub signed_at: String,
+    /// Hex SHA-256 of the signing certificate.
+    pub fingerprint: String,
+    /// The certificate's subject, when it is registered.
+    pub subject: Option<String>,
 }
 
 /// The label of a copy or step state.

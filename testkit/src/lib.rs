@@ -21,7 +21,7 @@ pub mod server;
 pub use clickhouse::ClickHouseServer;
 pub use db::{Db, TestStore, TestStoreBuilder, pg_admin_url};
 pub use messages::*;
-pub use openssl::{openssl, openssl_csr};
+pub use openssl::{openssl, openssl_csr, openssl_identity};
 pub use server::{TestServer, fast_delivery};
 
 /// A free port on 127.0.0.1 (free when asked; bind it right after).

@@ -45,8 +45,13 @@ impl TestServer {
 
     /// The platform delivering webhooks as `config` says.
     pub async fn delivering_with(db: Db, config: DeliveryConfig) -> Self {
-        let mut s = Self::start(db).await;
-        s.delivery = Some(broker_core::delivery::start(s.broker.clone(), config).expect("start delivery"));
+        Self::configured(db, BrokerConfig::default(), config).await
+    }
+
+    /// The platform configured as `broker` says, delivering webhooks as `delivery` says.
+    pub async fn configured(db: Db, broker: BrokerConfig, delivery: DeliveryConfig) -> Self {
+        let mut s = Self::start_with(db, broker).await;
+        s.delivery = Some(broker_core::delivery::start(s.broker.clone(), delivery).expect("start delivery"));
         s
     }
 
@@ -126,6 +131,44 @@ impl TestServer {
     /// POSTs raw bytes to the messages endpoint.
     pub async fn post_raw(&self, key: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         self.post_to("/api/v1/messages", key, "application/json", body).await
+    }
+
+    /// Registers a certificate (PEM) to `dip_id` and reloads the registry; returns its
+    /// fingerprint.
+    pub async fn register_certificate(&self, cert_pem: &str, dip_id: &str) -> String {
+        let record = broker_core::security::certs::record(cert_pem, dip_id, "DEV", "registered", 0).expect("record");
+        self.broker.store().put_certificate(&record).await.expect("put");
+        self.broker.reload().await.expect("reload");
+        record.fingerprint
+    }
+
+    /// POSTs `body` to the messages endpoint as `key` with extra `headers`.
+    pub async fn post_with_headers(&self, key: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
+        let mut r = self
+            .http
+            .post(format!("{}/api/v1/messages", self.base))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (n, v) in headers {
+            r = r.header(*n, v);
+        }
+        let r = r.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Signs `items` with `signer` for the messages endpoint and POSTs them as `key`.
+    pub async fn post_signed(
+        &self,
+        key: &str,
+        signer: &broker_core::security::signature::Signer,
+        items: &Value,
+    ) -> (u16, Value) {
+        let body = serde_json::to_vec(items).expect("json");
+        let url = format!("{}/api/v1/messages", self.base);
+        let headers = signer.headers("POST", &url, &body, chrono::Utc::now());
+        self.post_with_headers(key, &body, &headers).await
     }
 
     /// POSTs JSON to the messages endpoint.

@@ -265,7 +265,7 @@ async fn post_messages(
 }
 
 /// Verifies the request's X-DIP signature, if it carries one, against the caller's
-/// registered certificates; `Ok(true)` when verified, `Ok(false)` when unsigned.
+/// registered certificates; the signature when verified, `None` when unsigned.
 fn verify_signature(
     broker: &Broker,
     caller: &Principal,
@@ -273,7 +273,7 @@ fn verify_signature(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<bool, Failure> {
+) -> Result<Option<crate::security::signature::SignatureRecord>, Failure> {
     use crate::security::signature;
     let names = [
         signature::CONTENT_HASH,
@@ -282,7 +282,7 @@ fn verify_signature(
         signature::SIGNATURE_CERTIFICATE,
     ];
     if !names.iter().any(|n| headers.contains_key(*n)) {
-        return Ok(false);
+        return Ok(None);
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let base = match &broker.config().public_url {
@@ -327,7 +327,7 @@ fn verify_signature(
             ));
         }
     }
-    Ok(true)
+    Ok(Some(verified.record))
 }
 
 /// A message, if the caller sent it (itself or through a DCP it acts for) or is the operator.

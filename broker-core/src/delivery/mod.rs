@@ -56,8 +56,6 @@ pub struct DeliveryConfig {
     /// Authorities trusted for recipients' server certificates besides the public roots
     /// (PEM bundle; a test environment's authority).
     pub extra_roots_pem: Option<String>,
-    /// Signs every webhook with the platform's key (X-DIP signature headers).
-    pub signer: Option<std::sync::Arc<crate::security::signature::Signer>>,
 }
 
 impl Default for DeliveryConfig {
@@ -75,7 +73,6 @@ impl Default for DeliveryConfig {
             destinations: destinations::Destinations::public(),
             client_identity_pem: None,
             extra_roots_pem: None,
-            signer: None,
         }
     }
 }
@@ -195,6 +192,7 @@ fn dead_letter(
         at: now,
         outcome: outcome.into(),
         duration_us: 0,
+        call: None,
     };
     let report = returned(
         broker,

@@ -144,6 +144,7 @@ pub async fn ack(
             at,
             outcome: "acknowledged".into(),
             duration_us: 0,
+            call: None,
         })
         .collect();
     queues.settle(&settlements, &[]).await?;

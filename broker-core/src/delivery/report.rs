@@ -177,6 +177,7 @@ impl ReturnToSender<'_> {
                 hidden: vec![],
             }],
             appointments: vec![],
+            receipt_signature: None,
         })
     }
 }

@@ -9,10 +9,13 @@ use crate::delivery::destinations::Destinations;
 use crate::delivery::report::ErrorItem;
 use crate::error::ErrorCode;
 use crate::security::signature::Signer;
-use crate::store::Outbound;
+use crate::store::{CallDetail, Outbound};
 
 /// Most bytes of a recipient's error answer the platform reads and relays.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Most characters of a recipient's error answer kept with the attempt.
+pub const KEPT_ANSWER: usize = 2000;
 
 /// How a recipient answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +62,8 @@ pub fn body(envelope: &str) -> Vec<u8> {
     body
 }
 
-/// POSTs one entry to a webhook and reads the answer. Addresses the platform may not
+/// POSTs one entry to a webhook and reads the answer; with what is kept of the call (the
+/// platform's signature, the start of an error answer). Addresses the platform may not
 /// reach are refused before connecting (names, by the client's resolver).
 pub async fn send(
     http: &reqwest::Client,
@@ -68,23 +72,35 @@ pub async fn send(
     url: &str,
     out: &Outbound,
     body: Vec<u8>,
-) -> Answer {
+) -> (Answer, CallDetail) {
     let refused = |why: String| Answer::Retry {
         outcome: format!("destination refused: {why}"),
         retry_after: None,
     };
     let parsed = match reqwest::Url::parse(url) {
         Ok(u) => u,
-        Err(e) => return refused(format!("invalid URL ({e})")),
+        Err(e) => return (refused(format!("invalid URL ({e})")), CallDetail::default()),
     };
     if let Err(why) = destinations.check_url(&parsed) {
-        return refused(why);
+        return (refused(why), CallDetail::default());
     }
-    let signature = signer.map(|s| s.headers("POST", parsed.as_str(), &body, chrono::Utc::now()));
+    let mut call = CallDetail {
+        answer: String::new(),
+        signature: signer.map(|s| s.sign_request("POST", parsed.as_str(), &body, chrono::Utc::now())),
+    };
     let mut request = http.post(parsed);
-    for (name, value) in signature.into_iter().flatten() {
-        request = request.header(name, value);
+    if let (Some(signer), Some(signature)) = (signer, &call.signature) {
+        for (name, value) in signer.headers_of(signature) {
+            request = request.header(name, value);
+        }
     }
+    let (answer, text) = exchange(request, out, body).await;
+    call.answer = text;
+    (answer, call)
+}
+
+/// Sends the request and reads the answer, with the start of an error answer's body.
+async fn exchange(request: reqwest::RequestBuilder, out: &Outbound, body: Vec<u8>) -> (Answer, String) {
     let request = request
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-DIP-Transaction-ID", &out.entry.transaction_id)
@@ -112,26 +128,36 @@ pub async fn send(
             } else {
                 format!("request failed: {}{cause}", without_url(&e))
             };
-            return Answer::Retry {
-                outcome,
-                retry_after: None,
-            };
+            return (
+                Answer::Retry {
+                    outcome,
+                    retry_after: None,
+                },
+                String::new(),
+            );
         }
     };
     let status = response.status();
     if status.is_success() {
         // Drain the body so that the connection returns to the pool.
         let _ = response.bytes().await;
-        return Answer::Delivered {
-            status: status.as_u16(),
-        };
+        return (
+            Answer::Delivered {
+                status: status.as_u16(),
+            },
+            String::new(),
+        );
     }
     if status.is_client_error() && status != StatusCode::REQUEST_TIMEOUT && status != StatusCode::TOO_MANY_REQUESTS {
-        let errors = read_errors(response).await;
-        return Answer::Rejected {
-            status: status.as_u16(),
-            errors,
-        };
+        let bytes = read_body(response, MAX_ERROR_BODY).await;
+        let errors = errors_of(status.as_u16(), &bytes);
+        return (
+            Answer::Rejected {
+                status: status.as_u16(),
+                errors,
+            },
+            kept(&bytes),
+        );
     }
     let retry_after = response
         .headers()
@@ -144,7 +170,8 @@ pub async fn send(
     } else {
         format!("HTTP {}", status.as_u16())
     };
-    Answer::Retry { outcome, retry_after }
+    let bytes = read_body(response, KEPT_ANSWER * 4).await;
+    (Answer::Retry { outcome, retry_after }, kept(&bytes))
 }
 
 /// A reqwest error's text without the URL, which may carry credentials.
@@ -156,18 +183,27 @@ fn without_url(e: &reqwest::Error) -> String {
     text
 }
 
-/// The recipient's `{"errors": [...]}`, or one error describing its answer.
-async fn read_errors(mut response: reqwest::Response) -> Vec<ErrorItem> {
-    let status = response.status().as_u16();
+/// At most `limit` bytes of an answer's body.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
     let mut bytes = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
         bytes.extend_from_slice(&chunk);
-        if bytes.len() > MAX_ERROR_BODY {
-            bytes.truncate(MAX_ERROR_BODY);
+        if bytes.len() > limit {
+            bytes.truncate(limit);
             break;
         }
     }
-    if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&bytes)
+    bytes
+}
+
+/// The start of an answer's body as text, as it is kept with the attempt.
+fn kept(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).chars().take(KEPT_ANSWER).collect()
+}
+
+/// The recipient's `{"errors": [...]}`, or one error describing its answer.
+fn errors_of(status: u16, bytes: &[u8]) -> Vec<ErrorItem> {
+    if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(bytes)
         && let Some(Value::Array(items)) = body.get("errors")
     {
         let errors: Vec<ErrorItem> = items
@@ -186,7 +222,7 @@ async fn read_errors(mut response: reqwest::Response) -> Vec<ErrorItem> {
             return errors;
         }
     }
-    let text: String = String::from_utf8_lossy(&bytes).chars().take(500).collect();
+    let text: String = String::from_utf8_lossy(bytes).chars().take(500).collect();
     vec![ErrorItem {
         code: ErrorCode::RecipientRejected.as_str().into(),
         path: String::new(),

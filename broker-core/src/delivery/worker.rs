@@ -174,9 +174,9 @@ impl Worker {
                 }
             };
             let config = &self.ctx.config;
-            let signer = config.signer.as_deref();
+            let signer = broker.config().signer.as_deref();
             let started = std::time::Instant::now();
-            let answer = webhook::send(&self.ctx.http, &config.destinations, signer, &url, &out, body).await;
+            let (answer, call) = webhook::send(&self.ctx.http, &config.destinations, signer, &url, &out, body).await;
             let at = crate::clock::now_micros();
             let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
             match answer {
@@ -189,6 +189,7 @@ impl Worker {
                         at,
                         outcome: answer.outcome(),
                         duration_us,
+                        call: Some(call),
                     });
                     self.cursor = out.entry.seq;
                     return Next::Continue;
@@ -212,6 +213,7 @@ impl Worker {
                         at,
                         outcome: answer.outcome(),
                         duration_us,
+                        call: Some(call),
                     };
                     self.flush(&[settlement], report.into_iter().collect()).await;
                     self.cursor = out.entry.seq;
@@ -237,6 +239,7 @@ impl Worker {
                         outcome: outcome.clone(),
                         retry_at,
                         duration_us,
+                        call: Some(call),
                     };
                     if let Err(e) = broker.queues().record_failure(&failure).await {
                         tracing::warn!(queue = %self.queue, error = %e, "cannot record failed attempt");

@@ -23,6 +23,7 @@ use crate::envelope::{self, PAYLOAD};
 use crate::error::{ApiError, ErrorCode};
 use crate::events::{Event, EventKind};
 use crate::model::Principal;
+use crate::security::signature::SignatureRecord;
 use crate::store::StoreError;
 
 mod commit;
@@ -85,13 +86,19 @@ pub enum IngestReply {
 impl Broker {
     /// Handles the body of an unsigned `POST /api/v1/messages` from `principal`.
     pub async fn ingest(&self, principal: &Principal, body: &[u8]) -> IngestReply {
-        self.ingest_request(principal, body, false).await
+        self.ingest_request(principal, body, None).await
     }
 
-    /// Handles the body of `POST /api/v1/messages` from `principal`; `signed` when the
-    /// request's X-DIP signature was verified (channels may require it).
-    pub async fn ingest_request(&self, principal: &Principal, body: &[u8], signed: bool) -> IngestReply {
-        let reply = self.ingest_items(principal, body, signed).await;
+    /// Handles the body of `POST /api/v1/messages` from `principal`; `signature` is the
+    /// request's verified X-DIP signature (channels may require one), kept with each
+    /// message it carries as evidence of receipt.
+    pub async fn ingest_request(
+        &self,
+        principal: &Principal,
+        body: &[u8],
+        signature: Option<SignatureRecord>,
+    ) -> IngestReply {
+        let reply = self.ingest_items(principal, body, signature.as_ref()).await;
         // A request refused whole counts once as a rejection (not one refused for lack of
         // rights to send at all, nor for the platform being unavailable).
         if let IngestReply::Failed {
@@ -114,7 +121,12 @@ impl Broker {
         }
     }
 
-    async fn ingest_items(&self, principal: &Principal, body: &[u8], signed: bool) -> IngestReply {
+    async fn ingest_items(
+        &self,
+        principal: &Principal,
+        body: &[u8],
+        signature: Option<&SignatureRecord>,
+    ) -> IngestReply {
         let fail = |status, code, message: &str| IngestReply::Failed {
             status,
             error: ApiError::new(code, "", message),
@@ -195,7 +207,7 @@ impl Broker {
             match prepare::prepare(
                 opened.as_ref().unwrap_or(item),
                 principal,
-                signed,
+                signature.is_some(),
                 &registry,
                 &self.config().environment,
                 received,
@@ -209,7 +221,14 @@ impl Broker {
         }
 
         let batch = match self
-            .route_and_seal(ready, &registry, received, &mut results, &mut authorised_rejects)
+            .route_and_seal(
+                ready,
+                &registry,
+                received,
+                signature,
+                &mut results,
+                &mut authorised_rejects,
+            )
             .await
         {
             Ok(batch) => batch,

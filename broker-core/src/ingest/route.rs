@@ -18,6 +18,7 @@ use crate::envelope;
 use crate::model::{Appointment, RoutingMode};
 use crate::registry::Registry;
 use crate::routing::{self, Decision};
+use crate::security::signature::SignatureRecord;
 use crate::store::{Delivery, NewMessage};
 
 /// The messages to commit and, for each, the index of its item in the request.
@@ -36,6 +37,7 @@ impl Broker {
         ready: Vec<(usize, Prepared<'_>)>,
         registry: &Registry,
         received: chrono::DateTime<chrono::Utc>,
+        signature: Option<&SignatureRecord>,
         results: &mut [ItemResult],
         authorised_rejects: &mut Vec<(usize, Key)>,
     ) -> Result<Batch, IngestReply> {
@@ -69,6 +71,7 @@ impl Broker {
                 Ok(decision) => {
                     let category = p.channel.channel.security_category;
                     let mut message = p.into_message(decision, received, &self.config().environment);
+                    message.receipt_signature = signature.cloned();
                     message.envelope =
                         self.seal_envelope(category, &message.transaction_id, std::mem::take(&mut message.envelope));
                     results[index].transaction_id = Some(message.transaction_id.clone());
@@ -153,6 +156,7 @@ impl Prepared<'_> {
             envelope: serde_json::to_string(&self.payload).unwrap_or_default(),
             deliveries,
             appointments: self.appointments,
+            receipt_signature: None,
             transaction_id,
         }
     }

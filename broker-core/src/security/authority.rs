@@ -171,3 +171,68 @@ impl Authority {
         })
     }
 }
+
+/// A self-signed RSA-2048 signing identity (certificate and PKCS#8 key, PEM) named
+/// `common`, valid `days`: what a non-production platform signs webhooks and evidence
+/// bundles with when it is given no key. X-DIP signatures are RSA, which ring cannot
+/// generate; the `rsa` crate only makes the key here, ring signs with it.
+pub fn signing_identity(common: &str, environment: &str, days: i64) -> Result<Issued, AuthorityError> {
+    use rsa::pkcs8::EncodePrivateKey;
+    if environment.eq_ignore_ascii_case("PROD") {
+        return Err(AuthorityError::Invalid(
+            "a production platform signs with an externally issued certificate".into(),
+        ));
+    }
+    let rsa = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+        .map_err(|e| AuthorityError::Invalid(format!("cannot generate an RSA key: {e}")))?;
+    let key_pem = rsa
+        .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .map_err(|e| AuthorityError::Invalid(format!("cannot encode the RSA key: {e}")))?
+        .to_string();
+    let key = KeyPair::from_pkcs8_pem_and_sign_algo(&key_pem, &rcgen::PKCS_RSA_SHA256)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name(common, environment);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.serial_number = Some(serial());
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(days);
+    let cert = params.self_signed(&key)?;
+    Ok(Issued {
+        cert_pem: cert.pem(),
+        key_pem: Some(key_pem),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::signature::{self, Signer};
+
+    #[test]
+    fn a_test_platform_signing_identity_signs_what_its_certificate_verifies() {
+        let issued = signing_identity("DIP DEV platform", "DEV", 30).expect("identity");
+        let signer = Signer::new(&issued.cert_pem, issued.key_pem.as_deref().unwrap()).expect("an RSA signer");
+        let now = chrono::Utc::now();
+        let body = b"[]";
+        let headers = signer.headers("POST", "https://r.example/hook", body, now);
+        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let verified = signature::verify(
+            "POST",
+            "https://r.example/hook",
+            body,
+            get,
+            &[signer.fingerprint().to_owned()],
+            now,
+            signature::DEFAULT_WINDOW,
+        )
+        .expect("verifies");
+        assert_eq!(verified.fingerprint, signer.fingerprint());
+        assert!(issued.cert_pem.contains("BEGIN CERTIFICATE"));
+        assert!(matches!(
+            signing_identity("DIP PROD platform", "PROD", 30),
+            Err(AuthorityError::Invalid(_))
+        ));
+    }
+}

@@ -152,28 +152,78 @@ impl Signer {
         &self.fingerprint
     }
 
-    /// The four signature headers for a request of `method` to `url` with `body`, dated `now`.
-    pub fn headers(&self, method: &str, url: &str, body: &[u8], now: DateTime<Utc>) -> Vec<(&'static str, String)> {
-        let timestamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let hash = content_hash(body);
-        let message = string_to_sign(method, url, &timestamp, &hash);
+    /// The signer's certificate (PEM), as relying parties check its signatures.
+    pub fn cert_pem(&self) -> String {
+        let pem = STANDARD.decode(&self.cert_header).unwrap_or_default();
+        String::from_utf8(pem).unwrap_or_default()
+    }
+
+    /// The RSA PKCS#1 v1.5 SHA-256 signature of `data`: what `openssl dgst -sha256 -verify`
+    /// checks against the certificate's public key.
+    pub fn sign(&self, data: &[u8]) -> Vec<u8> {
         let mut sig = vec![0u8; self.key.public().modulus_len()];
         // PKCS#1 v1.5 is deterministic (the RNG is unused) and the buffer is sized to the
         // modulus, so ring has no failure left to report for a key it accepted.
         self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &ring::rand::SystemRandom::new(),
-                message.as_bytes(),
-                &mut sig,
-            )
+            .sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), data, &mut sig)
             .expect("RSA PKCS#1 v1.5 signing with a validated key cannot fail");
+        sig
+    }
+
+    /// Signs a request of `method` to `url` with `body`, dated `now`.
+    pub fn sign_request(&self, method: &str, url: &str, body: &[u8], now: DateTime<Utc>) -> SignatureRecord {
+        let mut record = SignatureRecord {
+            method: method.to_ascii_uppercase(),
+            url: url.to_owned(),
+            signed_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            content_hash: content_hash(body),
+            signature: String::new(),
+            fingerprint: self.fingerprint.clone(),
+        };
+        record.signature = STANDARD.encode(self.sign(record.string_to_sign().as_bytes()));
+        record
+    }
+
+    /// The four signature headers of a signed request.
+    pub fn headers_of(&self, record: &SignatureRecord) -> Vec<(&'static str, String)> {
         vec![
-            (CONTENT_HASH, hash),
-            (SIGNATURE_DATE, timestamp),
-            (SIGNATURE, STANDARD.encode(sig)),
+            (CONTENT_HASH, record.content_hash.clone()),
+            (SIGNATURE_DATE, record.signed_at.clone()),
+            (SIGNATURE, record.signature.clone()),
             (SIGNATURE_CERTIFICATE, self.cert_header.clone()),
         ]
+    }
+
+    /// The four signature headers for a request of `method` to `url` with `body`, dated `now`.
+    pub fn headers(&self, method: &str, url: &str, body: &[u8], now: DateTime<Utc>) -> Vec<(&'static str, String)> {
+        self.headers_of(&self.sign_request(method, url, body, now))
+    }
+}
+
+/// An X-DIP signature as it was made or checked, kept so that it can be verified again
+/// later, offline, with the signer's certificate: the platform stores the one a sender's
+/// request carried and the one on every webhook it sent (evidence bundles).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureRecord {
+    /// The request's method, upper-case.
+    pub method: String,
+    /// The URL signed (as the signer named it).
+    pub url: String,
+    /// `X-DIP-Signature-Date`, exactly.
+    pub signed_at: String,
+    /// `X-DIP-Content-Hash`: base64 SHA-256 of the request body.
+    pub content_hash: String,
+    /// `X-DIP-Signature`: base64 RSA PKCS#1 v1.5 SHA-256 over [`Self::string_to_sign`].
+    pub signature: String,
+    /// Hex SHA-256 of the signing certificate's DER.
+    pub fingerprint: String,
+}
+
+impl SignatureRecord {
+    /// The exact text the signature covers.
+    pub fn string_to_sign(&self) -> String {
+        string_to_sign(&self.method, &self.url, &self.signed_at, &self.content_hash)
     }
 }
 
@@ -184,6 +234,8 @@ pub struct Verified {
     pub fingerprint: String,
     /// When the sender says it signed.
     pub signed_at: DateTime<Utc>,
+    /// The signature as received, to keep as evidence.
+    pub record: SignatureRecord,
 }
 
 /// Checks the signature of a request of `method` to `url` with `body`. `headers` looks a
@@ -241,11 +293,22 @@ pub fn verify(
         .decode(signature.trim())
         .map_err(|_| SignatureError::SignatureEncoding)?;
     // Signed over the header values as received, so any change to them breaks the signature.
-    let message = string_to_sign(method, url, &date, &hash);
+    let record = SignatureRecord {
+        method: method.to_ascii_uppercase(),
+        url: url.to_owned(),
+        signed_at: date,
+        content_hash: hash,
+        signature: STANDARD.encode(&signature),
+        fingerprint: fingerprint.clone(),
+    };
     UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public_key)
-        .verify(message.as_bytes(), &signature)
+        .verify(record.string_to_sign().as_bytes(), &signature)
         .map_err(|_| SignatureError::BadSignature)?;
-    Ok(Verified { fingerprint, signed_at })
+    Ok(Verified {
+        fingerprint,
+        signed_at,
+        record,
+    })
 }
 
 /// The PKCS#1 `RSAPublicKey` DER of a certificate's subject key, which is what ring verifies

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::Result;
 use crate::model::Appointment;
+use crate::security::signature::SignatureRecord;
 
 /// One recipient queue entry to create for an accepted message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,6 +59,8 @@ pub struct NewMessage {
     pub deliveries: Vec<Delivery>,
     /// MPAN appointment changes the message carries (registration channels).
     pub appointments: Vec<Appointment>,
+    /// The verified X-DIP signature of the request that carried it (`None`: unsigned).
+    pub receipt_signature: Option<SignatureRecord>,
 }
 
 /// What committing one message did.
@@ -290,6 +293,9 @@ pub trait MessageStore: Send + Sync {
     async fn message(&self, transaction_id: &str) -> Result<Option<MessageRecord>>;
     /// A message's archived envelope.
     async fn archived_envelope(&self, transaction_id: &str) -> Result<Option<String>>;
+    /// The verified X-DIP signature of the request that carried a message; `None` when it
+    /// was unsigned or is unknown.
+    async fn receipt_signature(&self, transaction_id: &str) -> Result<Option<SignatureRecord>>;
     /// Messages matching a search, and how many match (counted up to
     /// [`SEARCH_COUNT_CAP`] + 1, so a count above the cap means "more than").
     async fn search_messages(&self, query: &MessageQuery) -> Result<(Vec<MessageRecord>, i64)>;
@@ -588,6 +594,21 @@ macro_rules! impl_message_store {
                         .await?,
                 )
             }
+
+            async fn receipt_signature(
+                &self,
+                transaction_id: &str,
+            ) -> $crate::store::Result<Option<$crate::security::signature::SignatureRecord>> {
+                let stored: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT receipt_signature FROM messages WHERE transaction_id = $1")
+                        .bind(transaction_id)
+                        .fetch_optional(self.reader())
+                        .await?;
+                stored
+                    .flatten()
+                    .map(|json| $crate::store::sql::decode_json(&json))
+                    .transpose()
+            }
         }
 
         impl $store {
@@ -641,7 +662,7 @@ macro_rules! impl_message_store {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO messages (transaction_id, sender_dip_id, sender_unique_reference, \
                          content_hash, interface_id, schema_version, event_code, sender_role, dcp_dip_id, \
-                         mpan, correlation_id, received_at, routing) ",
+                         mpan, correlation_id, received_at, routing, receipt_signature) ",
                     );
                     qb.push_values(chunk, |mut b, &i| {
                         let m = &batch[i];
@@ -657,7 +678,12 @@ macro_rules! impl_message_store {
                             .push_bind(&m.mpan)
                             .push_bind(&m.correlation_id)
                             .push_bind(m.received_at)
-                            .push_bind(&m.routing);
+                            .push_bind(&m.routing)
+                            .push_bind(
+                                m.receipt_signature
+                                    .as_ref()
+                                    .map(|r| serde_json::to_string(r).expect("a signature record serialises")),
+                            );
                     });
                     qb.push(
                         " ON CONFLICT (sender_dip_id, sender_unique_reference) DO NOTHING \

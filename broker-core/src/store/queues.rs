@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::Result;
 use super::messages::NewMessage;
+use crate::security::signature::SignatureRecord;
 
 /// One entry of a recipient queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,6 +117,36 @@ pub struct Settlement {
     /// How long the webhook call took, microseconds (0 when there was none: a pull
     /// acknowledgement, a dead letter).
     pub duration_us: i64,
+    /// What the platform keeps of the webhook call that settled it; `None` when there
+    /// was none.
+    pub call: Option<CallDetail>,
+}
+
+/// What the platform keeps of one webhook call besides its outcome, for the trace and
+/// evidence bundles.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallDetail {
+    /// The start of the recipient's answer when it was not a success (empty otherwise).
+    pub answer: String,
+    /// The platform's X-DIP signature of the request, when it signs webhooks.
+    pub signature: Option<SignatureRecord>,
+}
+
+/// One recorded webhook call to a queue entry's recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// Queue.
+    pub queue_id: String,
+    /// Position.
+    pub seq: i64,
+    /// When it was answered (or failed), microseconds since the epoch.
+    pub at: i64,
+    /// `HTTP 200`, `HTTP 503`, `timeout`…
+    pub outcome: String,
+    /// How long the call took, microseconds.
+    pub duration_us: i64,
+    /// What was kept of it.
+    pub call: CallDetail,
 }
 
 /// A failed attempt on the head of a queue, to be retried at `retry_at`.
@@ -133,6 +164,8 @@ pub struct AttemptFailure {
     pub retry_at: i64,
     /// How long the attempt took, microseconds.
     pub duration_us: i64,
+    /// What the platform keeps of the call; `None` when nothing was.
+    pub call: Option<CallDetail>,
 }
 
 /// Delivery health of one queue.
@@ -244,6 +277,8 @@ pub trait QueueStore: Send + Sync {
     async fn settle(&self, settlements: &[Settlement], reports: &[NewMessage]) -> Result<()>;
     /// Records a failed attempt on a queue's head.
     async fn record_failure(&self, failure: &AttemptFailure) -> Result<()>;
+    /// The recorded webhook calls of the given entries (queue, position), oldest first.
+    async fn attempts_of(&self, entries: &[(String, i64)]) -> Result<Vec<Attempt>>;
     /// Pending entries of a queue carrying the given transactions.
     async fn pending_by_transaction(&self, queue_id: &str, transaction_ids: &[String]) -> Result<Vec<QueueEntry>>;
     /// Delivery health of the given queues.
@@ -299,6 +334,16 @@ pub(super) struct EntryEvent<'a> {
     pub at: i64,
     pub outcome: &'a str,
     pub duration_us: i64,
+}
+
+/// A webhook call to record, of an entry settled or failed in the same transaction.
+pub(super) struct CallRow<'a> {
+    pub queue_id: &'a str,
+    pub seq: i64,
+    pub at: i64,
+    pub outcome: &'a str,
+    pub duration_us: i64,
+    pub call: &'a CallDetail,
 }
 
 /// Depth, age and dead letters of one queue (`$1`), with its status row if it has one.
@@ -495,6 +540,21 @@ macro_rules! impl_queue_store {
                     })
                     .collect();
                 Self::entry_events(&mut tx, &events).await?;
+                let calls: Vec<$crate::store::queues::CallRow<'_>> = sorted
+                    .iter()
+                    .filter(|st| settled.contains(&(st.queue_id.clone(), st.seq)))
+                    .filter_map(|st| {
+                        st.call.as_ref().map(|call| $crate::store::queues::CallRow {
+                            queue_id: &st.queue_id,
+                            seq: st.seq,
+                            at: st.at,
+                            outcome: &st.outcome,
+                            duration_us: st.duration_us,
+                            call,
+                        })
+                    })
+                    .collect();
+                Self::record_calls(&mut tx, &calls).await?;
                 // A recipient that answered is reachable, whatever it answered.
                 let mut answered: std::collections::BTreeMap<&str, (i64, &str)> = std::collections::BTreeMap::new();
                 for st in settlements
@@ -548,6 +608,17 @@ macro_rules! impl_queue_store {
                         duration_us: f.duration_us,
                     };
                     Self::entry_events(&mut tx, std::slice::from_ref(&event)).await?;
+                    if let Some(call) = &f.call {
+                        let row = $crate::store::queues::CallRow {
+                            queue_id: &f.queue_id,
+                            seq: f.seq,
+                            at: f.at,
+                            outcome: &f.outcome,
+                            duration_us: f.duration_us,
+                            call,
+                        };
+                        Self::record_calls(&mut tx, std::slice::from_ref(&row)).await?;
+                    }
                 }
                 sqlx::query(
                     "UPDATE queue_status SET last_attempt_at = $2, last_outcome = $3, \
@@ -562,6 +633,39 @@ macro_rules! impl_queue_store {
                 tx.commit().await?;
                 self.outbox.notify_one();
                 Ok(())
+            }
+
+            async fn attempts_of(&self, entries: &[(String, i64)]) -> $crate::store::Result<Vec<$crate::store::Attempt>> {
+                use sqlx::Row;
+                let mut out = Vec::new();
+                for chunk in entries.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT d.queue_id, d.seq, d.at, d.outcome, d.duration_us, d.answer, d.signature \
+                         FROM delivery_attempts d JOIN (",
+                    );
+                    qb.push_values(chunk, |mut b, (queue, seq)| {
+                        b.push_bind(queue).push_bind(*seq);
+                    });
+                    qb.push(") AS v ON d.queue_id = v.column1 AND d.seq = v.column2");
+                    for r in qb.build().fetch_all(self.reader()).await? {
+                        let signature: Option<String> = r.get(6);
+                        out.push($crate::store::Attempt {
+                            queue_id: r.get(0),
+                            seq: r.get(1),
+                            at: r.get(2),
+                            outcome: r.get(3),
+                            duration_us: r.get(4),
+                            call: $crate::store::CallDetail {
+                                answer: r.get(5),
+                                signature: signature
+                                    .map(|json| $crate::store::sql::decode_json(&json))
+                                    .transpose()?,
+                            },
+                        });
+                    }
+                }
+                out.sort_by(|a, b| (&a.queue_id, a.seq, a.at).cmp(&(&b.queue_id, b.seq, b.at)));
+                Ok(out)
             }
 
             async fn pending_by_transaction(
@@ -881,6 +985,32 @@ macro_rules! impl_queue_store {
 
             /// Appends events about queue entries, completed from each entry and its
             /// message (latency counts from receipt, or from queueing for replay copies).
+            /// Records webhook calls (a repeat of one already recorded changes nothing).
+            async fn record_calls(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                calls: &[$crate::store::queues::CallRow<'_>],
+            ) -> $crate::store::Result<()> {
+                for chunk in calls.chunks($crate::store::sql::CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO delivery_attempts (queue_id, seq, at, outcome, duration_us, answer, signature) ",
+                    );
+                    qb.push_values(chunk, |mut b, c| {
+                        b.push_bind(c.queue_id)
+                            .push_bind(c.seq)
+                            .push_bind(c.at)
+                            .push_bind(c.outcome)
+                            .push_bind(c.duration_us)
+                            .push_bind(&c.call.answer)
+                            .push_bind(c.call.signature.as_ref().map(|r| {
+                                serde_json::to_string(r).expect("a signature record serialises")
+                            }));
+                    });
+                    qb.push(" ON CONFLICT (queue_id, seq, at) DO NOTHING");
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
             async fn entry_events(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::store::queues::EntryEvent<'_>],

@@ -24,6 +24,11 @@ pub(super) fn decode_list(s: &str) -> super::Result<Vec<String>> {
     serde_json::from_str(s).map_err(|e| super::StoreError::Corrupt(format!("list {s:?}: {e}")))
 }
 
+/// A JSON column read back into its type; unreadable JSON is corruption.
+pub(super) fn decode_json<T: serde::de::DeserializeOwned>(s: &str) -> super::Result<T> {
+    serde_json::from_str(s).map_err(|e| super::StoreError::Corrupt(format!("JSON column: {e}")))
+}
+
 pub(super) fn encode_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }

@@ -9,57 +9,8 @@ use dip_testkit::*;
 use std::time::Duration;
 
 use broker_core::mock_recipient::MockRecipient;
-use broker_core::security::certs;
 use broker_core::security::signature::{self, Signer};
 use serde_json::{Value, json};
-
-/// An RSA key and a self-signed end-entity certificate made by openssl: (certificate,
-/// key) PEM.
-fn openssl_identity(cn: &str) -> (String, String) {
-    let dir = tempfile::tempdir().expect("dir");
-    let (key, csr) = openssl_csr(&format!("/CN={cn}"));
-    std::fs::write(dir.path().join("k.pem"), &key).expect("write");
-    std::fs::write(dir.path().join("r.csr"), csr).expect("write");
-    // Signed with its own key and without the CA extensions `req -x509` would add.
-    openssl(
-        dir.path(),
-        &[
-            "x509", "-req", "-in", "r.csr", "-signkey", "k.pem", "-days", "2", "-out", "c.pem",
-        ],
-    );
-    (std::fs::read_to_string(dir.path().join("c.pem")).expect("read"), key)
-}
-
-/// Registers a certificate to `dip_id`; returns its fingerprint.
-async fn register(s: &TestServer, cert: &str, dip_id: &str) -> String {
-    let record = certs::record(cert, dip_id, "DEV", "registered", 0).expect("record");
-    s.broker.store().put_certificate(&record).await.expect("put");
-    s.broker.reload().await.expect("reload");
-    record.fingerprint
-}
-
-/// POSTs `body` to the messages endpoint as `key` with `headers`.
-async fn post_signed(s: &TestServer, key: &str, body: &[u8], headers: &[(&str, String)]) -> (u16, Value) {
-    let mut r = s
-        .http
-        .post(format!("{}/api/v1/messages", s.base))
-        .bearer_auth(key)
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    for (n, v) in headers {
-        r = r.header(*n, v);
-    }
-    let r = r.send().await.expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// Signs `items` with `signer` for the messages endpoint and POSTs them as `key`.
-async fn send_signed(s: &TestServer, key: &str, signer: &Signer, items: &Value) -> (u16, Value) {
-    let body = serde_json::to_vec(items).expect("json");
-    let url = format!("{}/api/v1/messages", s.base);
-    post_signed(s, key, &body, &signer.headers("POST", &url, &body, chrono::Utc::now())).await
-}
 
 fn body_of(reference: &str) -> Vec<u8> {
     serde_json::to_vec(&json!([if031(reference)])).expect("json")
@@ -68,14 +19,16 @@ fn body_of(reference: &str) -> Vec<u8> {
 async fn signed_requests_verified(db: Db) {
     let s = TestServer::start(db).await;
     let (cert, key) = openssl_identity(SUP1);
-    let fp = register(&s, &cert, SUP1).await;
+    let fp = s.register_certificate(&cert, SUP1).await;
     let signer = Signer::new(&cert, &key).expect("signer");
     let url = format!("{}/api/v1/messages", s.base);
     let sup1 = s.key(SUP1);
     let now = || chrono::Utc::now();
 
     let body = body_of("signed-1");
-    let (status, reply) = post_signed(&s, &sup1, &body, &signer.headers("POST", &url, &body, now())).await;
+    let (status, reply) = s
+        .post_with_headers(&sup1, &body, &signer.headers("POST", &url, &body, now()))
+        .await;
     assert_eq!(status, 202, "{reply}");
 
     // Tampering: the body, the URL signed, the date, the certificate.
@@ -87,30 +40,34 @@ async fn signed_requests_verified(db: Db) {
         );
     };
     let headers = signer.headers("POST", &url, &body_of("original"), now());
-    let (status, reply) = post_signed(&s, &sup1, &body_of("changed"), &headers).await;
+    let (status, reply) = s.post_with_headers(&sup1, &body_of("changed"), &headers).await;
     assert_eq!(status, 401);
     refused(&reply, "CONTENT_HASH_MISMATCH");
     let body = body_of("elsewhere");
     let headers = signer.headers("POST", "https://other.example/api/v1/messages", &body, now());
-    let (status, reply) = post_signed(&s, &sup1, &body, &headers).await;
+    let (status, reply) = s.post_with_headers(&sup1, &body, &headers).await;
     assert_eq!(status, 401);
     refused(&reply, "SIGNATURE_INVALID");
     let stale = signer.headers("POST", &url, &body, now() - chrono::TimeDelta::minutes(10));
-    let (status, reply) = post_signed(&s, &sup1, &body, &stale).await;
+    let (status, reply) = s.post_with_headers(&sup1, &body, &stale).await;
     assert_eq!(status, 401);
     refused(&reply, "SIGNATURE_DATE_STALE");
     // A valid signature by a certificate not registered to the caller.
     let (other_cert, other_key) = openssl_identity(SUP2);
-    register(&s, &other_cert, SUP2).await;
+    s.register_certificate(&other_cert, SUP2).await;
     let other = Signer::new(&other_cert, &other_key).expect("signer");
-    let (status, reply) = post_signed(&s, &sup1, &body, &other.headers("POST", &url, &body, now())).await;
+    let (status, reply) = s
+        .post_with_headers(&sup1, &body, &other.headers("POST", &url, &body, now()))
+        .await;
     assert_eq!(status, 401);
     refused(&reply, "NOT_REGISTERED");
     // Revoked: refused from then on.
     assert!(s.broker.store().revoke_certificate(&fp, 1).await.expect("revoke"));
     s.broker.reload().await.expect("reload");
     let body = body_of("after-revocation");
-    let (status, reply) = post_signed(&s, &sup1, &body, &signer.headers("POST", &url, &body, now())).await;
+    let (status, reply) = s
+        .post_with_headers(&sup1, &body, &signer.headers("POST", &url, &body, now()))
+        .await;
     assert_eq!(status, 401);
     refused(&reply, "NOT_REGISTERED");
 }
@@ -122,7 +79,7 @@ async fn channels_can_require_signatures(db: Db) {
     s.broker.store().put_channel(&channel).await.expect("put");
     s.broker.reload().await.expect("reload");
     let (cert, key) = openssl_identity(SUP1);
-    register(&s, &cert, SUP1).await;
+    s.register_certificate(&cert, SUP1).await;
 
     let (status, reply) = s.post(&s.key(SUP1), &json!([if031("unsigned")])).await;
     assert_eq!(status, 403, "{reply}");
@@ -132,7 +89,7 @@ async fn channels_can_require_signatures(db: Db) {
     let headers = Signer::new(&cert, &key)
         .unwrap()
         .headers("POST", &url, &body, chrono::Utc::now());
-    let (status, reply) = post_signed(&s, &s.key(SUP1), &body, &headers).await;
+    let (status, reply) = s.post_with_headers(&s.key(SUP1), &body, &headers).await;
     assert_eq!(status, 202, "{reply}");
 }
 
@@ -140,11 +97,11 @@ async fn webhooks_are_signed_by_the_platform(db: Db) {
     let (cert, key) = openssl_identity("0000000000");
     let platform = Signer::new(&cert, &key).expect("signer");
     let fingerprint = platform.fingerprint().to_owned();
-    let config = broker_core::delivery::DeliveryConfig {
+    let config = broker_core::broker::BrokerConfig {
         signer: Some(std::sync::Arc::new(platform)),
-        ..fast_delivery()
+        ..Default::default()
     };
-    let s = TestServer::delivering_with(db, config).await;
+    let s = TestServer::configured(db, config, fast_delivery()).await;
     let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     let (status, _) = s.post(&s.key(SUP1), &json!([if031("to-be-signed")])).await;
@@ -182,7 +139,7 @@ async fn end_to_end_payload_relayed_unchanged(db: Db) {
     let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     let (cert, key) = openssl_identity(SUP1);
-    register(&s, &cert, SUP1).await;
+    s.register_certificate(&cert, SUP1).await;
     let signer = Signer::new(&cert, &key).expect("signer");
 
     let random = |n: usize| (0..n).map(|_| rand::random::<u8>()).collect::<Vec<u8>>();
@@ -195,7 +152,7 @@ async fn end_to_end_payload_relayed_unchanged(db: Db) {
     );
     let mut it = if031("e2e-1");
     set(&mut it, "/payload/CustomBlock", json!(jwe));
-    let (status, reply) = send_signed(&s, &s.key(SUP1), &signer, &json!([it])).await;
+    let (status, reply) = s.post_signed(&s.key(SUP1), &signer, &json!([it])).await;
     assert_eq!(status, 202, "{reply}");
     let got = sink.wait_delivered(1, Duration::from_secs(15)).await;
     assert_eq!(
@@ -210,7 +167,7 @@ async fn end_to_end_payload_relayed_unchanged(db: Db) {
     // Anything but a compact JWE is refused, and so is an unsigned request.
     let mut clear = if031("e2e-2");
     set(&mut clear, "/payload/CustomBlock/mpanCore", json!("1600001000020"));
-    let (status, reply) = send_signed(&s, &s.key(SUP1), &signer, &json!([clear])).await;
+    let (status, reply) = s.post_signed(&s.key(SUP1), &signer, &json!([clear])).await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["results"][0]["errors"][0]["code"], "SCHEMA_VIOLATION");
     let (status, reply) = s.post(&s.key(SUP1), &json!([it])).await;
@@ -251,7 +208,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     let mut recipients = Vec::new();
     for dip in [REGS_N, SUP2] {
         let issued = ca.issue_client(dip, 30, None).expect("issue");
-        register(&s, &issued.cert_pem, dip).await;
+        s.register_certificate(&issued.cert_pem, dip).await;
         let sink = MockRecipient::start(true).await.expect("sink");
         s.endpoint(dip, "default", Some(sink.url()), &[]).await;
         recipients.push((
@@ -261,7 +218,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
         ));
     }
     let (cert, key) = openssl_identity(MS_KEY);
-    register(&s, &cert, MS_KEY).await;
+    s.register_certificate(&cert, MS_KEY).await;
     let signer = Signer::new(&cert, &key).expect("signer");
 
     let mut it = if909("p2-1");
@@ -269,13 +226,13 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     set(&mut it, "/payload/CustomBlock", json!(sealed_for_platform));
     let body = serde_json::to_vec(&json!([it])).unwrap();
     let url = format!("{}/api/v1/messages", s.base);
-    let (status, reply) = post_signed(
-        &s,
-        &s.key(MS_KEY),
-        &body,
-        &signer.headers("POST", &url, &body, chrono::Utc::now()),
-    )
-    .await;
+    let (status, reply) = s
+        .post_with_headers(
+            &s.key(MS_KEY),
+            &body,
+            &signer.headers("POST", &url, &body, chrono::Utc::now()),
+        )
+        .await;
     assert_eq!(status, 202, "{reply}");
     let tx = reply["results"][0]["transactionID"].as_str().unwrap();
     let archived = s.broker.store().archived_envelope(tx).await.unwrap().unwrap();
@@ -305,7 +262,9 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     assert!(open(&recipients[0].1, &received[1]).is_none() && open(&recipients[1].1, &received[0]).is_none());
 
     // A CustomBlock not encrypted to the platform is refused.
-    let (status, reply) = send_signed(&s, &s.key(MS_KEY), &signer, &json!([if909("p2-clear")])).await;
+    let (status, reply) = s
+        .post_signed(&s.key(MS_KEY), &signer, &json!([if909("p2-clear")]))
+        .await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(reply["results"][0]["errors"][0]["code"], "DECRYPTION_FAILED");
 
@@ -315,7 +274,7 @@ async fn pattern_2_reencrypted_per_recipient(db: Db) {
     let mut it = if909("p2-nul");
     let sealed = jwe::encrypt(block.to_string().as_bytes(), &platform.cert_pem).unwrap();
     set(&mut it, "/payload/CustomBlock", json!(sealed));
-    let (status, reply) = send_signed(&s, &s.key(MS_KEY), &signer, &json!([it])).await;
+    let (status, reply) = s.post_signed(&s.key(MS_KEY), &signer, &json!([it])).await;
     assert_eq!(status, 400, "{reply}");
     let error = &reply["results"][0]["errors"][0];
     assert_eq!(error["code"], "NUL_CHARACTER", "{reply}");
@@ -336,11 +295,11 @@ async fn signing_certificates_must_chain_to_a_trusted_authority(db: Db) {
     let body = body_of("chain-1");
 
     let (self_signed, self_key) = openssl_identity(SUP1);
-    register(&s, &self_signed, SUP1).await;
+    s.register_certificate(&self_signed, SUP1).await;
     let headers = Signer::new(&self_signed, &self_key)
         .unwrap()
         .headers("POST", &url, &body, chrono::Utc::now());
-    let (status, reply) = post_signed(&s, &s.key(SUP1), &body, &headers).await;
+    let (status, reply) = s.post_with_headers(&s.key(SUP1), &body, &headers).await;
     assert_eq!(status, 401, "{reply}");
     assert!(
         reply["errors"][0]["message"]
@@ -353,11 +312,11 @@ async fn signing_certificates_must_chain_to_a_trusted_authority(db: Db) {
     // The same kind of RSA key, certified by the trusted authority from a CSR.
     let (key, csr) = openssl_csr("/CN=x");
     let issued = ca.issue_from_csr(&csr, SUP1, 30).expect("issue");
-    register(&s, &issued.cert_pem, SUP1).await;
+    s.register_certificate(&issued.cert_pem, SUP1).await;
     let headers = Signer::new(&issued.cert_pem, &key)
         .unwrap()
         .headers("POST", &url, &body, chrono::Utc::now());
-    let (status, reply) = post_signed(&s, &s.key(SUP1), &body, &headers).await;
+    let (status, reply) = s.post_with_headers(&s.key(SUP1), &body, &headers).await;
     assert_eq!(status, 202, "{reply}");
 }
 
@@ -387,13 +346,13 @@ async fn participants_can_require_signatures(db: Db) {
     let (status, reply) = s.post(&s.key(SUP1), &json!([if031("sup1-unsigned")])).await;
     assert_eq!(status, 202, "{reply}");
     let (cert, key) = openssl_identity(SUP2);
-    register(&s, &cert, SUP2).await;
+    s.register_certificate(&cert, SUP2).await;
     let body = serde_json::to_vec(&json!([as_sup2("signed")])).unwrap();
     let url = format!("{}/api/v1/messages", s.base);
     let headers = Signer::new(&cert, &key)
         .unwrap()
         .headers("POST", &url, &body, chrono::Utc::now());
-    let (status, reply) = post_signed(&s, &s.key(SUP2), &body, &headers).await;
+    let (status, reply) = s.post_with_headers(&s.key(SUP2), &body, &headers).await;
     assert_eq!(status, 202, "{reply}");
 }
 

@@ -9,10 +9,10 @@ use broker_core::catalogue::CatalogueData;
 use broker_core::model::{Appointment, Channel, Endpoint, Participant, ParticipantKind, Role, SchemaVersion};
 use broker_core::seed::seed_catalogue;
 use broker_core::store::{
-    ApiKeyRecord, AttemptFailure, AuditEntry, AuditFilter, Backend, CommitOutcome, DeadLetterFilter, Delivery,
-    EntryState, MessageRecord, MessageStore, NewMessage, Outbound, QueueEntry, QueueHealth, QueueStat, QueueStore,
-    ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, SessionRecord, Settlement, StoreError,
-    UserRecord,
+    ApiKeyRecord, Attempt, AttemptFailure, AuditEntry, AuditFilter, Backend, CallDetail, CommitOutcome,
+    DeadLetterFilter, Delivery, EntryState, MessageRecord, MessageStore, NewMessage, Outbound, QueueEntry, QueueHealth,
+    QueueStat, QueueStore, ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, SessionRecord,
+    Settlement, StoreError, UserRecord,
 };
 use dip_testkit::*;
 use serde_json::json;
@@ -49,6 +49,7 @@ both_stores!(
     next_outbound_brings_envelope_and_origin_in_fifo_order,
     settling_changes_pending_entries_once_and_commits_reports_with_it,
     failed_attempts_show_in_entry_and_queue_health,
+    receipt_signatures_and_webhook_calls_are_kept_as_evidence,
     dead_letters_filter_and_redrive_to_the_tail,
     replay_candidates_and_recorded_replays,
     received_by_finds_only_messages_sent_to_the_recipient_on_the_channel,
@@ -119,6 +120,7 @@ fn msg(n: u64, sender: &str, queues: &[&str]) -> NewMessage {
         envelope: json!({ "transactionID": transaction_id, "reference": reference }).to_string(),
         deliveries: queues.iter().map(|q| delivery(q)).collect(),
         appointments: vec![],
+        receipt_signature: None,
         transaction_id,
         sender_dip_id: sender.into(),
         sender_unique_reference: reference,
@@ -1342,6 +1344,7 @@ fn settlement(queue: &str, seq: i64, state: EntryState, at: i64) -> Settlement {
         at,
         outcome: format!("{state:?}"),
         duration_us: 7,
+        call: None,
     }
 }
 
@@ -1491,6 +1494,93 @@ async fn settling_changes_pending_entries_once_and_commits_reports_with_it(db: D
     assert_eq!(h.owner.as_deref(), Some("node"));
 }
 
+async fn receipt_signatures_and_webhook_calls_are_kept_as_evidence(db: Db) {
+    use broker_core::security::signature::SignatureRecord;
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let signature = |url: &str, fingerprint: &str| SignatureRecord {
+        method: "POST".into(),
+        url: url.into(),
+        signed_at: "2026-11-18T10:00:00Z".into(),
+        content_hash: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".into(),
+        signature: "c2ln".into(),
+        fingerprint: fingerprint.into(),
+    };
+    let mut signed = msg(1, SUPPLIER, &[Q_DNO]);
+    signed.receipt_signature = Some(signature("https://dip.example/api/v1/messages", "ab12"));
+    commit(s, &[signed, msg(2, SUPPLIER, &[Q_DNO])]).await;
+    assert_eq!(
+        s.receipt_signature(&tx(1)).await.unwrap(),
+        Some(signature("https://dip.example/api/v1/messages", "ab12"))
+    );
+    assert_eq!(s.receipt_signature(&tx(2)).await.unwrap(), None, "unsigned");
+    assert_eq!(s.receipt_signature("TX-unknown").await.unwrap(), None);
+
+    // Entry 1: a failed call, then a delivery; entry 2: settled without a call (a pull).
+    let call = |answer: &str| CallDetail {
+        answer: answer.into(),
+        signature: Some(signature("https://recipient.example/hook", "cd34")),
+    };
+    s.record_failure(&AttemptFailure {
+        queue_id: Q_DNO.into(),
+        seq: 1,
+        at: 100,
+        outcome: "HTTP 503".into(),
+        retry_at: 150,
+        duration_us: 9,
+        call: Some(call("{\"error\":\"busy\"}")),
+    })
+    .await
+    .unwrap();
+    let delivered = Settlement {
+        call: Some(call("")),
+        ..settlement(Q_DNO, 1, EntryState::Delivered, 200)
+    };
+    s.settle(
+        &[delivered.clone(), settlement(Q_DNO, 2, EntryState::Delivered, 210)],
+        &[],
+    )
+    .await
+    .unwrap();
+    // Settling again (a flush retried after a lost answer) records nothing twice.
+    s.settle(&[delivered], &[]).await.unwrap();
+    // A failure reported for an entry no longer pending records nothing.
+    s.record_failure(&AttemptFailure {
+        queue_id: Q_DNO.into(),
+        seq: 1,
+        at: 300,
+        outcome: "HTTP 500".into(),
+        retry_at: 350,
+        duration_us: 1,
+        call: Some(call("late")),
+    })
+    .await
+    .unwrap();
+
+    let keys = [(Q_DNO.to_owned(), 1), (Q_DNO.to_owned(), 2), (Q_MOP.to_owned(), 1)];
+    let attempts = s.attempts_of(&keys).await.unwrap();
+    let expected = [
+        Attempt {
+            queue_id: Q_DNO.into(),
+            seq: 1,
+            at: 100,
+            outcome: "HTTP 503".into(),
+            duration_us: 9,
+            call: call("{\"error\":\"busy\"}"),
+        },
+        Attempt {
+            queue_id: Q_DNO.into(),
+            seq: 1,
+            at: 200,
+            outcome: "Delivered".into(),
+            duration_us: 7,
+            call: call(""),
+        },
+    ];
+    assert_eq!(attempts, expected);
+    assert!(s.attempts_of(&[]).await.unwrap().is_empty());
+}
+
 async fn failed_attempts_show_in_entry_and_queue_health(db: Db) {
     let t = TestStore::new(db).await;
     let s = t.store.as_ref();
@@ -1504,6 +1594,7 @@ async fn failed_attempts_show_in_entry_and_queue_health(db: Db) {
             outcome: outcome.into(),
             retry_at: at + 50,
             duration_us: 9,
+            call: None,
         };
         s.record_failure(&failure).await.unwrap();
     }

@@ -302,6 +302,7 @@ async fn traffic_writes_lifecycle_events(db: Db) {
         at: broker_core::clock::now_micros(),
         outcome: "HTTP 200".into(),
         duration_us: 5,
+        call: None,
     };
     s.db.store.settle(&[again], &[]).await.unwrap();
     assert!(s.db.store.outbox(10).await.unwrap().is_empty());

@@ -37,6 +37,7 @@ async fn settle(s: &TestServer, tx: &str, state: EntryState) {
         at: now_micros(),
         outcome: "HTTP 422".into(),
         duration_us: 0,
+        call: None,
     };
     s.db.store.settle(&[settlement], &[]).await.unwrap();
 }
@@ -155,6 +156,7 @@ async fn each_viewer_sees_its_own_health(db: Db) {
             outcome: "HTTP 503".into(),
             retry_at: now + 60_000_000,
             duration_us: 1_000,
+            call: None,
         })
         .await
         .unwrap();
@@ -361,6 +363,7 @@ async fn todays_objective_is_the_reports_own(db: Db) {
             at: m.received_at + after,
             outcome: "HTTP 200".into(),
             duration_us: 100_000,
+            call: None,
         };
         s.db.store.settle(&[settlement], &[]).await.unwrap();
     }

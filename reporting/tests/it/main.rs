@@ -1,8 +1,9 @@
 //! The reporting crate's integration tests, in one binary: analytics (events, the pump,
 //! every sink), the message audit trail (search and traces, who sees what), the sender
-//! report and the home page's health summary.
+//! report, the home page's health summary and evidence bundles.
 
 mod analytics;
+mod evidence;
 mod home;
 mod sender;
 mod trail;

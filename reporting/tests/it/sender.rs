@@ -56,6 +56,7 @@ async fn settle(s: &TestServer, e: &QueueEntry, state: EntryState, after: i64) {
         at,
         outcome: "HTTP 200".into(),
         duration_us: if state == EntryState::Dead { 0 } else { 1000 },
+        call: None,
     };
     s.db.store.settle(&[done], &[]).await.unwrap();
 }
@@ -111,6 +112,7 @@ async fn a_sender_report_counts_every_outcome(db: Db) {
             outcome: "HTTP 503".into(),
             retry_at: now_micros() + 60 * SECOND,
             duration_us: 1000,
+            call: None,
         })
         .await
         .unwrap();

@@ -416,6 +416,7 @@ async fn a_redriven_dead_letter_shows_both_entries(db: Db) {
         at: broker_core::clock::now_micros(),
         outcome: "stale".into(),
         duration_us: 0,
+        call: None,
     };
     s.db.store.settle(&[dead], &[]).await.unwrap();
     let op = actor(None, PortalRole::Auditor);

@@ -204,8 +204,21 @@ fn TraceView(t: Trace) -> impl IntoView {
         let workflow = format!("/workflows/{}", encode(&v));
         view! { <a href=workflow class="mono">{v.clone()}</a>" (the whole workflow)" }
     });
+    let evidence = format!("/api/v1/audit/messages/{}/evidence", encode(&m.transaction_id));
+    let signed = match t.signed_with.clone() {
+        Some(sig) => view! {
+            <p id="signature">"Signed by the sender at "<time datetime=sig.signed_at.clone()>{short_time(&sig.signed_at)}</time>
+                " with certificate "<span class="mono">{sig.fingerprint}</span>
+                {sig.subject.map(|s| format!(" ({s})"))}"; the signature was verified at receipt."</p>
+        }
+        .into_any(),
+        None => view! { <p id="signature">"The sender's request was not signed."</p> }.into_any(),
+    };
     view! {
         <h1>"Transaction "<span class="mono">{m.transaction_id.clone()}</span></h1>
+        <p><a href=evidence download rel="external">"Download the evidence bundle"</a>
+            <span class="hint">" — receipt, routing and every webhook call, signed by the platform; "
+            "check it offline with openssl (its verify.sh)."</span></p>
         {(!t.whole).then(|| view! {
             <p class="hint">"Your participant received this message: you see your own copy, as it was delivered to you."</p>
         })}
@@ -219,6 +232,7 @@ fn TraceView(t: Trace) -> impl IntoView {
             <dt>"Correlation id"</dt><dd>{correlation.map(IntoAny::into_any).unwrap_or_else(|| "—".into_any())}</dd>
         </dl>
         <h2>"Receipt"</h2>
+        {signed}
         <Steps steps=t.receipt.clone() empty="The receipt event is not recorded yet."/>
         <h2>"Routing decision"</h2>
         <p class="hint">"Why each recipient was chosen: the channel's rules, and for MPAN routing the appointment and its dates."</p>
@@ -308,7 +322,9 @@ fn Steps(steps: Vec<Step>, empty: &'static str) -> impl IntoView {
                         <tr>
                             <td><time datetime=s.at.clone()>{short_time(&s.at)}</time></td>
                             <td><span class=tone(&s.kind)>{state_label(&s.kind).to_owned()}</span></td>
-                            <td>{s.outcome.clone()}</td>
+                            <td>{s.outcome.clone()}{s.answer.clone().map(|a| view! {
+                                <details class="answer"><summary>"Answer"</summary><pre>{a}</pre></details>
+                            })}</td>
                             <td class="num">{s.duration_ms.map(|d| format!("{d:.1} ms")).unwrap_or_default()}</td>
                             <td class="num">{format!("{:.1} ms", s.after_ms)}</td>
                         </tr>

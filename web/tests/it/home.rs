@@ -59,6 +59,7 @@ async fn each_home_shows_its_viewer_only_its_own(db: Db) {
         at: now_micros(),
         outcome: "stale".into(),
         duration_us: 0,
+        call: None,
     };
     p.store.settle(&[settlement], &[]).await.unwrap();
     let mut pump = Pump::new(p.store.clone(), Sink::Embedded, PumpConfig::default());

@@ -41,6 +41,7 @@ async fn dead_letters(p: &Portal, reference: &str) -> (String, String, String) {
                     at: broker_core::clock::now_micros(),
                     outcome: "stale".into(),
                     duration_us: 0,
+                    call: None,
                 }],
                 &[],
             )

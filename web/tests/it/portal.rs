@@ -6,12 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use broker_core::security::signature::Signer;
 use broker_core::store::Store;
 use broker_core::{Broker, BrokerConfig};
 use dip_admin::accounts::{self, SessionPolicy};
 use dip_admin::types::PortalRole;
 use dip_reporting::analytics::{Analytics, Sink};
-use dip_testkit::{DCP, Db, LDSO_P, MS_KEY, REGS_N, SUP1, SUP2, TestStore, if031_from, set};
+use dip_testkit::{DCP, Db, LDSO_P, MS_KEY, REGS_N, SUP1, SUP2, TestStore, if031_from, openssl_identity, set};
 use dip_web::state::AppState;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
 use reqwest::redirect::Policy;
@@ -70,7 +71,13 @@ impl Portal {
                     .unwrap()
             );
         }
-        let broker = Broker::start(store.clone(), BrokerConfig::default()).await.unwrap();
+        // A platform signing identity, so that evidence bundles can be downloaded.
+        let (cert, key) = openssl_identity("0000000000");
+        let config = BrokerConfig {
+            signer: Some(Arc::new(Signer::new(&cert, &key).unwrap())),
+            ..Default::default()
+        };
+        let broker = Broker::start(store.clone(), config).await.unwrap();
         let analytics = Analytics::new(store.clone(), Sink::Embedded);
         let state = AppState::new(broker.clone(), analytics, site.path().join("site"), policy, tls_cookies);
         let app = dip_web::router::platform(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -87,7 +94,12 @@ impl Portal {
             origin,
             store,
             db,
-            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            // A request that hangs fails its test clearly instead of stalling the run.
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
             _site: site,
         }
     }

@@ -63,9 +63,14 @@ async fn every_view_shows_each_viewer_only_its_own(db: Db) {
         let trace_path = format!("/api/v1/audit/messages/{tx}");
         let (trace_status, trace) = p.api(viewer.auth(), Method::GET, &trace_path, None).await;
         let (csv_status, csv_body) = csv(&p, viewer).await;
+        let (evidence_status, evidence) = p.text(viewer.auth(), &format!("{trace_path}/evidence")).await;
         match (viewer, copies) {
             (Viewer::Nobody, _) | (Viewer::Key(_), None) => {
-                assert_eq!((search_status, trace_status, csv_status), (401, 401, 401), "{name}");
+                assert_eq!(
+                    (search_status, trace_status, csv_status, evidence_status),
+                    (401, 401, 401, 401),
+                    "{name}"
+                );
                 continue;
             }
             (_, None) => {
@@ -73,6 +78,7 @@ async fn every_view_shows_each_viewer_only_its_own(db: Db) {
                 assert_eq!(search["rows"], json!([]), "{name}");
                 assert_eq!(csv_body.lines().count(), 1, "{name}: only the header: {csv_body}");
                 assert_eq!(trace_status, 404, "{name}: {trace}");
+                assert_eq!(evidence_status, 404, "{name}: {evidence}");
                 if let Viewer::User(s) = viewer {
                     let (status, html, _) = p.page(Some(s), &format!("/messages/{tx}")).await;
                     assert_eq!(status, 404, "{name}");
@@ -94,11 +100,18 @@ async fn every_view_shows_each_viewer_only_its_own(db: Db) {
                 assert_eq!(&listed, copies, "{name}");
                 assert_eq!(trace["copies"].as_array().unwrap().len(), copies.len(), "{name}");
                 assert_eq!(csv_body.lines().count(), 1 + copies.len(), "{name}: {csv_body}");
+                // The evidence bundle (a tar file) holds the same copies.
+                assert_eq!(evidence_status, 200, "{name}: {evidence}");
+                assert_eq!(
+                    evidence.matches("\"recipientDIPID\"").count(),
+                    copies.len(),
+                    "{name}: the bundle's copies"
+                );
                 let recipient = copies.len() == 1;
                 // Outside the payload as delivered (whose A0 names the recipients).
                 let mut outside = trace.clone();
                 outside["payload"] = json!(null);
-                let mut bodies = vec![search.to_string(), outside.to_string(), csv_body];
+                let mut bodies = vec![search.to_string(), outside.to_string(), csv_body, evidence];
                 if let Viewer::User(s) = viewer {
                     let (status, html, _) = p.page(Some(s), &format!("/messages/{tx}")).await;
                     assert_eq!(status, 200, "{name}");
@@ -158,6 +171,8 @@ async fn every_view_shows_each_viewer_only_its_own(db: Db) {
         403
     );
     assert_eq!(p.page(Some(&ua), "/messages").await.0, 403);
+    let evidence = format!("/api/v1/audit/messages/{tx}/evidence");
+    assert_eq!(p.text(Auth::Session(&ua), &evidence).await.0, 403);
 }
 
 async fn a_bad_filter_is_a_clear_error_on_the_page_and_the_api(db: Db) {

@@ -71,10 +71,12 @@ pub struct ServeArgs {
     /// (PEM bundle; a test environment's authority).
     #[arg(long, env = "DIP_WEBHOOK_ROOTS")]
     pub webhook_roots: Option<PathBuf>,
-    /// The platform's certificate (PEM) for X-DIP signatures on webhooks.
+    /// The platform's certificate (PEM) for X-DIP signatures on webhooks and evidence
+    /// bundles. Without it, a non-production platform on the embedded store creates its
+    /// own (`signing-cert.pem`, `signing-key.pem` in the data folder).
     #[arg(long, env = "DIP_SIGNING_CERT", requires = "signing_key")]
     pub signing_cert: Option<PathBuf>,
-    /// The RSA key (PEM) that signs webhooks.
+    /// The RSA key (PEM) that signs webhooks and evidence bundles.
     #[arg(long, env = "DIP_SIGNING_KEY", requires = "signing_cert")]
     pub signing_key: Option<PathBuf>,
     /// Folder of the test authority (`dip certs ca-init`) the admin API issues from
@@ -262,12 +264,24 @@ impl Settings {
         let read_opt = |p: Option<PathBuf>| p.as_deref().map(read_file).transpose();
         delivery.client_identity_pem = read_opt(serve.and_then(|s| s.webhook_identity.clone()))?;
         delivery.extra_roots_pem = read_opt(serve.and_then(|s| s.webhook_roots.clone()))?;
-        if let (Some(cert), Some(key)) = (
+        let signing = match (
             read_opt(serve.and_then(|s| s.signing_cert.clone()))?,
             read_opt(serve.and_then(|s| s.signing_key.clone()))?,
         ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            // The embedded store keeps a test platform's signing identity beside the database,
+            // as it keeps its data keys.
+            _ if serve.is_some()
+                && database_url.starts_with("sqlite://")
+                && !environment.eq_ignore_ascii_case("PROD") =>
+            {
+                Some(load_signing_identity(&data_dir, &environment)?)
+            }
+            _ => None,
+        };
+        if let Some((cert, key)) = signing {
             let signer = broker_core::security::signature::Signer::new(&cert, &key).context("signing key")?;
-            delivery.signer = Some(std::sync::Arc::new(signer));
+            broker.signer = Some(std::sync::Arc::new(signer));
         }
         broker.public_url = serve.and_then(|s| s.public_url.clone());
         if let Some(quota) = serve.and_then(|s| s.replay_quota) {
@@ -328,7 +342,7 @@ impl Settings {
                 })
             }
         };
-        if production && serve.is_some() && (delivery.signer.is_none() || delivery.client_identity_pem.is_none()) {
+        if production && serve.is_some() && (broker.signer.is_none() || delivery.client_identity_pem.is_none()) {
             anyhow::bail!(
                 "PROD signs every webhook and presents the platform's certificate: give --signing-cert, \
                  --signing-key and --webhook-identity"
@@ -400,6 +414,25 @@ pub fn load_data_keys(path: &Path) -> anyhow::Result<broker_core::security::vaul
         tracing::info!(path = %path.display(), "created data keys");
     }
     Ok(broker_core::security::vault::Vault::from_text(&read_file(path)?)?)
+}
+
+/// The signing identity (certificate, key; PEM) kept in `dir`, created the first time:
+/// a non-production platform's own when it is given none.
+fn load_signing_identity(dir: &Path, environment: &str) -> anyhow::Result<(String, String)> {
+    let (cert, key) = (dir.join("signing-cert.pem"), dir.join("signing-key.pem"));
+    if !cert.exists() || !key.exists() {
+        std::fs::create_dir_all(dir)?;
+        let issued = broker_core::security::authority::signing_identity(
+            &format!("DIP {environment} platform"),
+            environment,
+            3650,
+        )?;
+        let _ = std::fs::remove_file(&key);
+        crate::files::write_private(&key, issued.key_pem.as_deref().unwrap_or_default())?;
+        std::fs::write(&cert, &issued.cert_pem).with_context(|| format!("writing {}", cert.display()))?;
+        tracing::info!(path = %cert.display(), "created the platform's signing identity");
+    }
+    Ok((read_file(&cert)?, read_file(&key)?))
 }
 
 /// A text file's contents, with its path in the error.
@@ -481,6 +514,24 @@ mod tests {
         prod.tls_key = Some("/nonexistent/key.pem".into());
         let err = Settings::resolve(&with_keys, Some(&prod)).unwrap_err();
         assert!(err.to_string().contains("--client-ca"), "{err}");
+    }
+
+    #[test]
+    fn an_embedded_test_platform_keeps_its_own_signing_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = StoreArgs {
+            database_url: None,
+            data_dir: Some(dir.path().to_owned()),
+            ..store_args()
+        };
+        let first = Settings::resolve(&embedded, Some(&serve_args("DEV", &[]))).unwrap();
+        let fingerprint = first.broker.signer.as_ref().expect("a signer").fingerprint().to_owned();
+        assert!(dir.path().join("signing-cert.pem").exists() && dir.path().join("signing-key.pem").exists());
+        let again = Settings::resolve(&embedded, Some(&serve_args("DEV", &[]))).unwrap();
+        assert_eq!(again.broker.signer.unwrap().fingerprint(), fingerprint, "kept, not made anew");
+        // Not for PostgreSQL (nodes share no folder) nor for commands other than serving.
+        assert!(Settings::resolve(&store_args(), Some(&serve_args("DEV", &[]))).unwrap().broker.signer.is_none());
+        assert!(Settings::resolve(&embedded, None).unwrap().broker.signer.is_none());
     }
 
     #[test]
