@@ -217,7 +217,12 @@ mod tests {
         let now = chrono::Utc::now();
         let body = b"[]";
         let headers = signer.headers("POST", "https://r.example/hook", body, now);
-        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
         let verified = signature::verify(
             "POST",
             "https://r.example/hook",

@@ -123,13 +123,22 @@ pub struct Settlement {
 }
 
 /// What the platform keeps of one webhook call besides its outcome, for the trace and
-/// evidence bundles.
+/// evidence bundles. An empty one (an unsigned call answered with success) is not stored:
+/// its outcome and duration are in the lifecycle events already, and bundles are made
+/// only by a platform that signs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CallDetail {
     /// The start of the recipient's answer when it was not a success (empty otherwise).
     pub answer: String,
     /// The platform's X-DIP signature of the request, when it signs webhooks.
     pub signature: Option<SignatureRecord>,
+}
+
+impl CallDetail {
+    /// Whether there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.answer.is_empty() && self.signature.is_none()
+    }
 }
 
 /// One recorded webhook call to a queue entry's recipient.
@@ -544,7 +553,7 @@ macro_rules! impl_queue_store {
                     .iter()
                     .filter(|st| settled.contains(&(st.queue_id.clone(), st.seq)))
                     .filter_map(|st| {
-                        st.call.as_ref().map(|call| $crate::store::queues::CallRow {
+                        st.call.as_ref().filter(|c| !c.is_empty()).map(|call| $crate::store::queues::CallRow {
                             queue_id: &st.queue_id,
                             seq: st.seq,
                             at: st.at,
@@ -608,7 +617,7 @@ macro_rules! impl_queue_store {
                         duration_us: f.duration_us,
                     };
                     Self::entry_events(&mut tx, std::slice::from_ref(&event)).await?;
-                    if let Some(call) = &f.call {
+                    if let Some(call) = f.call.as_ref().filter(|c| !c.is_empty()) {
                         let row = $crate::store::queues::CallRow {
                             queue_id: &f.queue_id,
                             seq: f.seq,

@@ -1516,7 +1516,8 @@ async fn receipt_signatures_and_webhook_calls_are_kept_as_evidence(db: Db) {
     assert_eq!(s.receipt_signature(&tx(2)).await.unwrap(), None, "unsigned");
     assert_eq!(s.receipt_signature("TX-unknown").await.unwrap(), None);
 
-    // Entry 1: a failed call, then a delivery; entry 2: settled without a call (a pull).
+    // Entry 1: a failed call, then a delivery; entry 2: an unsigned call answered with
+    // success, which leaves nothing to keep beyond its event.
     let call = |answer: &str| CallDetail {
         answer: answer.into(),
         signature: Some(signature("https://recipient.example/hook", "cd34")),
@@ -1536,12 +1537,11 @@ async fn receipt_signatures_and_webhook_calls_are_kept_as_evidence(db: Db) {
         call: Some(call("")),
         ..settlement(Q_DNO, 1, EntryState::Delivered, 200)
     };
-    s.settle(
-        &[delivered.clone(), settlement(Q_DNO, 2, EntryState::Delivered, 210)],
-        &[],
-    )
-    .await
-    .unwrap();
+    let plain = Settlement {
+        call: Some(CallDetail::default()),
+        ..settlement(Q_DNO, 2, EntryState::Delivered, 210)
+    };
+    s.settle(&[delivered.clone(), plain], &[]).await.unwrap();
     // Settling again (a flush retried after a lost answer) records nothing twice.
     s.settle(&[delivered], &[]).await.unwrap();
     // A failure reported for an entry no longer pending records nothing.

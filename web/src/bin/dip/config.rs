@@ -528,9 +528,19 @@ mod tests {
         let fingerprint = first.broker.signer.as_ref().expect("a signer").fingerprint().to_owned();
         assert!(dir.path().join("signing-cert.pem").exists() && dir.path().join("signing-key.pem").exists());
         let again = Settings::resolve(&embedded, Some(&serve_args("DEV", &[]))).unwrap();
-        assert_eq!(again.broker.signer.unwrap().fingerprint(), fingerprint, "kept, not made anew");
+        assert_eq!(
+            again.broker.signer.unwrap().fingerprint(),
+            fingerprint,
+            "kept, not made anew"
+        );
         // Not for PostgreSQL (nodes share no folder) nor for commands other than serving.
-        assert!(Settings::resolve(&store_args(), Some(&serve_args("DEV", &[]))).unwrap().broker.signer.is_none());
+        assert!(
+            Settings::resolve(&store_args(), Some(&serve_args("DEV", &[])))
+                .unwrap()
+                .broker
+                .signer
+                .is_none()
+        );
         assert!(Settings::resolve(&embedded, None).unwrap().broker.signer.is_none());
     }
 
