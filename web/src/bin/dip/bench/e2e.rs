@@ -5,7 +5,9 @@
 //! fixed rates (a request is sent on schedule whatever the earlier ones are doing, and its
 //! latency counts from the schedule, so a stalled server cannot hide its stall). Each
 //! phase also checks what recipients can see: every accepted message delivered, per-queue
-//! order, duplicates, and no queue delivered by two requests at once.
+//! order, duplicates, and no queue delivered by two requests at once. Before each store's
+//! phases, the raw-SQL baseline R ([`super::baseline`]) is measured on the same kind of
+//! database, and the saturation rate B is printed as B/R.
 
 use clap::Args;
 
@@ -43,6 +45,9 @@ pub struct E2eArgs {
     /// and counts as an error.
     #[arg(long, default_value_t = 2048)]
     max_in_flight: usize,
+    /// Skip the raw-SQL baseline R (then no B/R is printed).
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +140,13 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
         cores()
     );
     let mut phases = Vec::new();
+    let mut ratios = Vec::new();
     for &kind in &args.stores.stores {
+        let baseline = if args.no_baseline {
+            None
+        } else {
+            Some(baseline::measure(kind, &args.stores.pg_admin_url, args.seconds).await?)
+        };
         let mut rates = args.rates.clone();
         if !args.no_saturation {
             let saturation = phase(kind, Load::Saturation { clients: args.clients }, &args)
@@ -147,6 +158,14 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
                 "store={:<8} saturation end to end: {rate:.0} messages/s (lower of ingest and delivery)",
                 store_name(kind)
             );
+            if let Some(r) = baseline {
+                println!(
+                    "store={:<8} B/R = {rate:.0} / {r:.0} = {:.2}",
+                    store_name(kind),
+                    rate / r
+                );
+                ratios.push((kind, rate, r));
+            }
             if rates.is_empty() {
                 rates = args.fractions.iter().map(|f| (f * rate).max(1.0)).collect();
             }
@@ -161,6 +180,14 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
         }
     }
     print_summary(&phases);
+    if !ratios.is_empty() {
+        println!();
+        println!("| store | saturation B msg/s | raw-SQL baseline R msg/s | B/R |");
+        println!("|---|---:|---:|---:|");
+        for (kind, b, r) in ratios {
+            println!("| {} | {b:.0} | {r:.0} | {:.2} |", store_name(kind), b / r);
+        }
+    }
     let failed = phases.iter().filter(|p| !p.check.passed()).count();
     if failed > 0 {
         anyhow::bail!("the delivery check failed in {failed} phase(s)");

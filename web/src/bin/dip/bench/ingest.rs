@@ -1,6 +1,7 @@
 //! `dip bench ingest`: ingest alone, from concurrent closed-loop clients. Each message is
 //! a valid IF-031 (supplier → registration service, targeted), so every accepted message
-//! is validated, routed, archived and queued.
+//! is validated, routed, archived and queued. Each store's rates are also stated as a
+//! ratio of the raw-SQL baseline R measured on the same kind of database in the run.
 
 use clap::Args;
 
@@ -19,6 +20,9 @@ pub struct IngestArgs {
     /// Concurrent clients; by default 64 for single-item requests, 8 for batches.
     #[arg(long)]
     clients: Option<usize>,
+    /// Skip the raw-SQL baseline R (then no ingest/R is printed).
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 struct Row {
@@ -35,12 +39,26 @@ pub(super) async fn run(args: IngestArgs) -> anyhow::Result<()> {
         cores()
     );
     for &kind in &args.stores.stores {
+        let baseline = if args.no_baseline {
+            None
+        } else {
+            Some(baseline::measure(kind, &args.stores.pg_admin_url, args.seconds).await?)
+        };
         for &batch in &args.batches {
             let clients = args.clients.unwrap_or(if batch == 1 { 64 } else { 8 });
             let row = measure(kind, batch, clients, &args)
                 .await
                 .with_context(|| format!("{kind:?} batch {batch}"))?;
             print_row(&row);
+            if let Some(r) = baseline {
+                let rate = row.window.per_second(row.window.messages);
+                println!(
+                    "store={:<8} batch={:<4} ingest/R = {rate:.0} / {r:.0} = {:.2}",
+                    store_name(kind),
+                    batch,
+                    rate / r
+                );
+            }
         }
     }
     Ok(())

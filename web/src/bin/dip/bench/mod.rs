@@ -7,9 +7,12 @@
 //! `dip bench ingest` ([`ingest`]), `dip bench e2e` ([`e2e`]), `dip bench replay`
 //! ([`replay`]), `dip bench analytics` ([`analytics`]) and `dip bench trail` ([`trail`]);
 //! this module holds what they share: the stores, the platform, the routes messages take,
-//! the load generators and histograms.
+//! the load generators and histograms. Ingest and e2e also measure the raw-SQL lifecycle
+//! on the same kind of database in the same run ([`baseline`]) and state their rates as a
+//! ratio of it.
 
 mod analytics;
+mod baseline;
 mod e2e;
 mod ingest;
 mod replay;
