@@ -84,6 +84,7 @@ impl Dispatcher {
         let mut expiry = tokio::time::interval(self.ctx.config.sweep_interval * 12);
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.resume().await;
         loop {
             tokio::select! {
                 notice = notices.recv() => match notice {
@@ -219,6 +220,28 @@ impl Dispatcher {
                 // Held elsewhere: the sweep takes it over if that node dies.
                 self.elsewhere.insert(q, now + Duration::from_secs(1));
             }
+        }
+    }
+
+    /// Takes back at once the queues still leased to this node's identity: a node
+    /// restarted under its own name (which `Store::hold_node` keeps to one live process)
+    /// need not wait for its previous incarnation's leases to expire.
+    async fn resume(&mut self) {
+        let until = crate::clock::now_micros()
+            .saturating_add(i64::try_from(self.ctx.config.lease_ttl.as_micros()).unwrap_or(i64::MAX));
+        match self
+            .ctx
+            .broker
+            .queues()
+            .renew_leases(&self.ctx.config.node_id, until)
+            .await
+        {
+            Ok(held) if !held.is_empty() => {
+                tracing::info!(queues = held.len(), node = %self.ctx.config.node_id, "resuming this node's queues");
+                self.claim(held).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot resume this node's queues"),
         }
     }
 

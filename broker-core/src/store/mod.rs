@@ -108,6 +108,31 @@ pub trait Store:
     /// Takes or renews the lease `name` of a singleton background job for `owner`
     /// until `until`; false while another owner holds it past `now`.
     async fn claim_worker(&self, name: &str, owner: &str, now: i64, until: i64) -> Result<bool>;
+
+    /// Holds the delivery node identity `node_id` for this process until the returned
+    /// hold is dropped; `None` while a live process holds it. The hold ends when its
+    /// process does, however it ends (`kill -9` included), so a node restarted under its
+    /// own identity may resume its queues' leases at once: no other process can be
+    /// delivering them under that name. PostgreSQL: a session advisory lock on a
+    /// connection of the hold's own, released by the server when that connection closes;
+    /// SQLite: an exclusive lock on a file beside the database.
+    async fn hold_node(&self, node_id: &str) -> Result<Option<NodeHold>>;
+}
+
+/// A held node identity ([`Store::hold_node`]); dropping it lets the identity go.
+pub struct NodeHold(#[allow(dead_code)] Box<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for NodeHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeHold")
+    }
+}
+
+/// The lock key of a node identity (the advisory lock's, or the lock file's name).
+pub(crate) fn node_key(node_id: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("dip-node:{node_id}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("eight bytes"))
 }
 
 /// Queue id standing for "any queue may have work" in notifications.

@@ -62,6 +62,17 @@ impl PostgresStore {
         })
     }
 
+    /// Holds `node_id` with a session advisory lock on a connection of its own.
+    async fn hold_node_identity(&self, node_id: &str) -> Result<Option<super::NodeHold>> {
+        use sqlx::ConnectOptions;
+        let mut connection = self.pool.connect_options().as_ref().clone().connect().await?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(super::node_key(node_id))
+            .fetch_one(&mut connection)
+            .await?;
+        Ok(held.then(|| super::NodeHold(Box::new(std::sync::Mutex::new(connection)))))
+    }
+
     /// The connection pool, for components that need PostgreSQL itself (LISTEN/NOTIFY).
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -64,6 +64,10 @@ macro_rules! impl_sql_store {
                 .await?
                 .is_some())
             }
+
+            async fn hold_node(&self, node_id: &str) -> $crate::store::Result<Option<$crate::store::NodeHold>> {
+                self.hold_node_identity(node_id).await
+            }
         }
 
         impl $store {

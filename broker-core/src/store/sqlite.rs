@@ -16,6 +16,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 /// separate pool and see committed data through WAL.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    path: std::path::PathBuf,
     write: SqlitePool,
     read: SqlitePool,
     notifier: Notifier,
@@ -50,11 +51,32 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self {
+            path: path.to_owned(),
             write,
             read,
             notifier: super::notifier(),
             outbox: std::sync::Arc::default(),
         })
+    }
+
+    /// Holds `node_id` with an exclusive lock on a file beside the database.
+    async fn hold_node_identity(&self, node_id: &str) -> Result<Option<super::NodeHold>> {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".node-{:016x}.lock", super::node_key(node_id)));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&name)
+            .map_err(|e| StoreError::Config(format!("cannot open the node lock {}: {e}", name.display())))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(super::NodeHold(Box::new(file)))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Config(format!(
+                "cannot lock the node lock {}: {e}",
+                std::path::Path::new(&name).display()
+            ))),
+        }
     }
 
     fn writer(&self) -> &SqlitePool {

@@ -50,6 +50,7 @@ both_stores!(
     settling_changes_pending_entries_once_and_commits_reports_with_it,
     failed_attempts_show_in_entry_and_queue_health,
     receipt_signatures_and_webhook_calls_are_kept_as_evidence,
+    a_node_identity_is_held_by_one_holder_at_a_time,
     dead_letters_filter_and_redrive_to_the_tail,
     replay_candidates_and_recorded_replays,
     received_by_finds_only_messages_sent_to_the_recipient_on_the_channel,
@@ -1579,6 +1580,25 @@ async fn receipt_signatures_and_webhook_calls_are_kept_as_evidence(db: Db) {
     ];
     assert_eq!(attempts, expected);
     assert!(s.attempts_of(&[]).await.unwrap().is_empty());
+}
+
+async fn a_node_identity_is_held_by_one_holder_at_a_time(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    let first = s.hold_node("node-a").await.unwrap().expect("a free identity is held");
+    assert!(s.hold_node("node-a").await.unwrap().is_none(), "held already");
+    let other = s.hold_node("node-b").await.unwrap();
+    assert!(other.is_some(), "another identity is free");
+    drop(first);
+    // Letting go of the hold frees the identity (PostgreSQL: the session ends).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if s.hold_node("node-a").await.unwrap().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "node-a not freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 async fn failed_attempts_show_in_entry_and_queue_health(db: Db) {

@@ -41,7 +41,9 @@ pub struct ServeArgs {
     /// The environment tag messages must carry (DEV, SIT, PREPROD, PROD…).
     #[arg(long, env = "DIP_ENVIRONMENT")]
     pub environment: Option<String>,
-    /// This node's name in queue leases (unique per running process; random by default).
+    /// This node's name in queue leases: `node-<host name>` by default. Restarted under
+    /// the same name, a node takes its queues back at once; two live processes cannot
+    /// share one (the second refuses to start), so give each node on a host its own.
     #[arg(long, env = "DIP_NODE_ID")]
     pub node_id: Option<String>,
     /// How long a queue lease lasts without renewal, in milliseconds (a dead node's
@@ -226,7 +228,11 @@ impl Settings {
         let ms = std::time::Duration::from_millis;
         let mut delivery = broker_core::delivery::DeliveryConfig::default();
         let d = file.delivery;
-        if let Some(id) = serve.and_then(|s| s.node_id.clone()).or(d.node_id) {
+        if let Some(id) = serve
+            .and_then(|s| s.node_id.clone())
+            .or(d.node_id)
+            .or_else(host_node_id)
+        {
             delivery.node_id = id;
         }
         if let Some(n) = serve.and_then(|s| s.lease_ttl_ms).or(d.lease_ttl_ms) {
@@ -414,6 +420,17 @@ pub fn load_data_keys(path: &Path) -> anyhow::Result<broker_core::security::vaul
         tracing::info!(path = %path.display(), "created data keys");
     }
     Ok(broker_core::security::vault::Vault::from_text(&read_file(path)?)?)
+}
+
+/// `node-<host name>`: a node's name that survives its restarts; `None` when the host has
+/// no readable name (the node then takes a random one).
+fn host_node_id() -> Option<String> {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f).ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("node-{h}"))
 }
 
 /// The signing identity (certificate, key; PEM) kept in `dir`, created the first time:

@@ -71,6 +71,15 @@ pub async fn serve_with<C: Companion>(
     store: Arc<dyn Store>,
     start: impl AsyncFnOnce(Broker) -> anyhow::Result<C>,
 ) -> anyhow::Result<()> {
+    let node = &settings.delivery.node_id;
+    // Held while this process lives: no second live process can deliver as this node.
+    let _node_hold = store
+        .hold_node(node)
+        .await
+        .context("holding the node identity")?
+        .with_context(|| {
+            format!("node id {node:?} is held by another live process on this store: give each node its own --node-id")
+        })?;
     let broker = Broker::start(store, settings.broker.clone()).await?;
     let delivery = broker_core::delivery::start(broker.clone(), settings.delivery.clone())?;
     let analytics = Analytics::new(broker.store().clone(), settings.analytics.clone());

@@ -113,7 +113,49 @@ impl Cluster {
         self.nodes[i] = node;
     }
 
+    /// Starts a node that must refuse to start; returns its log once it has exited.
+    pub async fn refused(&mut self, spec: NodeSpec) -> String {
+        let mut node = self.launch(spec);
+        let health = format!("{}/api/v1/health", node.base());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !node.exited() {
+            if let Ok(r) = self.http.get(&health).send().await
+                && r.status().is_success()
+            {
+                panic!("{} started, but should have refused", node.spec.node_id);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} neither started nor exited",
+                node.spec.node_id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tail(&node.log, 20)
+    }
+
     async fn spawn(&mut self, spec: NodeSpec) -> Node {
+        let mut node = self.launch(spec);
+        let health = format!("{}/api/v1/health", node.base());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if node.exited() {
+                panic!("{} exited while starting:\n{}", node.spec.node_id, tail(&node.log, 40));
+            }
+            if let Ok(r) = self.http.get(&health).send().await
+                && r.status().is_success()
+            {
+                return node;
+            }
+            if Instant::now() >= deadline {
+                panic!("{} did not become healthy:\n{}", node.spec.node_id, tail(&node.log, 40));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the process of a node, its output going to a log of its own.
+    fn launch(&mut self, spec: NodeSpec) -> Node {
         self.started += 1;
         let log = self
             .dir
@@ -147,26 +189,10 @@ impl Cluster {
             .stderr(Stdio::from(err))
             .spawn()
             .expect("start dip serve");
-        let mut node = Node {
+        Node {
             spec,
             log,
             child: Some(child),
-        };
-        let health = format!("{}/api/v1/health", node.base());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if node.exited() {
-                panic!("{} exited while starting:\n{}", node.spec.node_id, tail(&node.log, 40));
-            }
-            if let Ok(r) = self.http.get(&health).send().await
-                && r.status().is_success()
-            {
-                return node;
-            }
-            if Instant::now() >= deadline {
-                panic!("{} did not become healthy:\n{}", node.spec.node_id, tail(&node.log, 40));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
