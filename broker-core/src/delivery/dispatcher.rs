@@ -227,15 +227,7 @@ impl Dispatcher {
     /// restarted under its own name (which `Store::hold_node` keeps to one live process)
     /// need not wait for its previous incarnation's leases to expire.
     async fn resume(&mut self) {
-        let until = crate::clock::now_micros()
-            .saturating_add(i64::try_from(self.ctx.config.lease_ttl.as_micros()).unwrap_or(i64::MAX));
-        match self
-            .ctx
-            .broker
-            .queues()
-            .renew_leases(&self.ctx.config.node_id, until)
-            .await
-        {
+        match self.renew_all().await {
             Ok(held) if !held.is_empty() => {
                 tracing::info!(queues = held.len(), node = %self.ctx.config.node_id, "resuming this node's queues");
                 self.claim(held).await;
@@ -245,21 +237,24 @@ impl Dispatcher {
         }
     }
 
+    /// Extends every lease in this node's name by the TTL; the queues still held.
+    async fn renew_all(&self) -> crate::store::Result<Vec<String>> {
+        let until = crate::clock::now_micros()
+            .saturating_add(i64::try_from(self.ctx.config.lease_ttl.as_micros()).unwrap_or(i64::MAX));
+        self.ctx
+            .broker
+            .queues()
+            .renew_leases(&self.ctx.config.node_id, until)
+            .await
+    }
+
     /// Extends this node's leases; a worker whose lease was lost stops.
     async fn renew(&mut self) {
         if self.workers.is_empty() {
             return;
         }
         let start_ms = self.ctx.now_ms();
-        let until = crate::clock::now_micros()
-            .saturating_add(i64::try_from(self.ctx.config.lease_ttl.as_micros()).unwrap_or(i64::MAX));
-        match self
-            .ctx
-            .broker
-            .queues()
-            .renew_leases(&self.ctx.config.node_id, until)
-            .await
-        {
+        match self.renew_all().await {
             Ok(held) => {
                 for (queue, running) in &self.workers {
                     if held.contains(queue) {

@@ -44,16 +44,7 @@ pub async fn measure(kind: StoreKind, pg_admin_url: &str, seconds: u64) -> anyho
                 .max_connections(u32::try_from(CLIENTS).unwrap_or(8))
                 .connect(&url)
                 .await?;
-            for ddl in SCHEMA {
-                sqlx::query(ddl).execute(&pool).await?;
-            }
-            let shared = pool.clone();
-            let rate = run(CLIENTS, measured, move |client, round| {
-                let pool = shared.clone();
-                async move { lifecycle!(sqlx::Postgres, &pool, client, round) }
-            })
-            .await;
-            pool.close().await;
+            let rate = on_pool!(sqlx::Postgres, pool, measured);
             broker_core::store::drop_database(pg_admin_url, &name).await?;
             rate?
         }
@@ -69,17 +60,7 @@ pub async fn measure(kind: StoreKind, pg_admin_url: &str, seconds: u64) -> anyho
                 .max_connections(1)
                 .connect_with(options)
                 .await?;
-            for ddl in SCHEMA {
-                sqlx::query(ddl).execute(&pool).await?;
-            }
-            let shared = pool.clone();
-            let rate = run(CLIENTS, measured, move |client, round| {
-                let pool = shared.clone();
-                async move { lifecycle!(sqlx::Sqlite, &pool, client, round) }
-            })
-            .await;
-            pool.close().await;
-            rate?
+            on_pool!(sqlx::Sqlite, pool, measured)?
         }
     };
     println!(
@@ -89,6 +70,35 @@ pub async fn measure(kind: StoreKind, pg_admin_url: &str, seconds: u64) -> anyho
     );
     Ok(rate)
 }
+
+/// The baseline on a fresh pool of `$db`: its tables, then the clients for `$measured`;
+/// the pool is closed afterwards whatever happened.
+macro_rules! on_pool {
+    ($db:ty, $pool:expr, $measured:expr) => {{
+        let pool = $pool;
+        let mut rate = anyhow::Ok(());
+        for ddl in SCHEMA {
+            if let Err(e) = sqlx::query(ddl).execute(&pool).await {
+                rate = Err(e.into());
+                break;
+            }
+        }
+        let rate = match rate {
+            Ok(()) => {
+                let shared = pool.clone();
+                run(CLIENTS, $measured, move |client, round| {
+                    let pool = shared.clone();
+                    async move { lifecycle!($db, &pool, client, round) }
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        pool.close().await;
+        rate
+    }};
+}
+use on_pool;
 
 /// One batch's lifecycle on a pool of `$db`: insert, then settle; the messages done.
 macro_rules! lifecycle {
