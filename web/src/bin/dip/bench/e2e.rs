@@ -48,6 +48,10 @@ pub struct E2eArgs {
     /// Skip the raw-SQL baseline R (then no B/R is printed).
     #[arg(long)]
     no_baseline: bool,
+    /// Sign every webhook with an RSA-2048 platform key made for the run, as production
+    /// does (each call's signature is then kept as evidence too).
+    #[arg(long)]
+    sign: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -128,7 +132,7 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
     let routes = &ROUTES[..usize::from(args.recipients)];
     println!(
         "dip bench e2e: one message per request to {} recipient queue(s) ({}) with webhook sinks on loopback, \
-         {} s per phase after {} s of warm-up, {} cores",
+         {} s per phase after {} s of warm-up, {} cores, webhooks {}",
         routes.len(),
         routes
             .iter()
@@ -137,7 +141,8 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
             .join(" "),
         args.seconds,
         args.warm_up,
-        cores()
+        cores(),
+        if args.sign { "signed (RSA-2048)" } else { "unsigned" }
     );
     let mut phases = Vec::new();
     let mut ratios = Vec::new();
@@ -261,7 +266,16 @@ fn delivered_count(sinks: &[MockRecipient]) -> usize {
 
 /// One phase on a fresh platform, which is removed afterwards whatever happened.
 async fn phase(kind: StoreKind, load: Load, args: &E2eArgs) -> anyhow::Result<Phase> {
-    let platform = Platform::start(kind, &args.stores.pg_admin_url).await?;
+    let mut config = BrokerConfig::default();
+    if args.sign {
+        let identity = broker_core::security::authority::signing_identity("bench platform", "DEV", 2)?;
+        let signer = broker_core::security::signature::Signer::new(
+            &identity.cert_pem,
+            identity.key_pem.as_deref().unwrap_or_default(),
+        )?;
+        config.signer = Some(Arc::new(signer));
+    }
+    let platform = Platform::start_with(kind, &args.stores.pg_admin_url, config).await?;
     let phase = run_phase(&platform, kind, load, args).await;
     platform.stop().await?;
     phase
