@@ -113,12 +113,19 @@ impl Cluster {
         self.nodes[i] = node;
     }
 
-    /// Starts a node that must refuse to start; returns its log once it has exited.
-    pub async fn refused(&mut self, spec: NodeSpec) -> String {
+    /// Starts a node that must refuse to start; returns its exit status and log once it
+    /// has exited.
+    pub async fn refused(&mut self, spec: NodeSpec) -> (Option<std::process::ExitStatus>, String) {
         let mut node = self.launch(spec);
         let health = format!("{}/api/v1/health", node.base());
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !node.exited() {
+        loop {
+            if let Some(Ok(Some(status))) = node.child.as_mut().map(Child::try_wait) {
+                return (Some(status), tail(&node.log, 20));
+            }
+            if node.exited() {
+                return (None, tail(&node.log, 20));
+            }
             if let Ok(r) = self.http.get(&health).send().await
                 && r.status().is_success()
             {
@@ -131,7 +138,6 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tail(&node.log, 20)
     }
 
     async fn spawn(&mut self, spec: NodeSpec) -> Node {
