@@ -113,18 +113,18 @@ impl Cluster {
         self.nodes[i] = node;
     }
 
-    /// Starts a node that must refuse to start; returns its exit status and log once it
-    /// has exited.
+    /// Starts a node that must refuse to start; returns its exit status and whole log once
+    /// it has exited (with `RUST_BACKTRACE` set, the error's backtrace follows its message).
     pub async fn refused(&mut self, spec: NodeSpec) -> (Option<std::process::ExitStatus>, String) {
         let mut node = self.launch(spec);
         let health = format!("{}/api/v1/health", node.base());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(Ok(Some(status))) = node.child.as_mut().map(Child::try_wait) {
-                return (Some(status), tail(&node.log, 20));
+                return (Some(status), std::fs::read_to_string(&node.log).unwrap_or_default());
             }
             if node.exited() {
-                return (None, tail(&node.log, 20));
+                return (None, std::fs::read_to_string(&node.log).unwrap_or_default());
             }
             if let Ok(r) = self.http.get(&health).send().await
                 && r.status().is_success()
