@@ -30,17 +30,27 @@ fn binary() -> PathBuf {
 }
 
 impl ClickHouseServer {
-    /// Starts a server and waits until it answers.
+    /// Starts a server and waits until it answers. Free ports are picked before the
+    /// server binds them, so another process may take one in between: then new ones.
     pub async fn start() -> Self {
         let mut s = Self {
             child: None,
             dir: tempfile::tempdir().expect("temp dir"),
-            http_port: free_port(),
-            tcp_port: free_port(),
-            interserver_port: free_port(),
+            http_port: 0,
+            tcp_port: 0,
+            interserver_port: 0,
         };
-        s.resume().await;
-        s
+        for _ in 0..3 {
+            (s.http_port, s.tcp_port, s.interserver_port) = (free_port(), free_port(), free_port());
+            // A failed try's errors must not be read as this one's.
+            let _ = std::fs::remove_file(s.dir.path().join("err"));
+            match s.launch().await {
+                Ok(()) => return s,
+                Err(e) if e.contains("Address already in use") => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("clickhouse-server found no free ports in three tries");
     }
 
     /// The URL of a database of its own for one test.
@@ -58,6 +68,13 @@ impl ClickHouseServer {
 
     /// Starts it (again) on the same ports and data, and waits until it answers.
     pub async fn resume(&mut self) {
+        if let Err(e) = self.launch().await {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the server on its ports and data and waits until it answers; why not.
+    async fn launch(&mut self) -> Result<(), String> {
         let d = self.dir.path();
         for sub in ["data", "tmp", "uf"] {
             std::fs::create_dir_all(d.join(sub)).expect("folder");
@@ -88,14 +105,15 @@ impl ClickHouseServer {
             if let Ok(r) = reqwest::get(&ping).await
                 && r.status().is_success()
             {
-                return;
+                return Ok(());
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
                 let err = std::fs::read_to_string(d.join("err")).unwrap_or_default();
-                panic!(
+                return Err(format!(
                     "clickhouse-server exited ({status}): {}",
                     &err[err.len().saturating_sub(2000)..]
-                );
+                ));
             }
             assert!(
                 Instant::now() < deadline,
