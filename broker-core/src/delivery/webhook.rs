@@ -8,7 +8,6 @@ use serde_json::Value;
 use crate::delivery::destinations::Destinations;
 use crate::delivery::report::ErrorItem;
 use crate::error::ErrorCode;
-use crate::security::signature::SignatureRecord;
 use crate::security::signature::Signer;
 use crate::store::{CallDetail, Outbound};
 
@@ -63,61 +62,39 @@ pub fn body(envelope: &str) -> Vec<u8> {
     body
 }
 
-/// A webhook request made ready to send: the URL, the exact body and the platform's
-/// signature of both. Made before its turn when the queue is busy, so that building and
-/// signing the next body overlaps the current call (`worker`).
-#[derive(Debug, Clone)]
-pub struct Request {
-    /// Where it goes, as signed.
-    pub url: reqwest::Url,
-    /// The body.
-    pub body: Vec<u8>,
-    /// The platform's X-DIP signature, when it signs webhooks.
-    pub signature: Option<SignatureRecord>,
-}
-
-impl Request {
-    /// `body` for `url`, signed now by `signer`; why not when the URL is unusable.
-    pub fn new(signer: Option<&Signer>, url: &str, body: Vec<u8>) -> Result<Self, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("invalid URL ({e})"))?;
-        let signature = signer.map(|s| s.sign_request("POST", url.as_str(), &body, chrono::Utc::now()));
-        Ok(Self { url, body, signature })
-    }
-}
-
 /// POSTs one entry to a webhook and reads the answer; with what is kept of the call (the
-/// platform's signature, the start of an error answer). `request` is the prepared request
-/// or why none could be made. Addresses the platform may not reach are refused before
-/// connecting (names, by the client's resolver).
+/// platform's signature, the start of an error answer). Addresses the platform may not
+/// reach are refused before connecting (names, by the client's resolver).
 pub async fn send(
     http: &reqwest::Client,
     destinations: &Destinations,
     signer: Option<&Signer>,
-    request: Result<Request, String>,
+    url: &str,
     out: &Outbound,
+    body: Vec<u8>,
 ) -> (Answer, CallDetail) {
     let refused = |why: String| Answer::Retry {
         outcome: format!("destination refused: {why}"),
         retry_after: None,
     };
-    let request = match request {
-        Ok(r) => r,
-        Err(why) => return (refused(why), CallDetail::default()),
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return (refused(format!("invalid URL ({e})")), CallDetail::default()),
     };
-    if let Err(why) = destinations.check_url(&request.url) {
+    if let Err(why) = destinations.check_url(&parsed) {
         return (refused(why), CallDetail::default());
     }
     let mut call = CallDetail {
         answer: String::new(),
-        signature: request.signature,
+        signature: signer.map(|s| s.sign_request("POST", parsed.as_str(), &body, chrono::Utc::now())),
     };
-    let mut http_request = http.post(request.url);
+    let mut request = http.post(parsed);
     if let (Some(signer), Some(signature)) = (signer, &call.signature) {
         for (name, value) in signer.headers_of(signature) {
-            http_request = http_request.header(name, value);
+            request = request.header(name, value);
         }
     }
-    let (answer, text) = exchange(http_request, out, request.body).await;
+    let (answer, text) = exchange(request, out, body).await;
     call.answer = text;
     (answer, call)
 }

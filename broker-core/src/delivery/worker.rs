@@ -1,7 +1,4 @@
 //! One queue's worker: sends the entries in order, one at a time, and records outcomes.
-//! While an entry's call is in flight, the next entry's request (its body for the
-//! recipient and the platform's signature) is made on the blocking pool, so that one
-//! recipient's rate is bounded by its own answers rather than by the platform's work.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,21 +31,6 @@ enum Next {
     Continue,
     Stop,
 }
-
-/// The next entry's request, made while the current one was sent.
-struct Ahead {
-    /// Its entry's position.
-    seq: i64,
-    /// The endpoint URL it was made for.
-    url: String,
-    /// When it was signed.
-    made: std::time::Instant,
-    request: webhook::Request,
-}
-
-/// A request made ahead is used only this soon after it was signed: an earlier entry's
-/// retries may hold it back, and a recipient refuses signatures dated minutes away.
-const AHEAD_FRESH: Duration = Duration::from_secs(30);
 
 impl Worker {
     pub fn new(ctx: Arc<Ctx>, queue: String, wake: Arc<Notify>, deadline: Arc<AtomicU64>) -> Self {
@@ -114,16 +96,9 @@ impl Worker {
                     }
                 };
                 let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= self.ctx.config.fetch;
-                let mut batch = batch.into_iter().peekable();
-                let mut ahead: Option<tokio::task::JoinHandle<Option<Ahead>>> = None;
-                while let Some(out) = batch.next() {
-                    let ready = match ahead.take() {
-                        Some(made) => made.await.ok().flatten(),
-                        None => None,
-                    };
-                    ahead = batch.peek().map(|next| self.prepare(next.clone()));
+                for out in batch {
                     let replay = out.entry.replay_id.is_some();
-                    match self.deliver(out, ready).await {
+                    match self.deliver(out).await {
                         Next::Continue => self.replay_settled |= replay,
                         Next::Stop => return false,
                     }
@@ -162,28 +137,8 @@ impl Worker {
             .is_some_and(|t| t.elapsed() >= self.ctx.config.flush_interval)
     }
 
-    /// Makes the request of `next` on the blocking pool (building the body may decrypt
-    /// and encrypt; signing is an RSA operation); `None` when it cannot be made, and the
-    /// entry is then handled at its turn as any other.
-    fn prepare(&self, next: Outbound) -> tokio::task::JoinHandle<Option<Ahead>> {
-        let broker = self.ctx.broker.clone();
-        let queue = self.queue.clone();
-        tokio::task::spawn_blocking(move || {
-            let url = broker.registry().endpoint(&queue)?.url.clone()?;
-            let body = super::recipient_body(&broker, &next).ok()?;
-            let request = webhook::Request::new(broker.config().signer.as_deref(), &url, body).ok()?;
-            Some(Ahead {
-                seq: next.entry.seq,
-                url,
-                made: std::time::Instant::now(),
-                request,
-            })
-        })
-    }
-
-    /// Delivers one entry, retrying until it is delivered, returned or dead-lettered;
-    /// `ready` is its request if one was made ahead.
-    async fn deliver(&mut self, mut out: Outbound, mut ready: Option<Ahead>) -> Next {
+    /// Delivers one entry, retrying until it is delivered, returned or dead-lettered.
+    async fn deliver(&mut self, mut out: Outbound) -> Next {
         let broker = self.ctx.broker.clone();
         loop {
             let now = crate::clock::now_micros();
@@ -199,37 +154,29 @@ impl Worker {
             let Some(url) = broker.registry().endpoint(&self.queue).and_then(|e| e.url.clone()) else {
                 return Next::Stop;
             };
-            // A request made ahead serves the first attempt if it is still current.
-            let made = ready
-                .take()
-                .filter(|a| a.seq == out.entry.seq && a.url == url && a.made.elapsed() < AHEAD_FRESH);
-            let signer = broker.config().signer.as_deref();
-            let request = match made {
-                Some(a) => Ok(a.request),
-                None => match super::recipient_body(&broker, &out) {
-                    // An unusable URL is answered by `send` as a refused destination.
-                    Ok(body) => webhook::Request::new(signer, &url, body),
-                    Err(e) => {
-                        // It cannot be sent (unreadable archive, no certificate to encrypt
-                        // to): keep it out of the way of the rest of the queue.
-                        tracing::error!(queue = %self.queue, seq = out.entry.seq, error = %e, "message undeliverable");
-                        let (settlement, report) = super::dead_letter(
-                            &broker,
-                            &out,
-                            crate::clock::now_micros(),
-                            &format!("undeliverable: {e}"),
-                            "PLATFORM_ERROR",
-                            format!("the platform could not prepare the message for its recipient: {e}"),
-                        );
-                        self.flush(&[settlement], report.into_iter().collect()).await;
-                        self.cursor = out.entry.seq;
-                        return Next::Continue;
-                    }
-                },
+            let body = match super::recipient_body(&broker, &out) {
+                Ok(b) => b,
+                Err(e) => {
+                    // It cannot be sent (unreadable archive, no certificate to encrypt to):
+                    // keep it out of the way of the rest of the queue.
+                    tracing::error!(queue = %self.queue, seq = out.entry.seq, error = %e, "message undeliverable");
+                    let (settlement, report) = super::dead_letter(
+                        &broker,
+                        &out,
+                        crate::clock::now_micros(),
+                        &format!("undeliverable: {e}"),
+                        "PLATFORM_ERROR",
+                        format!("the platform could not prepare the message for its recipient: {e}"),
+                    );
+                    self.flush(&[settlement], report.into_iter().collect()).await;
+                    self.cursor = out.entry.seq;
+                    return Next::Continue;
+                }
             };
             let config = &self.ctx.config;
+            let signer = broker.config().signer.as_deref();
             let started = std::time::Instant::now();
-            let (answer, call) = webhook::send(&self.ctx.http, &config.destinations, signer, request, &out).await;
+            let (answer, call) = webhook::send(&self.ctx.http, &config.destinations, signer, &url, &out, body).await;
             let at = crate::clock::now_micros();
             let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
             match answer {
