@@ -21,7 +21,7 @@ use broker_core::security::signature::{SignatureRecord, Signer};
 use broker_core::store::{Attempt, QueueEntry, StoreError};
 use dip_admin::types::{Actor, AppError};
 
-use crate::trail::{self, Scope, Seen};
+use crate::trail::{self, Archived, Scope, Seen};
 
 /// The format named in every bundle, for readers that check it.
 pub const FORMAT: &str = "dip-evidence/1";
@@ -104,8 +104,7 @@ async fn gather(broker: &Broker, scope: &Scope, actor: &Actor, seen: &Seen) -> R
         Some(sig) => json!({ "signed": true, "signerCertificateFingerprint": sig.fingerprint }),
     };
 
-    let keys: Vec<(String, i64)> = seen.copies.iter().map(|c| (c.queue_id.clone(), c.seq)).collect();
-    let attempts = broker.queues().attempts_of(&keys).await?;
+    let attempts = trail::attempts_of(broker, &seen.copies).await?;
     let copies: Vec<Value> = seen.copies.iter().map(|c| copy_of(c, &attempts, &mut files)).collect();
     let routing = trail::routing_seen(scope, m, seen.whole).map_err(|e| StoreError::Corrupt(e.to_string()))?;
 
@@ -145,25 +144,19 @@ async fn gather(broker: &Broker, scope: &Scope, actor: &Actor, seen: &Seen) -> R
 /// The archived envelope's SHA-256 (of the envelope as archived, opened when sealed at
 /// rest), or why there is none.
 async fn archive_of(broker: &Broker, transaction_id: &str) -> Result<Value, StoreError> {
-    let Some(stored) = broker.messages().archived_envelope(transaction_id).await? else {
-        return Ok(json!({ "archived": false, "note": "no longer archived: its retention has ended" }));
-    };
-    let sealed = broker_core::security::vault::is_sealed(&stored);
-    Ok(match broker.open_envelope(transaction_id, &stored) {
-        Ok(plain) => json!({
+    Ok(match trail::archived(broker, transaction_id).await? {
+        Archived::Gone => json!({ "archived": false, "note": "no longer archived: its retention has ended" }),
+        Archived::Opened { plain, sealed } => json!({
             "archived": true,
             "sealedAtRest": sealed,
             "envelopeSha256": hex::encode(Sha256::digest(plain.as_bytes())),
             "envelopeBytes": plain.len(),
         }),
-        Err(e) => {
-            tracing::warn!(transaction = %transaction_id, error = %e, "cannot open an archived payload");
-            json!({
-                "archived": true,
-                "sealedAtRest": sealed,
-                "note": "sealed with a data key this node does not hold",
-            })
-        }
+        Archived::Unopened { sealed } => json!({
+            "archived": true,
+            "sealedAtRest": sealed,
+            "note": "sealed with a data key this node does not hold",
+        }),
     })
 }
 

@@ -426,8 +426,7 @@ async fn trace_in(
             .filter(|e| e.transaction_id == m.transaction_id && e.kind == EventKind::Received),
         &[],
     );
-    let keys: Vec<(String, i64)> = copies.iter().map(|c| (c.queue_id.clone(), c.seq)).collect();
-    let attempts = broker.queues().attempts_of(&keys).await?;
+    let attempts = attempts_of(broker, &copies).await?;
     let mut traced: Vec<CopyTrace> = copies
         .iter()
         .map(|e| {
@@ -695,24 +694,62 @@ fn routing_lines(decision: &Value) -> (Vec<RoutingLine>, Vec<String>) {
 /// What a viewer is shown as a message's payload: the sender and operator staff the
 /// message as it was sent; a recipient its own copy as delivered, with what its role may
 /// not see masked here, on the server. The archive is opened only after that check.
+/// A transaction's archived envelope as this node can read it.
+pub(crate) enum Archived {
+    /// No longer archived: its retention has ended.
+    Gone,
+    /// Sealed with a data key this node does not hold.
+    Unopened {
+        /// Whether it is sealed at rest.
+        sealed: bool,
+    },
+    /// The envelope as archived (opened when sealed at rest).
+    Opened {
+        /// The envelope.
+        plain: String,
+        /// Whether it is sealed at rest.
+        sealed: bool,
+    },
+}
+
+/// Reads and opens the archived envelope of `transaction_id`.
+pub(crate) async fn archived(broker: &Broker, transaction_id: &str) -> Result<Archived, StoreError> {
+    let Some(stored) = broker.messages().archived_envelope(transaction_id).await? else {
+        return Ok(Archived::Gone);
+    };
+    let sealed = broker_core::security::vault::is_sealed(&stored);
+    Ok(match broker.open_envelope(transaction_id, &stored) {
+        Ok(plain) => Archived::Opened { plain, sealed },
+        Err(e) => {
+            tracing::warn!(transaction = %transaction_id, error = %e, "cannot open an archived payload");
+            Archived::Unopened { sealed }
+        }
+    })
+}
+
+/// The recorded webhook calls of `copies`, oldest first per copy.
+pub(crate) async fn attempts_of(broker: &Broker, copies: &[QueueEntry]) -> Result<Vec<Attempt>, StoreError> {
+    let keys: Vec<(String, i64)> = copies.iter().map(|c| (c.queue_id.clone(), c.seq)).collect();
+    broker.queues().attempts_of(&keys).await
+}
+
 async fn payload_for(
     broker: &Broker,
     m: &MessageRecord,
     whole: bool,
     copies: &[QueueEntry],
 ) -> Result<(Option<String>, String), TrailError> {
-    let Some(stored) = broker.messages().archived_envelope(&m.transaction_id).await? else {
-        return Ok((
-            None,
-            "The payload is no longer archived (its retention has ended).".into(),
-        ));
-    };
-    let plain = match broker.open_envelope(&m.transaction_id, &stored) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(transaction = %m.transaction_id, error = %e, "cannot open an archived payload");
+    let plain = match archived(broker, &m.transaction_id).await? {
+        Archived::Gone => {
+            return Ok((
+                None,
+                "The payload is no longer archived (its retention has ended).".into(),
+            ));
+        }
+        Archived::Unopened { .. } => {
             return Ok((None, "The archived payload cannot be opened on this node.".into()));
         }
+        Archived::Opened { plain, .. } => plain,
     };
     let mut payload: Value = serde_json::from_str(&plain).map_err(|e| TrailError(unavailable(e)))?;
     let note = if whole {

@@ -679,11 +679,7 @@ macro_rules! impl_message_store {
                             .push_bind(&m.correlation_id)
                             .push_bind(m.received_at)
                             .push_bind(&m.routing)
-                            .push_bind(
-                                m.receipt_signature
-                                    .as_ref()
-                                    .map(|r| serde_json::to_string(r).expect("a signature record serialises")),
-                            );
+                            .push_bind(m.receipt_signature.as_ref().map($crate::store::sql::encode_json));
                     });
                     qb.push(
                         " ON CONFLICT (sender_dip_id, sender_unique_reference) DO NOTHING \

@@ -1010,9 +1010,7 @@ macro_rules! impl_queue_store {
                             .push_bind(c.outcome)
                             .push_bind(c.duration_us)
                             .push_bind(&c.call.answer)
-                            .push_bind(c.call.signature.as_ref().map(|r| {
-                                serde_json::to_string(r).expect("a signature record serialises")
-                            }));
+                            .push_bind(c.call.signature.as_ref().map($crate::store::sql::encode_json));
                     });
                     qb.push(" ON CONFLICT (queue_id, seq, at) DO NOTHING");
                     qb.build().execute(&mut **tx).await?;

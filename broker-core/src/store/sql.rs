@@ -24,6 +24,11 @@ pub(super) fn decode_list(s: &str) -> super::Result<Vec<String>> {
     serde_json::from_str(s).map_err(|e| super::StoreError::Corrupt(format!("list {s:?}: {e}")))
 }
 
+/// A value as its JSON column holds it.
+pub(super) fn encode_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("a stored value serialises to JSON")
+}
+
 /// A JSON column read back into its type; unreadable JSON is corruption.
 pub(super) fn decode_json<T: serde::de::DeserializeOwned>(s: &str) -> super::Result<T> {
     serde_json::from_str(s).map_err(|e| super::StoreError::Corrupt(format!("JSON column: {e}")))

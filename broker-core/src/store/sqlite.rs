@@ -63,6 +63,7 @@ impl SqliteStore {
     async fn hold_node_identity(&self, node_id: &str) -> Result<Option<super::NodeHold>> {
         let mut name = self.path.clone().into_os_string();
         name.push(format!(".node-{:016x}.lock", super::node_key(node_id)));
+        let name = std::path::PathBuf::from(name);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -74,7 +75,7 @@ impl SqliteStore {
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Config(format!(
                 "cannot lock the node lock {}: {e}",
-                std::path::Path::new(&name).display()
+                name.display()
             ))),
         }
     }
