@@ -2,7 +2,24 @@
 //! outbox in the same transaction as the change itself (so an event exists exactly when
 //! its change does). The message path and the stores write them; analytics reads them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize};
+
+/// Whether this process writes lifecycle events (always, but for `dip bench e2e
+/// --analytics off`, which measures what analytics costs the message path).
+static RECORDING: AtomicBool = AtomicBool::new(true);
+
+/// Turns the writing of lifecycle events on or off for this whole process. For
+/// benchmarks only: with it off, reports, alarms and traces miss what happens meanwhile.
+pub fn record_for_benchmark(on: bool) {
+    RECORDING.store(on, Ordering::Relaxed);
+}
+
+/// Whether lifecycle events are written (see [`record_for_benchmark`]).
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
 
 /// What happened to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -176,6 +176,9 @@ macro_rules! impl_outbox_store {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::events::Event],
             ) -> $crate::store::Result<()> {
+                if !$crate::events::recording() {
+                    return Ok(());
+                }
                 for chunk in events.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
                         "INSERT INTO analytics_outbox ({}) ",

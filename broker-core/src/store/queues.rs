@@ -992,8 +992,6 @@ macro_rules! impl_queue_store {
                 Ok(seqs)
             }
 
-            /// Appends events about queue entries, completed from each entry and its
-            /// message (latency counts from receipt, or from queueing for replay copies).
             /// Records webhook calls (a repeat of one already recorded changes nothing).
             async fn record_calls(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -1018,10 +1016,15 @@ macro_rules! impl_queue_store {
                 Ok(())
             }
 
+            /// Appends events about queue entries, completed from each entry and its
+            /// message (latency counts from receipt, or from queueing for replay copies).
             async fn entry_events(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::store::queues::EntryEvent<'_>],
             ) -> $crate::store::Result<()> {
+                if !$crate::events::recording() {
+                    return Ok(());
+                }
                 for chunk in events.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
                         "INSERT INTO analytics_outbox ({}) SELECT v.column3, v.column4, q.transaction_id, \

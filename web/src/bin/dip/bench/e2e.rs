@@ -52,6 +52,17 @@ pub struct E2eArgs {
     /// does (each call's signature is then kept as evidence too).
     #[arg(long)]
     sign: bool,
+    /// `on`: lifecycle events are written with each change and the analytics pump moves
+    /// them to the embedded tables, as `dip serve` does without ClickHouse; `off`: neither
+    /// (benchmark only: the difference is what analytics costs the message path).
+    #[arg(long, value_enum, default_value = "on")]
+    analytics: Switch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -132,7 +143,7 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
     let routes = &ROUTES[..usize::from(args.recipients)];
     println!(
         "dip bench e2e: one message per request to {} recipient queue(s) ({}) with webhook sinks on loopback, \
-         {} s per phase after {} s of warm-up, {} cores, webhooks {}",
+         {} s per phase after {} s of warm-up, {} cores, webhooks {}, analytics {}",
         routes.len(),
         routes
             .iter()
@@ -142,8 +153,13 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
         args.seconds,
         args.warm_up,
         cores(),
-        if args.sign { "signed (RSA-2048)" } else { "unsigned" }
+        if args.sign { "signed (RSA-2048)" } else { "unsigned" },
+        match args.analytics {
+            Switch::On => "on (events and the pump to the embedded tables)",
+            Switch::Off => "off (no events, no pump)",
+        }
     );
+    broker_core::events::record_for_benchmark(args.analytics == Switch::On);
     let mut phases = Vec::new();
     let mut ratios = Vec::new();
     for &kind in &args.stores.stores {
@@ -310,6 +326,10 @@ async fn run_phase(platform: &Platform, kind: StoreKind, load: Load, args: &E2eA
         ..DeliveryConfig::default()
     };
     let delivering = delivery::start(platform.broker.clone(), config)?;
+    let pump = (args.analytics == Switch::On).then(|| {
+        let store = platform.broker.store().clone();
+        dip_reporting::pump::start(store, dip_reporting::analytics::Sink::Embedded, Default::default())
+    });
 
     let demo = DirectoryData::demo()?;
     let keys: Arc<[String]> = routes
@@ -373,6 +393,9 @@ async fn run_phase(platform: &Platform, kind: StoreKind, load: Load, args: &E2eA
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     delivering.stop().await;
+    if let Some(pump) = pump {
+        pump.stop().await;
+    }
     let (check, delivery) = check(routes, &sinks, &expected);
     Ok(Phase {
         store: kind,
