@@ -16,7 +16,8 @@ use broker_core::Broker;
 use broker_core::clock::rfc3339;
 use broker_core::events::{Event, EventKind};
 use broker_core::store::{
-    Attempt, CopyState, MessageOrder, MessageQuery, MessageRecord, QueueEntry, SEARCH_COUNT_CAP, StoreError,
+    AHEAD_LIMIT, Attempt, CopyState, MessageOrder, MessageQuery, MessageRecord, QueueEntry, SEARCH_COUNT_CAP,
+    StoreError,
 };
 use dip_admin::types::{Actor, AppError, ListQuery, PAGE_SIZE, Page};
 
@@ -24,8 +25,8 @@ use crate::analytics::Analytics;
 use crate::charts::{self, Arrow};
 use crate::error::AnalyticsError;
 use crate::trail_views::{
-    AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, ReportLink, RoutingLine, SignedWith, Step, Trace,
-    Workflow,
+    AppointmentRow, CopyRow, CopyTrace, MessageRow, MpanReport, QueuedBehind, ReportLink, RoutingLine, SignedWith,
+    Step, Trace, Workflow,
 };
 
 /// Most rows one CSV export holds.
@@ -427,9 +428,11 @@ async fn trace_in(
         &[],
     );
     let attempts = attempts_of(broker, &copies).await?;
+    let behind = queued_behind(broker, &copies).await?;
     let mut traced: Vec<CopyTrace> = copies
         .iter()
-        .map(|e| {
+        .zip(behind)
+        .map(|(e, queued_behind)| {
             // A copy's events name its queue; a redriven dead letter and its new entry
             // share it, so each entry takes the events from its own queueing on.
             let start = e.enqueued_at;
@@ -455,6 +458,7 @@ async fn trace_in(
                 hidden: e.hidden.clone(),
                 steps: steps(m.received_at, own, &attempts),
                 reports: Vec::new(),
+                queued_behind,
             }
         })
         .collect();
@@ -731,6 +735,33 @@ pub(crate) async fn archived(broker: &Broker, transaction_id: &str) -> Result<Ar
 pub(crate) async fn attempts_of(broker: &Broker, copies: &[QueueEntry]) -> Result<Vec<Attempt>, StoreError> {
     let keys: Vec<(String, i64)> = copies.iter().map(|c| (c.queue_id.clone(), c.seq)).collect();
     broker.queues().attempts_of(&keys).await
+}
+
+/// For each copy, what it joined its queue behind (`None` when the queue was clear).
+async fn queued_behind(broker: &Broker, copies: &[QueueEntry]) -> Result<Vec<Option<QueuedBehind>>, StoreError> {
+    let queues = broker.queues();
+    let ahead = futures::future::try_join_all(
+        copies
+            .iter()
+            .map(|c| queues.ahead_of(&c.queue_id, c.seq, c.enqueued_at)),
+    )
+    .await?;
+    Ok(copies
+        .iter()
+        .zip(ahead)
+        .map(|(c, a)| {
+            (a.entries > 0).then(|| QueuedBehind {
+                messages: if a.entries >= AHEAD_LIMIT {
+                    format!("{AHEAD_LIMIT}+")
+                } else {
+                    a.entries.to_string()
+                },
+                retried: a.retried,
+                retry_outcome: a.retry_outcome,
+                waited_ms: a.cleared_at.map(|t| (t - c.enqueued_at).max(0) as f64 / 1000.0),
+            })
+        })
+        .collect())
 }
 
 async fn payload_for(

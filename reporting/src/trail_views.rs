@@ -124,6 +124,26 @@ pub struct CopyTrace {
     /// to the sender and operator staff only).
     #[serde(default)]
     pub reports: Vec<ReportLink>,
+    /// The earlier messages of its queue it joined behind, if any.
+    #[serde(default)]
+    pub queued_behind: Option<QueuedBehind>,
+}
+
+/// What a copy joined its queue behind. A queue is delivered strictly in order, one
+/// message at a time, so a copy waits for the messages ahead of it and for their retries:
+/// why a message can arrive seconds late at a recipient that answers in milliseconds.
+/// Counts only: the messages ahead may be other senders'.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedBehind {
+    /// Earlier messages of the queue still unsettled when it joined (`1000+` beyond the
+    /// look-back).
+    pub messages: String,
+    /// How many of them the recipient failed at first, so that they were retried.
+    pub retried: i64,
+    /// What the recipient first answered the first of those (`HTTP 503`, `timeout`…).
+    pub retry_outcome: Option<String>,
+    /// From joining until the last of them was settled (`None` while one is unsettled).
+    pub waited_ms: Option<f64>,
 }
 
 /// A return-to-sender report about a copy: a message on `IF-990` to the sender.

@@ -35,8 +35,8 @@ pub use messages::{
 pub use outbox::{OutboxStore, ReportRow};
 pub use postgres::{PostgresStore, create_database, drop_database};
 pub use queues::{
-    Attempt, AttemptFailure, CallDetail, DeadLetter, DeadLetterFilter, EntryState, Origin, Outbound, QueueEntry,
-    QueueHealth, QueueStat, QueueStore, Settlement,
+    AHEAD_LIMIT, Ahead, Attempt, AttemptFailure, CallDetail, DeadLetter, DeadLetterFilter, EntryState, Origin,
+    Outbound, QueueEntry, QueueHealth, QueueStat, QueueStore, Settlement,
 };
 pub use replays::{
     ReplayAdmission, ReplayCandidate, ReplayCopy, ReplayProgress, ReplayQuota, ReplayRecord, ReplayStore, ReplayUsage,

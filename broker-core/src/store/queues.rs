@@ -123,9 +123,9 @@ pub struct Settlement {
 }
 
 /// What the platform keeps of one webhook call besides its outcome, for the trace and
-/// evidence bundles. An empty one (an unsigned call answered with success) is not stored:
-/// its outcome and duration are in the lifecycle events already, and bundles are made
-/// only by a platform that signs.
+/// evidence bundles. Every failed call is stored; an empty successful one (unsigned) is
+/// not: its outcome and duration are in the lifecycle events already, and bundles are
+/// made only by a platform that signs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CallDetail {
     /// The start of the recipient's answer when it was not a success (empty otherwise).
@@ -156,6 +156,23 @@ pub struct Attempt {
     pub duration_us: i64,
     /// What was kept of it.
     pub call: CallDetail,
+}
+
+/// How far back [`QueueStore::ahead_of`] looks.
+pub const AHEAD_LIMIT: i64 = 1000;
+
+/// The entries a queue entry joined behind: a copy waits for them (per-recipient FIFO),
+/// and for their retries when the recipient fails them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ahead {
+    /// How many (at most [`AHEAD_LIMIT`]).
+    pub entries: i64,
+    /// How many of them were attempted more than once.
+    pub retried: i64,
+    /// The last outcome of the first of them that was retried.
+    pub retry_outcome: Option<String>,
+    /// When the last of them was settled (`None` while one is still unsettled).
+    pub cleared_at: Option<i64>,
 }
 
 /// A failed attempt on the head of a queue, to be retried at `retry_at`.
@@ -288,6 +305,10 @@ pub trait QueueStore: Send + Sync {
     async fn record_failure(&self, failure: &AttemptFailure) -> Result<()>;
     /// The recorded webhook calls of the given entries (queue, position), oldest first.
     async fn attempts_of(&self, entries: &[(String, i64)]) -> Result<Vec<Attempt>>;
+    /// What was ahead of entry `seq` of `queue_id` when it joined at `enqueued_at`: the
+    /// earlier entries still unsettled then, looked for among the [`AHEAD_LIMIT`] before
+    /// it (FIFO settles them in order, so they are the nearest).
+    async fn ahead_of(&self, queue_id: &str, seq: i64, enqueued_at: i64) -> Result<Ahead>;
     /// Pending entries of a queue carrying the given transactions.
     async fn pending_by_transaction(&self, queue_id: &str, transaction_ids: &[String]) -> Result<Vec<QueueEntry>>;
     /// Delivery health of the given queues.
@@ -617,17 +638,18 @@ macro_rules! impl_queue_store {
                         duration_us: f.duration_us,
                     };
                     Self::entry_events(&mut tx, std::slice::from_ref(&event)).await?;
-                    if let Some(call) = f.call.as_ref().filter(|c| !c.is_empty()) {
-                        let row = $crate::store::queues::CallRow {
-                            queue_id: &f.queue_id,
-                            seq: f.seq,
-                            at: f.at,
-                            outcome: &f.outcome,
-                            duration_us: f.duration_us,
-                            call,
-                        };
-                        Self::record_calls(&mut tx, std::slice::from_ref(&row)).await?;
-                    }
+                    // Every failed call is kept, empty or not: the failures of an entry
+                    // stay in the store whatever analytics holds.
+                    let call = f.call.clone().unwrap_or_default();
+                    let row = $crate::store::queues::CallRow {
+                        queue_id: &f.queue_id,
+                        seq: f.seq,
+                        at: f.at,
+                        outcome: &f.outcome,
+                        duration_us: f.duration_us,
+                        call: &call,
+                    };
+                    Self::record_calls(&mut tx, std::slice::from_ref(&row)).await?;
                 }
                 sqlx::query(
                     "UPDATE queue_status SET last_attempt_at = $2, last_outcome = $3, \
@@ -642,6 +664,53 @@ macro_rules! impl_queue_store {
                 tx.commit().await?;
                 self.outbox.notify_one();
                 Ok(())
+            }
+
+            async fn ahead_of(
+                &self,
+                queue_id: &str,
+                seq: i64,
+                enqueued_at: i64,
+            ) -> $crate::store::Result<$crate::store::Ahead> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT seq, attempts, settled_at FROM queue_entries \
+                     WHERE queue_id = $1 AND seq < $2 AND seq >= $3 AND (settled_at IS NULL OR settled_at > $4) \
+                     ORDER BY seq",
+                )
+                .bind(queue_id)
+                .bind(seq)
+                .bind(seq.saturating_sub($crate::store::queues::AHEAD_LIMIT))
+                .bind(enqueued_at)
+                .fetch_all(self.reader())
+                .await?;
+                let mut ahead = $crate::store::Ahead {
+                    entries: i64::try_from(rows.len()).unwrap_or(i64::MAX),
+                    ..Default::default()
+                };
+                let mut first_retried = None;
+                let mut cleared = (!rows.is_empty()).then_some(i64::MIN);
+                for r in &rows {
+                    let (seq, attempts, settled): (i64, i64, Option<i64>) = (r.get(0), r.get(1), r.get(2));
+                    // Retried: settled after more than one attempt, or failed and waiting.
+                    if attempts > 1 || (settled.is_none() && attempts > 0) {
+                        ahead.retried += 1;
+                        first_retried.get_or_insert(seq);
+                    }
+                    cleared = cleared.zip(settled).map(|(a, b)| a.max(b));
+                }
+                ahead.cleared_at = cleared;
+                // Its first attempt failed (it was retried): what the recipient answered.
+                if let Some(first) = first_retried {
+                    ahead.retry_outcome = sqlx::query_scalar(
+                        "SELECT outcome FROM delivery_attempts WHERE queue_id = $1 AND seq = $2 ORDER BY at LIMIT 1",
+                    )
+                    .bind(queue_id)
+                    .bind(first)
+                    .fetch_optional(self.reader())
+                    .await?;
+                }
+                Ok(ahead)
             }
 
             async fn attempts_of(&self, entries: &[(String, i64)]) -> $crate::store::Result<Vec<$crate::store::Attempt>> {

@@ -9,7 +9,7 @@ use broker_core::catalogue::CatalogueData;
 use broker_core::model::{Appointment, Channel, Endpoint, Participant, ParticipantKind, Role, SchemaVersion};
 use broker_core::seed::seed_catalogue;
 use broker_core::store::{
-    ApiKeyRecord, Attempt, AttemptFailure, AuditEntry, AuditFilter, Backend, CallDetail, CommitOutcome,
+    Ahead, ApiKeyRecord, Attempt, AttemptFailure, AuditEntry, AuditFilter, Backend, CallDetail, CommitOutcome,
     DeadLetterFilter, Delivery, EntryState, MessageRecord, MessageStore, NewMessage, Outbound, QueueEntry, QueueHealth,
     QueueStat, QueueStore, ReplayAdmission, ReplayCopy, ReplayQuota, ReplayRecord, ReplayUsage, SessionRecord,
     Settlement, StoreError, UserRecord,
@@ -50,6 +50,7 @@ both_stores!(
     settling_changes_pending_entries_once_and_commits_reports_with_it,
     failed_attempts_show_in_entry_and_queue_health,
     receipt_signatures_and_webhook_calls_are_kept_as_evidence,
+    an_entry_knows_what_it_joined_behind,
     a_node_identity_is_held_by_one_holder_at_a_time,
     dead_letters_filter_and_redrive_to_the_tail,
     replay_candidates_and_recorded_replays,
@@ -1580,6 +1581,82 @@ async fn receipt_signatures_and_webhook_calls_are_kept_as_evidence(db: Db) {
     ];
     assert_eq!(attempts, expected);
     assert!(s.attempts_of(&[]).await.unwrap().is_empty());
+}
+
+async fn an_entry_knows_what_it_joined_behind(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    commit(
+        s,
+        &[
+            msg(1, SUPPLIER, &[Q_DNO]),
+            msg(2, SUPPLIER, &[Q_DNO]),
+            msg(3, SUPPLIER, &[Q_DNO]),
+        ],
+    )
+    .await;
+    let entries = queue(s, Q_DNO).await;
+    let (first, second, third) = (&entries[0], &entries[1], &entries[2]);
+    let joined = third.enqueued_at;
+    let ahead = |e: &QueueEntry| s.ahead_of(Q_DNO, e.seq, e.enqueued_at);
+    assert_eq!(
+        ahead(first).await.unwrap(),
+        Ahead::default(),
+        "the head joined an empty queue"
+    );
+    assert_eq!(
+        ahead(third).await.unwrap(),
+        Ahead {
+            entries: 2,
+            ..Ahead::default()
+        },
+        "two unsettled ahead, none attempted yet"
+    );
+    // The head fails (a call with nothing to keep beyond its outcome is kept all the
+    // same), is retried and delivered; the second is delivered at once.
+    s.record_failure(&AttemptFailure {
+        queue_id: Q_DNO.into(),
+        seq: first.seq,
+        at: joined + 100,
+        outcome: "timeout".into(),
+        retry_at: joined + 150,
+        duration_us: 9,
+        call: None,
+    })
+    .await
+    .unwrap();
+    let waiting = ahead(third).await.unwrap();
+    assert_eq!(
+        (waiting.retried, waiting.retry_outcome.as_deref(), waiting.cleared_at),
+        (1, Some("timeout"), None)
+    );
+    s.settle(
+        &[
+            settlement(Q_DNO, first.seq, EntryState::Delivered, joined + 200),
+            settlement(Q_DNO, second.seq, EntryState::Delivered, joined + 300),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ahead(third).await.unwrap(),
+        Ahead {
+            entries: 2,
+            retried: 1,
+            retry_outcome: Some("timeout".into()),
+            cleared_at: Some(joined + 300),
+        }
+    );
+    // Entries settled before it joined were not ahead of it.
+    assert_eq!(
+        s.ahead_of(Q_DNO, third.seq, joined + 250).await.unwrap(),
+        Ahead {
+            entries: 1,
+            cleared_at: Some(joined + 300),
+            ..Ahead::default()
+        }
+    );
 }
 
 async fn a_node_identity_is_held_by_one_holder_at_a_time(db: Db) {

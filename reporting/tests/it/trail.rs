@@ -494,7 +494,43 @@ async fn a_returned_copy_links_its_report(db: Db) {
     }
 }
 
+/// A copy that joined its queue behind a message the recipient failed waits for that
+/// message's retries (per-recipient FIFO), and its trace says so.
+async fn a_copy_queued_behind_a_retried_message_says_so(db: Db) {
+    let s = TestServer::delivering(db).await;
+    let sink = MockRecipient::start(true).await.expect("sink");
+    s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
+    s.fast_retries("IF-031").await;
+    // The first message is failed three times: 50+100+200 ms of back-off at least, while
+    // the second joins behind it.
+    sink.script([Reply::Status(503), Reply::Status(503), Reply::Status(503)]);
+    let first = send(&s, SUP1, if031("t-head")).await;
+    let second = send(&s, SUP1, if031("t-behind")).await;
+    sink.wait_delivered(2, Duration::from_secs(15)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.db.store.message_deliveries(&second).await.unwrap()[0].state != "delivered" {
+        assert!(Instant::now() < deadline, "not delivered in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let op = actor(None, PortalRole::Auditor);
+    let head = trace(&s, &op, &first).await.unwrap();
+    assert_eq!(head.copies[0].queued_behind, None, "the queue was clear");
+    let t = trace(&s, &actor(Some(SUP1), PortalRole::MessageUser), &second)
+        .await
+        .unwrap();
+    let behind = t.copies[0].queued_behind.clone().expect("queued behind the first");
+    assert_eq!(behind.messages, "1");
+    assert_eq!(behind.retried, 1);
+    assert_eq!(behind.retry_outcome.as_deref(), Some("HTTP 503"));
+    let waited = behind.waited_ms.expect("the first is settled");
+    assert!(waited >= 150.0, "it waited for three back-offs: {waited} ms");
+    // Its own delivery took one attempt; the wait was the queue's.
+    let kinds: Vec<&str> = t.copies[0].steps.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, ["routed", "delivered"]);
+}
+
 both_stores!(
+    a_copy_queued_behind_a_retried_message_says_so,
     a_redriven_dead_letter_shows_both_entries,
     an_mpan_report_shows_each_participant_its_appointed_periods,
     a_workflow_is_a_sequence_of_its_messages,

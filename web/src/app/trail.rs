@@ -294,15 +294,55 @@ fn CopyView(c: CopyTrace) -> impl IntoView {
             </p>
         }
     });
+    let behind = c
+        .queued_behind
+        .clone()
+        .map(|b| view! { <p class="hint behind">{behind_text(&b)}</p> });
     view! {
         <section class="copy" aria-label=title.clone()>
             <h3>{title.clone()}" "<span class=tone(&c.copy.state)>{state_label(&c.copy.state).to_owned()}</span></h3>
             {replay}
             {hidden}
+            {behind}
             {reports}
             <Steps steps=c.steps empty="No events recorded for this copy yet."/>
         </section>
     }
+}
+
+/// Why a copy waited: its queue is delivered in order, so it waits for those ahead.
+fn behind_text(b: &QueuedBehind) -> String {
+    let one = b.messages == "1";
+    let mut text = format!(
+        "Joined its queue behind {} earlier message{} to this recipient (each queue is delivered in order, one at a time)",
+        b.messages,
+        if one { "" } else { "s" }
+    );
+    if b.retried > 0 {
+        let outcome = b.retry_outcome.as_deref();
+        let failed = match (one, outcome) {
+            (true, Some(o)) => format!("; the recipient first answered it {o} and it was retried"),
+            (true, None) => "; the recipient failed it at first and it was retried".to_owned(),
+            (false, Some(o)) => format!(
+                "; the recipient failed {} of them at first (the first with {o}) and they were retried",
+                b.retried
+            ),
+            (false, None) => format!(
+                "; the recipient failed {} of them at first and they were retried",
+                b.retried
+            ),
+        };
+        text.push_str(&failed);
+    }
+    match b.waited_ms {
+        Some(ms) if ms >= 1000.0 => text.push_str(&format!(
+            ". The queue was clear for it {:.1} s after it joined.",
+            ms / 1000.0
+        )),
+        Some(ms) => text.push_str(&format!(". The queue was clear for it {ms:.0} ms after it joined.")),
+        None => text.push_str(". The queue is not clear for it yet."),
+    }
+    text
 }
 
 #[component]
@@ -445,5 +485,39 @@ fn MpanView(r: MpanReport, q: ListQuery) -> impl IntoView {
         <Table page=r.messages empty="No messages about this MPAN match."
             head=head
             row=|m: MessageRow| view! { <MessageLine m/> }.into_any()/>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn behind(messages: &str, retried: i64, outcome: Option<&str>, waited_ms: Option<f64>) -> String {
+        behind_text(&QueuedBehind {
+            messages: messages.into(),
+            retried,
+            retry_outcome: outcome.map(str::to_owned),
+            waited_ms,
+        })
+    }
+
+    #[test]
+    fn a_wait_behind_the_queue_is_told_in_words() {
+        assert_eq!(
+            behind("1", 1, Some("HTTP 503"), Some(1230.0)),
+            "Joined its queue behind 1 earlier message to this recipient (each queue is delivered in order, one at \
+             a time); the recipient first answered it HTTP 503 and it was retried. The queue was clear for it \
+             1.2 s after it joined."
+        );
+        assert_eq!(
+            behind("1000+", 2, None, None),
+            "Joined its queue behind 1000+ earlier messages to this recipient (each queue is delivered in order, one \
+             at a time); the recipient failed 2 of them at first and they were retried. The queue is not clear \
+             for it yet."
+        );
+        assert!(
+            behind("3", 0, None, Some(12.4))
+                .ends_with("one at a time). The queue was clear for it 12 ms after it joined.")
+        );
     }
 }
