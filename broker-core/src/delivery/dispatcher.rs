@@ -84,6 +84,8 @@ impl Dispatcher {
         let mut expiry = tokio::time::interval(self.ctx.config.sweep_interval * 12);
         expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut liveness = tokio::time::interval(self.ctx.config.liveness_interval);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.resume().await;
         loop {
             tokio::select! {
@@ -98,6 +100,7 @@ impl Dispatcher {
                 // An endpoint may have become a webhook, or its queue have moved.
                 Ok(()) = directory.changed() => self.sweep().await,
                 _ = renew.tick() => self.renew().await,
+                _ = liveness.tick() => self.take_over_dead_nodes().await,
                 Some(done) = self.tasks.join_next() => {
                     if let Ok((queue, more)) = done {
                         self.workers.remove(&queue);
@@ -234,6 +237,29 @@ impl Dispatcher {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot resume this node's queues"),
+        }
+    }
+
+    /// Claims the queues of nodes found gone (their identity lock free), without waiting
+    /// for their leases to expire.
+    async fn take_over_dead_nodes(&mut self) {
+        let now = crate::clock::now_micros();
+        let released = match self
+            .ctx
+            .broker
+            .store()
+            .release_dead_nodes(&self.ctx.config.node_id, now)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return tracing::warn!(error = %e, "cannot look for nodes that are gone"),
+        };
+        for (node, queues) in released {
+            tracing::warn!(%node, queues = queues.len(), "node gone: taking its queues over");
+            for q in &queues {
+                self.elsewhere.remove(q);
+            }
+            self.claim(queues).await;
         }
     }
 

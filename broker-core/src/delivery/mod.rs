@@ -35,10 +35,15 @@ pub struct DeliveryConfig {
     /// Longest wait to connect to a recipient.
     pub connect_timeout: Duration,
     /// How long a queue lease lasts without renewal. A node that dies holds its queues
-    /// this long; a worker sends only while its lease outlasts `request_timeout`.
+    /// this long, unless it ran under a held identity (`Store::hold_node`, as `dip serve`
+    /// does): then other nodes see it gone within `liveness_interval`. A worker sends only
+    /// while its lease outlasts `request_timeout`.
     pub lease_ttl: Duration,
     /// How often to look for queues with work that nobody holds (a dead node's).
     pub sweep_interval: Duration,
+    /// How often to look for nodes that are gone (their identity lock free) and take
+    /// their queues over (`Store::release_dead_nodes`).
+    pub liveness_interval: Duration,
     /// A worker with nothing to do gives its queue up after this long.
     pub idle_release: Duration,
     /// Most deliveries recorded per write.
@@ -66,6 +71,7 @@ impl Default for DeliveryConfig {
             connect_timeout: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(30),
             sweep_interval: Duration::from_secs(5),
+            liveness_interval: Duration::from_secs(1),
             idle_release: Duration::from_secs(30),
             flush_every: 256,
             flush_interval: Duration::from_millis(20),

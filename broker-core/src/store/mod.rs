@@ -117,6 +117,14 @@ pub trait Store:
     /// connection of the hold's own, released by the server when that connection closes;
     /// SQLite: an exclusive lock on a file beside the database.
     async fn hold_node(&self, node_id: &str) -> Result<Option<NodeHold>>;
+
+    /// Frees the queue leases of every other node that ran under a held identity and is
+    /// gone (its identity lock is free), announcing the queues so that live nodes claim
+    /// them at once; returns each such node with its queues. `me` is never freed, nor is a
+    /// node that never held its identity (its leases simply expire). Probing a node's
+    /// lock and freeing its leases is one transaction under that lock, so a restart of
+    /// the node cannot slip between them.
+    async fn release_dead_nodes(&self, me: &str, now: i64) -> Result<Vec<(String, Vec<String>)>>;
 }
 
 /// A held node identity ([`Store::hold_node`]); dropping it lets the identity go.

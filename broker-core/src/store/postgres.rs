@@ -73,6 +73,20 @@ impl PostgresStore {
         Ok(held.then(|| super::NodeHold(Box::new(std::sync::Mutex::new(connection)))))
     }
 
+    /// Takes `node_id`'s identity lock for the transaction `tx` if no live process holds
+    /// it (the node is gone); `None` while it lives.
+    async fn probe_node(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        node_id: &str,
+    ) -> Result<Option<Box<dyn std::any::Any + Send>>> {
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(super::node_key(node_id))
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(free.then(|| Box::new(()) as Box<dyn std::any::Any + Send>))
+    }
+
     /// The connection pool, for components that need PostgreSQL itself (LISTEN/NOTIFY).
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -71,7 +71,47 @@ macro_rules! impl_sql_store {
             }
 
             async fn hold_node(&self, node_id: &str) -> $crate::store::Result<Option<$crate::store::NodeHold>> {
-                self.hold_node_identity(node_id).await
+                let hold = self.hold_node_identity(node_id).await?;
+                if hold.is_some() {
+                    sqlx::query(
+                        "INSERT INTO node_holds (node_id, held_at) VALUES ($1, $2) \
+                         ON CONFLICT (node_id) DO UPDATE SET held_at = excluded.held_at",
+                    )
+                    .bind(node_id)
+                    .bind($crate::clock::now_micros())
+                    .execute(self.writer())
+                    .await?;
+                }
+                Ok(hold)
+            }
+
+            async fn release_dead_nodes(&self, me: &str, now: i64) -> $crate::store::Result<Vec<(String, Vec<String>)>> {
+                let owners: Vec<String> = sqlx::query_scalar(
+                    "SELECT DISTINCT s.owner FROM queue_status s JOIN node_holds h ON h.node_id = s.owner \
+                     WHERE s.owner <> $1 AND s.lease_until >= $2",
+                )
+                .bind(me)
+                .bind(now)
+                .fetch_all(self.reader())
+                .await?;
+                let mut released = Vec::new();
+                for owner in owners {
+                    let mut tx = self.writer().begin().await?;
+                    // Held by us until the commit: the node cannot come back meanwhile.
+                    let Some(probe) = self.probe_node(&mut tx, &owner).await? else {
+                        continue;
+                    };
+                    let queues: Vec<String> = sqlx::query_scalar(
+                        "UPDATE queue_status SET owner = NULL, lease_until = 0 WHERE owner = $1 RETURNING queue_id",
+                    )
+                    .bind(&owner)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    self.finish(tx, queues.clone()).await?;
+                    drop(probe);
+                    released.push((owner, queues));
+                }
+                Ok(released)
             }
         }
 

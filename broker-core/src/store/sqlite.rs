@@ -59,11 +59,16 @@ impl SqliteStore {
         })
     }
 
-    /// Holds `node_id` with an exclusive lock on a file beside the database.
-    async fn hold_node_identity(&self, node_id: &str) -> Result<Option<super::NodeHold>> {
+    /// The lock file of `node_id`, beside the database.
+    fn node_lock_path(&self, node_id: &str) -> std::path::PathBuf {
         let mut name = self.path.clone().into_os_string();
         name.push(format!(".node-{:016x}.lock", super::node_key(node_id)));
-        let name = std::path::PathBuf::from(name);
+        std::path::PathBuf::from(name)
+    }
+
+    /// Takes the exclusive lock of `node_id`'s lock file, if no live process holds it.
+    fn lock_node_file(&self, node_id: &str) -> Result<Option<std::fs::File>> {
+        let name = self.node_lock_path(node_id);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -71,13 +76,32 @@ impl SqliteStore {
             .open(&name)
             .map_err(|e| StoreError::Config(format!("cannot open the node lock {}: {e}", name.display())))?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(super::NodeHold(Box::new(file)))),
+            Ok(()) => Ok(Some(file)),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Config(format!(
                 "cannot lock the node lock {}: {e}",
                 name.display()
             ))),
         }
+    }
+
+    /// Holds `node_id` with an exclusive lock on a file beside the database.
+    async fn hold_node_identity(&self, node_id: &str) -> Result<Option<super::NodeHold>> {
+        Ok(self
+            .lock_node_file(node_id)?
+            .map(|file| super::NodeHold(Box::new(file))))
+    }
+
+    /// Takes `node_id`'s lock file for as long as the returned probe lives, if no live
+    /// process holds it (the node is gone); `None` while it lives.
+    async fn probe_node(
+        &self,
+        _tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        node_id: &str,
+    ) -> Result<Option<Box<dyn std::any::Any + Send>>> {
+        Ok(self
+            .lock_node_file(node_id)?
+            .map(|file| Box::new(file) as Box<dyn std::any::Any + Send>))
     }
 
     fn writer(&self) -> &SqlitePool {

@@ -52,6 +52,7 @@ both_stores!(
     receipt_signatures_and_webhook_calls_are_kept_as_evidence,
     an_entry_knows_what_it_joined_behind,
     a_node_identity_is_held_by_one_holder_at_a_time,
+    a_gone_node_s_leases_are_freed_and_a_live_one_s_are_not,
     dead_letters_filter_and_redrive_to_the_tail,
     replay_candidates_and_recorded_replays,
     received_by_finds_only_messages_sent_to_the_recipient_on_the_channel,
@@ -1676,6 +1677,57 @@ async fn a_node_identity_is_held_by_one_holder_at_a_time(db: Db) {
         assert!(std::time::Instant::now() < deadline, "node-a not freed");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+async fn a_gone_node_s_leases_are_freed_and_a_live_one_s_are_not(db: Db) {
+    let t = TestStore::new(db).await;
+    let s = t.store.as_ref();
+    commit(s, &[msg(1, SUPPLIER, &[Q_DNO, Q_MOP, Q_DC])]).await;
+    let (now, until) = (1_000, i64::MAX / 2);
+    let held = s.hold_node("node-a").await.unwrap().expect("held");
+    let _b = s.hold_node("node-b").await.unwrap().expect("held");
+    for (owner, queue) in [("node-a", Q_DNO), ("node-b", Q_MOP), ("no-identity", Q_DC)] {
+        assert_eq!(
+            s.claim_queues(owner, &[queue.to_owned()], now, until).await.unwrap(),
+            [queue]
+        );
+    }
+    assert!(
+        s.release_dead_nodes("node-b", now).await.unwrap().is_empty(),
+        "everyone lives"
+    );
+    drop(held);
+    let mut notices = s.subscribe();
+    // node-a is gone (PostgreSQL: once the server has seen its session end).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let released = loop {
+        let r = s.release_dead_nodes("node-b", now).await.unwrap();
+        if !r.is_empty() {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "node-a not seen gone");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(released, [("node-a".to_owned(), vec![Q_DNO.to_owned()])]);
+    assert_eq!(s.lease(Q_DNO).await.unwrap(), None, "freed");
+    // Announced (PostgreSQL's listener may first say `*`, when it starts listening).
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while !notices.recv().await.unwrap().contains(&Q_DNO.to_owned()) {}
+    })
+    .await
+    .expect("the freed queue announced");
+    // Once freed, it is free: another node claims it; the others' leases stand, also
+    // that of a node that never held an identity (its lease can only expire).
+    assert!(s.release_dead_nodes("node-b", now).await.unwrap().is_empty());
+    assert_eq!(
+        s.claim_queues("node-b", &[Q_DNO.to_owned()], now, until).await.unwrap(),
+        [Q_DNO]
+    );
+    assert_eq!(s.lease(Q_MOP).await.unwrap().map(|(o, _)| o).as_deref(), Some("node-b"));
+    assert_eq!(
+        s.lease(Q_DC).await.unwrap().map(|(o, _)| o).as_deref(),
+        Some("no-identity")
+    );
 }
 
 async fn failed_attempts_show_in_entry_and_queue_health(db: Db) {

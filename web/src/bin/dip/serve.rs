@@ -1,6 +1,7 @@
 //! Opening the store and serving the platform.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -73,13 +74,19 @@ pub async fn serve_with<C: Companion>(
 ) -> anyhow::Result<()> {
     let node = &settings.delivery.node_id;
     // Held while this process lives: no second live process can deliver as this node.
-    let _node_hold = store
-        .hold_node(node)
-        .await
-        .context("holding the node identity")?
-        .with_context(|| {
-            format!("node id {node:?} is held by another live process on this store: give each node its own --node-id")
-        })?;
+    // Another node checking whether this identity is free (to take over its queues)
+    // holds it for a moment: try again briefly before refusing.
+    let mut hold = None;
+    for attempt in 0..5 {
+        hold = store.hold_node(node).await.context("holding the node identity")?;
+        if hold.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+    }
+    let _node_hold = hold.with_context(|| {
+        format!("node id {node:?} is held by another live process on this store: give each node its own --node-id")
+    })?;
     let broker = Broker::start(store, settings.broker.clone()).await?;
     let delivery = broker_core::delivery::start(broker.clone(), settings.delivery.clone())?;
     let analytics = Analytics::new(broker.store().clone(), settings.analytics.clone());

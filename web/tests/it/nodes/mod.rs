@@ -405,9 +405,8 @@ async fn two_nodes_share_load_and_hand_queues_over() {
 }
 
 /// One node under load is killed with SIGKILL three times and restarted on the same
-/// port and database: once with its own node id (it takes its leases back at once), then
-/// twice with new ids (they wait for the dead node's leases to expire). Senders resend
-/// whatever got no answer with the same references.
+/// port and database with its own node id: it takes its leases back at once. Senders
+/// resend whatever got no answer with the same references.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_loses_nothing_acknowledged() {
     let _serial = SERIAL.lock().await;
@@ -509,6 +508,127 @@ async fn killed_node_loses_nothing_acknowledged() {
         send_time.as_secs_f64(),
         delivery_time.as_secs_f64(),
         kills.join("\n  "),
+        summary(&sinks, &reports),
+        started.elapsed().as_secs_f64(),
+    );
+    print_warnings(&cluster);
+}
+
+/// Two nodes share the load with leases of 30 s; midway the node holding the most
+/// queues is killed with SIGKILL and not restarted. The other sees it gone (its identity
+/// lock is free) and takes its queues over within seconds, not at lease expiry; nothing
+/// acknowledged is lost, order holds and no queue is delivered by two requests at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_queues_are_taken_over_within_seconds() {
+    let _serial = SERIAL.lock().await;
+    let started = Instant::now();
+    let sinks = sinks(5, 3).await;
+    let db = store_delivering_to(&sinks).await;
+    let mut cluster = Cluster::new();
+    const TTL_MS: u64 = 30_000;
+    let ports = [free_port(), free_port()];
+    cluster.start(spec(&db, "peer-a", ports[0], TTL_MS)).await;
+    cluster.start(spec(&db, "peer-b", ports[1], TTL_MS)).await;
+    let targets: Targets = Arc::new(Mutex::new(vec![cluster.nodes[0].base(), cluster.nodes[1].base()]));
+    let batches = Arc::new(traffic(&db, "peer", 240, 10));
+    let total: usize = batches.iter().map(|b| b.references.len()).sum();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let send_start = Instant::now();
+    let (senders, next, results) = start_senders(
+        &cluster.http,
+        &targets,
+        &batches,
+        8,
+        Duration::from_millis(25),
+        deadline,
+    );
+
+    // A third of the way: kill the node that holds the most queues.
+    wait_for_progress(&next, batches.len() / 3, deadline).await;
+    let mut held = owners(db.store.as_ref()).await;
+    for _ in 0..100 {
+        if held.values().any(Option::is_some) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        held = owners(db.store.as_ref()).await;
+    }
+    let count = |id: &str| held.values().filter(|o| o.as_deref() == Some(id)).count();
+    let victim = usize::from(count("peer-b") > count("peer-a"));
+    let (victim_id, survivor) = (
+        cluster.nodes[victim].spec.node_id.clone(),
+        cluster.nodes[1 - victim].spec.node_id.clone(),
+    );
+    let victim_queues: Vec<&'static str> = held
+        .iter()
+        .filter(|(_, o)| o.as_deref() == Some(victim_id.as_str()))
+        .map(|(q, _)| *q)
+        .collect();
+    assert!(!victim_queues.is_empty(), "{victim_id} held no queue: {held:?}");
+    let victim_base = cluster.nodes[victim].base();
+    targets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|b| *b != victim_base);
+    let victim_sinks: Vec<usize> = victim_queues
+        .iter()
+        .map(|q| QUEUES.iter().position(|x| x == q).expect("queue"))
+        .collect();
+    let requests = |sinks: &[MockRecipient]| victim_sinks.iter().map(|&i| sinks[i].received().len()).sum::<usize>();
+    cluster.nodes[victim].kill9();
+    let killed = Instant::now();
+    let before = requests(&sinks);
+    let taken_over = loop {
+        let now = owners(db.store.as_ref()).await;
+        if victim_queues
+            .iter()
+            .all(|q| now[q].as_deref() != Some(victim_id.as_str()))
+        {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "{victim_id}'s leases of {TTL_MS} ms still stand 5 s after the kill: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    let Finished {
+        stats,
+        send_time,
+        acks,
+        reference_of,
+        expected,
+        delivery_time,
+    } = finish(senders, &results, &batches, total, &sinks, &db, send_start).await;
+    assert!(
+        requests(&sinks) > before,
+        "the killed node's queues were delivered again"
+    );
+    let reports = check_deliveries(&sinks, &expected, &reference_of);
+    let now = owners(db.store.as_ref()).await;
+    for q in &victim_queues {
+        assert_ne!(
+            now[q].as_deref(),
+            Some(victim_id.as_str()),
+            "{q} still leased to the dead node"
+        );
+    }
+    let (exited, status) = cluster.nodes[1 - victim].terminate(Duration::from_secs(15)).await;
+    assert!(
+        exited && status.is_some_and(|s| s.success()),
+        "{survivor} did not stop cleanly: {status:?}"
+    );
+    let retries: usize = stats.iter().map(|s| s.retries).sum();
+    let duplicates = acks.values().flatten().filter(|a| a.status == "duplicate").count();
+    eprintln!(
+        "takeover: {total} messages in {} requests ({retries} retries, {duplicates} duplicates) sent in {:.1} s; \
+         {victim_id} (held {victim_queues:?}) killed, its leases freed by {survivor} after {:.2} s; \
+         all delivered at {:.1} s\n{}\n  total test time {:.1} s",
+        batches.len(),
+        send_time.as_secs_f64(),
+        taken_over.as_secs_f64(),
+        delivery_time.as_secs_f64(),
         summary(&sinks, &reports),
         started.elapsed().as_secs_f64(),
     );

@@ -53,8 +53,9 @@ pub struct E2eArgs {
     #[arg(long)]
     sign: bool,
     /// `on`: lifecycle events are written with each change and the analytics pump moves
-    /// them to the embedded tables, as `dip serve` does without ClickHouse; `off`: neither
-    /// (benchmark only: the difference is what analytics costs the message path).
+    /// them to the embedded tables, as `dip serve` does without ClickHouse; `events`: the
+    /// events are written but not moved; `off`: neither (benchmark only: the differences
+    /// are what analytics costs the message path).
     #[arg(long, value_enum, default_value = "on")]
     analytics: Switch,
 }
@@ -62,6 +63,7 @@ pub struct E2eArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Switch {
     On,
+    Events,
     Off,
 }
 
@@ -156,10 +158,11 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
         if args.sign { "signed (RSA-2048)" } else { "unsigned" },
         match args.analytics {
             Switch::On => "on (events and the pump to the embedded tables)",
+            Switch::Events => "events only (written, no pump)",
             Switch::Off => "off (no events, no pump)",
         }
     );
-    broker_core::events::record_for_benchmark(args.analytics == Switch::On);
+    broker_core::events::record_for_benchmark(args.analytics != Switch::Off);
     let mut phases = Vec::new();
     let mut ratios = Vec::new();
     for &kind in &args.stores.stores {
