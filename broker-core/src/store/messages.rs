@@ -346,7 +346,7 @@ macro_rules! impl_message_store {
                 batch: &[$crate::store::NewMessage],
             ) -> $crate::store::Result<Vec<$crate::store::CommitOutcome>> {
                 let mut tx = self.writer().begin().await?;
-                let (outcomes, queues) = Self::insert_messages(&mut tx, batch).await?;
+                let (outcomes, queues) = self.insert_messages(&mut tx, batch).await?;
                 self.finish(tx, queues).await?;
                 Ok(outcomes)
             }
@@ -634,6 +634,7 @@ macro_rules! impl_message_store {
             /// Inserts messages with their archive copies, queue entries and appointment
             /// changes; returns the outcomes and the queues that received entries.
             async fn insert_messages(
+                &self,
                 tx: &mut sqlx::Transaction<'_, $db>,
                 batch: &[$crate::store::NewMessage],
             ) -> $crate::store::Result<(Vec<$crate::store::CommitOutcome>, Vec<String>)> {
@@ -780,7 +781,7 @@ macro_rules! impl_message_store {
                     }
                     events.push(message);
                 }
-                Self::write_events(tx, &events).await?;
+                self.write_events(tx, &events).await?;
                 let mut queues: Vec<String> = entries.iter().map(|e| e.queue_id.to_owned()).collect();
                 queues.sort();
                 queues.dedup();

@@ -36,6 +36,11 @@ pub trait OutboxStore: Send + Sync {
     async fn discard_outbox(&self, ids: &[i64]) -> Result<()>;
     /// Signalled on this node whenever events are written to the outbox.
     fn outbox_signal(&self) -> Arc<tokio::sync::Notify>;
+    /// Writes lifecycle events from now on straight into the embedded analytics table, in
+    /// the transaction of their change, instead of the outbox: for a platform whose sink
+    /// is the embedded table, so that each event is one row written once rather than an
+    /// outbox row the pump copies and deletes. Every node of a platform must agree.
+    fn write_events_to_embedded(&self, on: bool);
     /// Runs a report statement (built by `analytics::report`) over the embedded analytics
     /// table: bucket, group, label, then `values` integers per row.
     async fn analytics_rows(&self, sql: &str, values: usize) -> Result<Vec<ReportRow>>;
@@ -60,7 +65,7 @@ macro_rules! impl_outbox_store {
                     return Ok(());
                 }
                 let mut tx = self.writer().begin().await?;
-                Self::write_events(&mut tx, events).await?;
+                self.write_events(&mut tx, events).await?;
                 tx.commit().await?;
                 self.outbox.notify_one();
                 Ok(())
@@ -107,9 +112,16 @@ macro_rules! impl_outbox_store {
                 Ok(events)
             }
 
+            fn write_events_to_embedded(&self, on: bool) {
+                self.events_embedded
+                    .store(on, std::sync::atomic::Ordering::Relaxed);
+            }
+
             async fn move_to_embedded(&self, ids: &[i64]) -> $crate::store::Result<()> {
+                // New ids: events written there directly have their own (one move, in one
+                // transaction with the delete, keeps each event once without them).
                 let copy = format!(
-                    "INSERT INTO analytics_events (id, {c}) SELECT id, {c} FROM analytics_outbox WHERE id IN (",
+                    "INSERT INTO analytics_events ({c}) SELECT {c} FROM analytics_outbox WHERE id IN (",
                     c = $crate::store::outbox::EVENT_COLUMNS
                 );
                 self.on_outbox_ids(&[&copy, "DELETE FROM analytics_outbox WHERE id IN ("], ids)
@@ -171,8 +183,18 @@ macro_rules! impl_outbox_store {
                 })
             }
 
-            /// Appends events to the analytics outbox.
+            /// Where lifecycle events are written: the outbox, or the embedded table.
+            fn events_table(&self) -> &'static str {
+                if self.events_embedded.load(std::sync::atomic::Ordering::Relaxed) {
+                    "analytics_events"
+                } else {
+                    "analytics_outbox"
+                }
+            }
+
+            /// Appends events to the analytics outbox (or the embedded table).
             async fn write_events(
+                &self,
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::events::Event],
             ) -> $crate::store::Result<()> {
@@ -181,7 +203,8 @@ macro_rules! impl_outbox_store {
                 }
                 for chunk in events.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                        "INSERT INTO analytics_outbox ({}) ",
+                        "INSERT INTO {} ({}) ",
+                        self.events_table(),
                         $crate::store::outbox::EVENT_COLUMNS
                     ));
                     qb.push_values(chunk, |mut b, e| {

@@ -17,6 +17,8 @@ pub struct PostgresStore {
     pool: PgPool,
     notifier: Notifier,
     outbox: std::sync::Arc<tokio::sync::Notify>,
+    /// Lifecycle events go straight into the embedded analytics table (no outbox).
+    events_embedded: std::sync::Arc<std::sync::atomic::AtomicBool>,
     listening: std::sync::Arc<std::sync::Once>,
     instance: std::sync::Arc<Instance>,
 }
@@ -54,6 +56,7 @@ impl PostgresStore {
             pool,
             notifier: super::notifier(),
             outbox: std::sync::Arc::default(),
+            events_embedded: std::sync::Arc::default(),
             listening: std::sync::Arc::new(std::sync::Once::new()),
             instance: std::sync::Arc::new(Instance {
                 id: uuid::Uuid::new_v4().simple().to_string(),

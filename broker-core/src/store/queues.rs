@@ -569,7 +569,7 @@ macro_rules! impl_queue_store {
                         duration_us: st.duration_us,
                     })
                     .collect();
-                Self::entry_events(&mut tx, &events).await?;
+                self.entry_events(&mut tx, &events).await?;
                 let calls: Vec<$crate::store::queues::CallRow<'_>> = sorted
                     .iter()
                     .filter(|st| settled.contains(&(st.queue_id.clone(), st.seq)))
@@ -610,7 +610,7 @@ macro_rules! impl_queue_store {
                 let queues = if reports.is_empty() {
                     vec![]
                 } else {
-                    Self::insert_messages(&mut tx, reports).await?.1
+                    self.insert_messages(&mut tx, reports).await?.1
                 };
                 self.finish(tx, queues).await
             }
@@ -637,7 +637,7 @@ macro_rules! impl_queue_store {
                         outcome: &f.outcome,
                         duration_us: f.duration_us,
                     };
-                    Self::entry_events(&mut tx, std::slice::from_ref(&event)).await?;
+                    self.entry_events(&mut tx, std::slice::from_ref(&event)).await?;
                     // Every failed call is kept, empty or not: the failures of an entry
                     // stay in the store whatever analytics holds.
                     let call = f.call.clone().unwrap_or_default();
@@ -985,7 +985,7 @@ macro_rules! impl_queue_store {
                         duration_us: 0,
                     })
                     .collect();
-                Self::entry_events(&mut tx, &events).await?;
+                self.entry_events(&mut tx, &events).await?;
                 drop(events);
                 let mut queues: Vec<String> = revived.iter().map(|r| r.0.clone()).collect();
                 queues.dedup();
@@ -1088,6 +1088,7 @@ macro_rules! impl_queue_store {
             /// Appends events about queue entries, completed from each entry and its
             /// message (latency counts from receipt, or from queueing for replay copies).
             async fn entry_events(
+                &self,
                 tx: &mut sqlx::Transaction<'_, $db>,
                 events: &[$crate::store::queues::EntryEvent<'_>],
             ) -> $crate::store::Result<()> {
@@ -1096,10 +1097,11 @@ macro_rules! impl_queue_store {
                 }
                 for chunk in events.chunks($crate::store::sql::CHUNK) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                        "INSERT INTO analytics_outbox ({}) SELECT v.column3, v.column4, q.transaction_id, \
+                        "INSERT INTO {} ({}) SELECT v.column3, v.column4, q.transaction_id, \
                          a.interface_id, COALESCE(m.sender_dip_id, ''), q.recipient_dip_id, q.queue_id, v.column5, \
                          v.column4 - COALESCE(m.received_at, q.enqueued_at), v.column6, \
                          CASE WHEN q.replay_id IS NULL THEN 0 ELSE 1 END FROM (",
+                        self.events_table(),
                         $crate::store::outbox::EVENT_COLUMNS
                     ));
                     qb.push_values(chunk, |mut b, e| {

@@ -317,7 +317,7 @@ macro_rules! impl_replay_store {
                         ..$crate::events::Event::new($crate::events::EventKind::Replayed, replay.created_at)
                     })
                     .collect();
-                Self::write_events(&mut tx, &events).await?;
+                self.write_events(&mut tx, &events).await?;
                 let mut queues: Vec<String> = copies.iter().map(|c| c.delivery.queue_id.clone()).collect();
                 queues.sort();
                 queues.dedup();

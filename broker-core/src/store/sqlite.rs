@@ -21,6 +21,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     notifier: Notifier,
     outbox: std::sync::Arc<tokio::sync::Notify>,
+    /// Lifecycle events go straight into the embedded analytics table (no outbox).
+    events_embedded: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SqliteStore {
@@ -56,6 +58,7 @@ impl SqliteStore {
             read,
             notifier: super::notifier(),
             outbox: std::sync::Arc::default(),
+            events_embedded: std::sync::Arc::default(),
         })
     }
 

@@ -243,7 +243,18 @@ fn expected_counts(events: &[Event]) -> Vec<(String, i64)> {
 /// Real traffic: an accepted message per recipient copy, a refused item, a failed
 /// attempt then deliveries; each state change writes its events once.
 async fn traffic_writes_lifecycle_events(db: Db) {
+    traffic_writes(db, false).await;
+}
+
+/// As above, with the events written straight into the embedded table: the outbox stays
+/// empty and the reports are the same.
+async fn traffic_writes_lifecycle_events_straight_into_the_embedded_table(db: Db) {
+    traffic_writes(db, true).await;
+}
+
+async fn traffic_writes(db: Db, embedded: bool) {
     let s = TestServer::delivering(db).await;
+    s.db.store.write_events_to_embedded(embedded);
     let sink = MockRecipient::start(true).await.expect("sink");
     s.endpoint(REGS_N, "default", Some(sink.url()), &[]).await;
     sink.script([Reply::Status(503)]);
@@ -262,6 +273,9 @@ async fn traffic_writes_lifecycle_events(db: Db) {
     let (status, body) = s.post(&s.key(SUP1), &json!([bad])).await;
     assert_eq!(status, 400, "{body}");
 
+    if embedded {
+        assert!(s.db.store.outbox(10).await.unwrap().is_empty(), "nothing in the outbox");
+    }
     let analytics = Analytics::new(s.db.store.clone(), Sink::Embedded);
     let mut pump = pump(&s.db.store, Sink::Embedded);
     let q = query(started - 1, broker_core::clock::now_micros() + HOUR, 3600);
@@ -327,4 +341,8 @@ async fn one_pump_holds_the_lease(db: Db) {
     assert!(!t.store.claim_worker("analytics-pump", "a", 260, 500).await.unwrap());
 }
 
-both_stores!(traffic_writes_lifecycle_events, one_pump_holds_the_lease);
+both_stores!(
+    traffic_writes_lifecycle_events,
+    traffic_writes_lifecycle_events_straight_into_the_embedded_table,
+    one_pump_holds_the_lease
+);

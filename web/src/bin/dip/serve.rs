@@ -21,6 +21,8 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("opening the store at {}", settings.database_for_log()))?;
     store.migrate().await.context("applying migrations")?;
+    // Without ClickHouse, events need no outbox: each is written once, where reports read.
+    store.write_events_to_embedded(matches!(settings.analytics, Sink::Embedded));
     if let Sink::ClickHouse(clickhouse) = &settings.analytics {
         let applied = clickhouse
             .migrate()
