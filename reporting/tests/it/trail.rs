@@ -35,6 +35,15 @@ async fn send(s: &TestServer, sender: &str, item: Value) -> String {
     body["results"][0]["transactionID"].as_str().unwrap().to_owned()
 }
 
+/// Waits until the first copy of `tx` is delivered.
+async fn delivered(s: &TestServer, tx: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.db.store.message_deliveries(tx).await.unwrap()[0].state != "delivered" {
+        assert!(Instant::now() < deadline, "not delivered in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn trace(s: &TestServer, who: &Actor, tx: &str) -> Result<Trace, AppError> {
     let analytics = Analytics::new(s.db.store.clone(), Sink::Embedded);
     trail::trace(&s.broker, &analytics, who, tx).await
@@ -251,11 +260,7 @@ async fn a_trace_shows_every_attempt_and_replay_copy(db: Db) {
     sink.script([Reply::Status(503)]);
     s.fast_retries("IF-031").await;
     let tx = send(&s, SUP1, if031("t-attempts")).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while s.db.store.message_deliveries(&tx).await.unwrap()[0].state != "delivered" {
-        assert!(Instant::now() < deadline, "not delivered in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    delivered(&s, &tx).await;
     let op = actor(None, PortalRole::Auditor);
     let t = trace(&s, &op, &tx).await.unwrap();
     assert_eq!(
@@ -507,11 +512,7 @@ async fn a_copy_queued_behind_a_retried_message_says_so(db: Db) {
     let first = send(&s, SUP1, if031("t-head")).await;
     let second = send(&s, SUP1, if031("t-behind")).await;
     sink.wait_delivered(2, Duration::from_secs(15)).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while s.db.store.message_deliveries(&second).await.unwrap()[0].state != "delivered" {
-        assert!(Instant::now() < deadline, "not delivered in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    delivered(&s, &second).await;
     let op = actor(None, PortalRole::Auditor);
     let head = trace(&s, &op, &first).await.unwrap();
     assert_eq!(head.copies[0].queued_behind, None, "the queue was clear");

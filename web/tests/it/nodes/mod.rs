@@ -236,6 +236,48 @@ async fn owners(store: &dyn Store) -> BTreeMap<&'static str, Option<String>> {
     out
 }
 
+/// The node of two that holds the most queue leases, once some are held.
+struct Victim {
+    index: usize,
+    id: String,
+    queues: Vec<&'static str>,
+    base: String,
+    /// Every queue's holder when it was chosen.
+    held: BTreeMap<&'static str, Option<String>>,
+}
+
+/// Chooses the victim of two nodes and takes it out of the senders' targets.
+async fn victim(db: &TestStore, cluster: &Cluster, targets: &Targets) -> Victim {
+    let mut held = owners(db.store.as_ref()).await;
+    for _ in 0..100 {
+        if held.values().any(Option::is_some) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        held = owners(db.store.as_ref()).await;
+    }
+    let count = |i: usize| {
+        let id = &cluster.nodes[i].spec.node_id;
+        held.values().filter(|o| o.as_ref() == Some(id)).count()
+    };
+    let index = usize::from(count(1) > count(0));
+    let id = cluster.nodes[index].spec.node_id.clone();
+    let queues = held
+        .iter()
+        .filter(|(_, o)| o.as_deref() == Some(id.as_str()))
+        .map(|(q, _)| *q)
+        .collect();
+    let base = cluster.nodes[index].base();
+    targets.lock().unwrap_or_else(|e| e.into_inner()).retain(|b| *b != base);
+    Victim {
+        index,
+        id,
+        queues,
+        base,
+        held,
+    }
+}
+
 /// Two nodes share the load; midway the node holding the most queue leases is stopped
 /// (SIGTERM: it finishes its attempt, records its deliveries and lets its queues go), the
 /// other takes its queues over, and later a replacement with a new node id joins.
@@ -287,27 +329,13 @@ async fn two_nodes_share_load_and_hand_queues_over() {
 
     // A third of the way: stop the node that holds the most queues.
     wait_for_progress(&next, batches.len() / 3, deadline).await;
-    let mut held = owners(db.store.as_ref()).await;
-    for _ in 0..100 {
-        if held.values().any(Option::is_some) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        held = owners(db.store.as_ref()).await;
-    }
-    let count = |id: &str| held.values().filter(|o| o.as_deref() == Some(id)).count();
-    let victim = if count("load-b") > count("load-a") { 1 } else { 0 };
-    let victim_id = cluster.nodes[victim].spec.node_id.clone();
-    let victim_queues: Vec<&'static str> = held
-        .iter()
-        .filter(|(_, o)| o.as_deref() == Some(victim_id.as_str()))
-        .map(|(q, _)| *q)
-        .collect();
-    let victim_base = cluster.nodes[victim].base();
-    targets
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|b| *b != victim_base);
+    let Victim {
+        index: victim,
+        id: victim_id,
+        queues: victim_queues,
+        base: victim_base,
+        held,
+    } = victim(&db, &cluster, &targets).await;
     let stop_at = send_start.elapsed();
     let (exited, status) = cluster.nodes[victim].terminate(Duration::from_secs(15)).await;
     let stopped_in = send_start.elapsed() - stop_at;
@@ -545,31 +573,15 @@ async fn a_killed_node_s_queues_are_taken_over_within_seconds() {
 
     // A third of the way: kill the node that holds the most queues.
     wait_for_progress(&next, batches.len() / 3, deadline).await;
-    let mut held = owners(db.store.as_ref()).await;
-    for _ in 0..100 {
-        if held.values().any(Option::is_some) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        held = owners(db.store.as_ref()).await;
-    }
-    let count = |id: &str| held.values().filter(|o| o.as_deref() == Some(id)).count();
-    let victim = usize::from(count("peer-b") > count("peer-a"));
-    let (victim_id, survivor) = (
-        cluster.nodes[victim].spec.node_id.clone(),
-        cluster.nodes[1 - victim].spec.node_id.clone(),
-    );
-    let victim_queues: Vec<&'static str> = held
-        .iter()
-        .filter(|(_, o)| o.as_deref() == Some(victim_id.as_str()))
-        .map(|(q, _)| *q)
-        .collect();
+    let Victim {
+        index: victim,
+        id: victim_id,
+        queues: victim_queues,
+        held,
+        ..
+    } = victim(&db, &cluster, &targets).await;
+    let survivor = cluster.nodes[1 - victim].spec.node_id.clone();
     assert!(!victim_queues.is_empty(), "{victim_id} held no queue: {held:?}");
-    let victim_base = cluster.nodes[victim].base();
-    targets
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|b| *b != victim_base);
     let victim_sinks: Vec<usize> = victim_queues
         .iter()
         .map(|q| QUEUES.iter().position(|x| x == q).expect("queue"))
