@@ -36,10 +36,21 @@ pub fn platform(state: AppState) -> Router {
         .layer(middleware::map_response(security_headers))
 }
 
+/// The portal's page routes, generated once per process. Generating them renders the app
+/// with resource loading suppressed process-wide (leptos' `SuppressResourceLoad`), so a
+/// page whose resource first polled meanwhile, in any router of the process, would wait
+/// forever (leptos issue 4773): tests that start one portal while another serves saw
+/// such pages hang. Once, before any router exists, no page can be rendering.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::LazyLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::LazyLock::new(|| generate_route_list(App));
+    ROUTES.clone()
+}
+
 /// The portal's routes (pages, server functions, admin REST API, assets), with sessions
 /// and the cross-site request check; [`platform`] puts the participant API beside it.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let (context, page_shell) = (context(&state), page_shell(&state));
     let sessions = SessionManagerLayer::new(sessions::DbSessions(state.broker.store().clone()))
         .with_name(sessions::COOKIE)

@@ -450,6 +450,57 @@ async fn disabling_a_user_ends_their_sessions_and_stops_sign_in() {
     p.sign_in("sup1-user").await;
 }
 
+/// Building a router (another portal starting in the same process) while pages render
+/// never stalls a page: leptos suppresses resource loading process-wide while it lists a
+/// router's routes, and a page whose resource first polled then waited forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_while_another_router_is_built() {
+    let p = Portal::start().await;
+    let s = p.sign_in("admin").await;
+    let building = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let builder = {
+        let (store, building) = (p.store.clone(), building.clone());
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::spawn(move || {
+            let _context = runtime.enter();
+            let broker = runtime
+                .block_on(Broker::start(store.clone(), BrokerConfig::default()))
+                .expect("broker");
+            let mut built = 0;
+            while building.load(std::sync::atomic::Ordering::Relaxed) {
+                let state = AppState::new(
+                    broker.clone(),
+                    Analytics::new(store.clone(), Sink::Embedded),
+                    std::path::PathBuf::from("no-site"),
+                    SessionPolicy::default(),
+                    false,
+                );
+                drop(dip_web::router::platform(state));
+                built += 1;
+            }
+            built
+        })
+    };
+    let fast = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for i in 0..60 {
+        let res = fast
+            .get(format!("{}/", p.base))
+            .header(ACCEPT, "text/html")
+            .header(COOKIE, &s.cookie)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("page {i} while routers were built: {e}"));
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap_or_else(|e| panic!("page {i} body: {e}"));
+    }
+    building.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(builder.join().unwrap() > 0, "routers were built meanwhile");
+}
+
 #[tokio::test]
 async fn sessions_end_after_the_idle_timeout_and_after_the_absolute_limit() {
     let idle = Portal::start_with(
