@@ -84,7 +84,8 @@ impl EventKind {
 /// three stores hold the same values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// Outbox id: the event's identity in every sink (0 before it is stored).
+    /// Id in the table it is read from: the outbox's is its identity in ClickHouse (0
+    /// before it is stored).
     pub id: i64,
     /// What happened.
     pub kind: EventKind,

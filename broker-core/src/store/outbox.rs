@@ -106,9 +106,10 @@ macro_rules! impl_outbox_store {
                         events.push(Self::event_row(&r)?);
                     }
                 }
-                // An event being moved can be read from both tables: the id is its identity.
+                // Each statement reads both tables from one snapshot, and a move is one
+                // transaction, so an event is read once (ids are each table's own: an
+                // outbox id may equal an embedded one).
                 events.sort_by_key(|e| (e.at, e.id));
-                events.dedup_by_key(|e| e.id);
                 Ok(events)
             }
 

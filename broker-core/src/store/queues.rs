@@ -167,9 +167,10 @@ pub const AHEAD_LIMIT: i64 = 1000;
 pub struct Ahead {
     /// How many (at most [`AHEAD_LIMIT`]).
     pub entries: i64,
-    /// How many of them were attempted more than once.
+    /// How many of them the recipient failed at first: settled after more than one
+    /// attempt, or failed and waiting to be retried.
     pub retried: i64,
-    /// The last outcome of the first of them that was retried.
+    /// What the recipient answered the first attempt of the first of those.
     pub retry_outcome: Option<String>,
     /// When the last of them was settled (`None` while one is still unsettled).
     pub cleared_at: Option<i64>,

@@ -62,16 +62,12 @@ impl SqliteStore {
         })
     }
 
-    /// The lock file of `node_id`, beside the database.
-    fn node_lock_path(&self, node_id: &str) -> std::path::PathBuf {
+    /// Takes the exclusive lock of `node_id`'s lock file beside the database, if no live
+    /// process holds it.
+    fn lock_node_file(&self, node_id: &str) -> Result<Option<std::fs::File>> {
         let mut name = self.path.clone().into_os_string();
         name.push(format!(".node-{:016x}.lock", super::node_key(node_id)));
-        std::path::PathBuf::from(name)
-    }
-
-    /// Takes the exclusive lock of `node_id`'s lock file, if no live process holds it.
-    fn lock_node_file(&self, node_id: &str) -> Result<Option<std::fs::File>> {
-        let name = self.node_lock_path(node_id);
+        let name = std::path::PathBuf::from(name);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -76,24 +76,18 @@ pub async fn measure(kind: StoreKind, pg_admin_url: &str, seconds: u64) -> anyho
 macro_rules! on_pool {
     ($db:ty, $pool:expr, $measured:expr) => {{
         let pool = $pool;
-        let mut rate = anyhow::Ok(());
-        for ddl in SCHEMA {
-            if let Err(e) = sqlx::query(ddl).execute(&pool).await {
-                rate = Err(e.into());
-                break;
+        let rate = async {
+            for ddl in SCHEMA {
+                sqlx::query(ddl).execute(&pool).await?;
             }
+            let shared = pool.clone();
+            run(CLIENTS, $measured, move |client, round| {
+                let pool = shared.clone();
+                async move { lifecycle!($db, &pool, client, round) }
+            })
+            .await
         }
-        let rate = match rate {
-            Ok(()) => {
-                let shared = pool.clone();
-                run(CLIENTS, $measured, move |client, round| {
-                    let pool = shared.clone();
-                    async move { lifecycle!($db, &pool, client, round) }
-                })
-                .await
-            }
-            Err(e) => Err(e),
-        };
+        .await;
         pool.close().await;
         rate
     }};

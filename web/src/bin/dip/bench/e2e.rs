@@ -164,6 +164,7 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
         }
     );
     broker_core::events::record_for_benchmark(args.analytics != Switch::Off);
+    let config = broker_config(&args)?;
     let mut phases = Vec::new();
     let mut ratios = Vec::new();
     for &kind in &args.stores.stores {
@@ -174,7 +175,7 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
         };
         let mut rates = args.rates.clone();
         if !args.no_saturation {
-            let saturation = phase(kind, Load::Saturation { clients: args.clients }, &args)
+            let saturation = phase(kind, Load::Saturation { clients: args.clients }, &args, &config)
                 .await
                 .with_context(|| format!("{kind:?} saturation"))?;
             print_phase(&saturation);
@@ -197,7 +198,7 @@ pub(super) async fn run(args: E2eArgs) -> anyhow::Result<()> {
             phases.push(saturation);
         }
         for rate in rates {
-            let open = phase(kind, Load::Open { rate }, &args)
+            let open = phase(kind, Load::Open { rate }, &args, &config)
                 .await
                 .with_context(|| format!("{kind:?} at {rate:.0}/s"))?;
             print_phase(&open);
@@ -284,8 +285,9 @@ fn delivered_count(sinks: &[MockRecipient]) -> usize {
     sinks.iter().map(|s| s.delivered().len()).sum()
 }
 
-/// One phase on a fresh platform, which is removed afterwards whatever happened.
-async fn phase(kind: StoreKind, load: Load, args: &E2eArgs) -> anyhow::Result<Phase> {
+/// The platform's settings for every phase: with a signing key made once for the run
+/// when webhooks are signed.
+fn broker_config(args: &E2eArgs) -> anyhow::Result<BrokerConfig> {
     let mut config = BrokerConfig::default();
     if args.sign {
         let identity = broker_core::security::authority::signing_identity("bench platform", "DEV", 2)?;
@@ -295,7 +297,12 @@ async fn phase(kind: StoreKind, load: Load, args: &E2eArgs) -> anyhow::Result<Ph
         )?;
         config.signer = Some(Arc::new(signer));
     }
-    let platform = Platform::start_with(kind, &args.stores.pg_admin_url, config).await?;
+    Ok(config)
+}
+
+/// One phase on a fresh platform, which is removed afterwards whatever happened.
+async fn phase(kind: StoreKind, load: Load, args: &E2eArgs, config: &BrokerConfig) -> anyhow::Result<Phase> {
+    let platform = Platform::start_with(kind, &args.stores.pg_admin_url, config.clone()).await?;
     let phase = run_phase(&platform, kind, load, args).await;
     platform.stop().await?;
     phase
